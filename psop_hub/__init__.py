@@ -1,0 +1,1 @@
+"""psop-hub: integration hub for Finnish service-voucher and purchased-service systems."""

@@ -1,0 +1,1 @@
+"""Inbound and outbound transports; they publish through psop_hub.hub."""

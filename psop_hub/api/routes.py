@@ -1,0 +1,136 @@
+"""REST routes of INTERFACES §3: submit a message, read its status, read a voucher."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from psop_hub.adapters.intake import submit
+from psop_hub.api.metrics import RECEIVED
+from psop_hub.api.problems import BadBody, BodyTooLarge
+from psop_hub.hub import store
+from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.errors import AuthenticationFailed, HubError, NotFound
+from psop_hub.hub.senders import Sender
+from psop_hub.hub.views import voucher_view
+from psop_hub.mappings.canonical import parse_message
+
+router = APIRouter(prefix="/api/v1")
+
+
+def authenticated(request: Request) -> Sender:
+    """The sender behind `Authorization: Bearer <secret>`."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise AuthenticationFailed("send Authorization: Bearer <secret>")
+    return request.app.state.services.authenticator.by_secret(secret.strip())  # type: ignore[no-any-return]
+
+
+SenderDep = Annotated[Sender, Depends(authenticated)]
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+MESSAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["message_id", "type", "sent_at", "payload"],
+                    "properties": {
+                        "message_id": {"type": "string", "minLength": 1, "maxLength": 100},
+                        "type": {"type": "string"},
+                        "sent_at": {"type": "string", "format": "date-time"},
+                        "correlation_id": {"type": "string", "minLength": 1, "maxLength": 100},
+                        "payload": {"type": "object"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/messages",
+    status_code=202,
+    openapi_extra=MESSAGE_BODY,
+    responses={200: {"description": "duplicate"}, 409: {"description": "conflict"}},
+)
+async def post_message(request: Request, sender: SenderDep, background: BackgroundTasks) -> JSONResponse:
+    """Accept one canonical message: 202 once it is stored durably, 200 for a duplicate."""
+    services = request.app.state.services
+    body = await _read_body(request, services.settings.max_body_bytes)
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadBody("the body is not valid JSON") from exc
+    type_label = (
+        str(raw.get("type"))[:40] if isinstance(raw, dict) and isinstance(raw.get("type"), str) else "unknown"
+    )
+    try:
+        envelope = parse_message(raw)
+        accepted = await run_in_threadpool(submit, services.engine, sender, envelope, "rest")
+    except HubError as exc:
+        RECEIVED.labels("rest", type_label, type(exc).__name__).inc()
+        raise
+    answer = {"hub_id": str(accepted.hub_id), "message_id": envelope.message_id}
+    if accepted.duplicate:
+        RECEIVED.labels("rest", envelope.type, "duplicate").inc()
+        return JSONResponse({**answer, "status": "duplicate"}, status_code=200)
+    RECEIVED.labels("rest", envelope.type, "accepted").inc()
+    background.add_task(services.publisher.try_publish, [accepted.hub_id])
+    return JSONResponse({**answer, "status": "accepted"}, status_code=202)
+
+
+def _message_of(request: Request, sender: Sender, hub_id: str) -> dict[str, Any]:
+    try:
+        key = uuid.UUID(hub_id)
+    except ValueError as exc:
+        raise NotFound(f"no message {hub_id}") from exc
+    found = store.describe(request.app.state.services.engine, key)
+    # Someone else's message is answered exactly like a missing one: its existence is not theirs.
+    if found is None or not (sender.is_admin or found["sender"] == sender.name):
+        raise NotFound(f"no message {hub_id}")
+    return found
+
+
+@router.get("/messages/{hub_id}")
+def get_message(request: Request, sender: SenderDep, hub_id: str) -> dict[str, Any]:
+    """A message's status, errors and journey (its sender and admins only)."""
+    return _message_of(request, sender, hub_id)
+
+
+@router.get("/vouchers/{organiser}/{voucher_number}")
+def get_voucher(request: Request, sender: SenderDep, organiser: str, voucher_number: str) -> dict[str, Any]:
+    """A voucher with its deliveries (the organiser's systems, the assigned provider, admins)."""
+    with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
+        view = voucher_view(conn, organiser, voucher_number)
+    allowed = view is not None and (
+        sender.is_admin
+        or (sender.role == "system" and sender.organiser == organiser)
+        or (sender.role == "provider" and sender.provider == view["provider"])
+    )
+    if not allowed or view is None:
+        raise NotFound(f"no voucher {voucher_number} of organiser {organiser}")
+    return view

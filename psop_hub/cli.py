@@ -1,0 +1,140 @@
+"""The `hub` command: the composition root that wires settings to every component."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from psop_hub.hub.settings import Settings, get_settings
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"HUB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"hub: invalid configuration: {problems}") from None
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pika").setLevel(logging.WARNING)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the schema."""
+    from psop_hub.hub.database import make_engine
+    from psop_hub.hub.schema import ensure_database, migrate
+
+    engine = make_engine(_settings(), pool_size=1)
+    if ensure_database(engine):
+        print(f"created database {engine.url.database}")
+    migrate(engine)
+    engine.dispose()
+    print("schema is up to date")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Run the HTTP API (REST, health, metrics) and the publishing relay."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "psop_hub.api.app:create_app",
+        factory=True,
+        host=settings.http_host,
+        port=settings.http_port,
+        workers=settings.api_workers,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=20,
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one Dramatiq worker process."""
+    from psop_hub.consumers.worker import run_worker
+
+    run_worker(_settings())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Migrate, then run every component in one supervised process tree."""
+    from psop_hub.hub.supervisor import Supervisor, python_component
+
+    settings = _settings()
+    cmd_migrate(args)
+    workers = args.workers or settings.worker_processes
+    components = [python_component("api", "api")]
+    components += [python_component(f"worker-{i + 1}", "worker") for i in range(workers)]
+    print(f"hub running on port {settings.http_port}: api and {workers} workers (Ctrl-C stops)", flush=True)
+    return Supervisor(components).run()
+
+
+def cmd_clients_add(args: argparse.Namespace) -> int:
+    """Register a sender; its secret is printed once, as the last line."""
+    from psop_hub.hub.database import make_engine
+    from psop_hub.hub.errors import HubError
+    from psop_hub.hub.senders import add_client
+    from psop_hub.mappings.identifiers import check_business_id
+
+    for flag, value in (("--organiser", args.organiser), ("--provider", args.provider)):
+        if value is not None:
+            try:
+                check_business_id(value)
+            except ValueError as exc:
+                raise SystemExit(f"hub: {flag}: {exc}") from None
+    engine = make_engine(_settings(), pool_size=1)
+    try:
+        secret = add_client(engine, args.name, args.role, args.organiser, args.provider)
+    except (ValueError, HubError) as exc:
+        raise SystemExit(f"hub: {exc}") from None
+    finally:
+        engine.dispose()
+    print(f"client {args.name} ({args.role}) added; its secret is shown only now:")
+    print(secret)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="hub", description="psop-hub integration hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
+    run = sub.add_parser("run", help="run every component in one supervised process tree")
+    run.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default HUB_WORKER_PROCESSES)"
+    )
+    run.set_defaults(func=cmd_run)
+    sub.add_parser("api", help="run the HTTP API alone").set_defaults(func=cmd_api)
+    sub.add_parser("worker", help="run one worker process alone").set_defaults(func=cmd_worker)
+    clients = sub.add_parser("clients", help="manage senders").add_subparsers(
+        dest="clients_command", required=True
+    )
+    add = clients.add_parser("add", help="register a sender and print its secret once")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["system", "provider", "admin"])
+    add.add_argument("--organiser", help="the organiser's business ID (role system)")
+    add.add_argument("--provider", help="the provider's business ID (role provider)")
+    add.set_defaults(func=cmd_clients_add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hub` console script."""
+    args = build_parser().parse_args(argv)
+    _logging(_settings())
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

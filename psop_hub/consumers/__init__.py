@@ -1,0 +1,1 @@
+"""Dramatiq actors and the domain handlers that keep the service state."""

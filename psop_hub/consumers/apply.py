@@ -1,0 +1,112 @@
+"""Applying one stored message exactly once: inbox row, state change and journey in ONE transaction.
+
+The unique `(consumer, hub_id)` key of the inbox decides whether a message was applied already,
+not a read-then-write: a redelivered message inserts nothing and changes nothing. A broken rule
+rolls back to a savepoint (nothing half-applied) and the message is recorded as `rejected` in the
+same transaction; a transient error rolls back everything, and the message is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Engine
+
+from psop_hub.consumers.handlers import HANDLERS
+from psop_hub.consumers.outcome import Context, Outcome
+from psop_hub.hub import store
+from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.errors import PermanentError, RuleBroken
+from psop_hub.hub.tables import inbox
+from psop_hub.mappings.canonical import parse_payload
+
+log = logging.getLogger(__name__)
+CONSUMER = "state"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one delivery of a message to the worker."""
+
+    status: str
+    detail: str
+    duplicate: bool = False
+
+
+def apply(engine: Engine, hub_id: uuid.UUID, attempt: int) -> Result:
+    """Apply a stored message once; a second call for the same hub_id changes nothing."""
+    with unavailable_on_outage(), engine.begin() as conn:
+        row = store.load(conn, hub_id)
+        if row is None:
+            # Published ids come from committed rows, so this is an operator deleting data.
+            log.error("message %s is not in the store; nothing to apply", hub_id)
+            return Result("missing", "not in the store", duplicate=True)
+        claimed = conn.execute(
+            pg_insert(inbox)
+            .values(consumer=CONSUMER, hub_id=hub_id, outcome="applied")
+            .on_conflict_do_nothing(constraint="pk_inbox")
+            .returning(inbox.c.hub_id)
+        ).scalar_one_or_none()
+        if claimed is None:
+            return Result(row.status, "applied already", duplicate=True)
+        ctx = Context(hub_id=hub_id, sender=row.sender, type=row.type, message_id=row.message_id)
+        savepoint = conn.begin_nested()
+        try:
+            outcome = _handle(conn, ctx, row.payload)
+            savepoint.commit()
+            errors: list[dict[str, str]] = []
+        except PermanentError as exc:
+            savepoint.rollback()
+            rule = f"{exc.rule}: " if isinstance(exc, RuleBroken) else ""
+            outcome = Outcome("rejected", f"{rule}{exc.reason}")
+            errors = [e.as_dict() for e in exc.errors] or [{"field": "payload", "message": exc.reason}]
+            conn.execute(
+                inbox.update()
+                .where(inbox.c.consumer == CONSUMER, inbox.c.hub_id == hub_id)
+                .values(outcome=outcome.status)
+            )
+        if outcome.status != "applied" and not errors:
+            conn.execute(
+                inbox.update()
+                .where(inbox.c.consumer == CONSUMER, inbox.c.hub_id == hub_id)
+                .values(outcome=outcome.status)
+            )
+        store.set_status(conn, hub_id, outcome.status, errors=errors, attempts=attempt)
+        store.add_steps(conn, hub_id, [("attempt", f"attempt {attempt}"), (outcome.status, outcome.detail)])
+    return Result(outcome.status, outcome.detail)
+
+
+def _handle(conn: object, ctx: Context, payload: dict[str, object]) -> Outcome:
+    handler = HANDLERS.get(ctx.type)
+    if handler is None:
+        raise RuleBroken("supported_type", f"the hub has no consumer for {ctx.type} yet")
+    return handler(conn, ctx, parse_payload(ctx.type, payload))  # type: ignore[arg-type]
+
+
+def record_retry(engine: Engine, hub_id: uuid.UUID, attempt: int, reason: str, delay_hint: str) -> None:
+    """Note a transient failure that will be retried (status `retrying`, a journey step)."""
+    with unavailable_on_outage(), engine.begin() as conn:
+        store.set_status(
+            conn, hub_id, "retrying", errors=[{"field": "", "message": reason}], attempts=attempt
+        )
+        store.add_steps(
+            conn, hub_id, [("attempt", f"attempt {attempt}"), ("retrying", f"{reason}; {delay_hint}")]
+        )
+
+
+def record_failure(engine: Engine, hub_id: uuid.UUID, attempt: int, reason: str) -> None:
+    """Give up on a message after its last attempt: status `failed`, kept for an admin to replay."""
+    with unavailable_on_outage(), engine.begin() as conn:
+        claimed = conn.execute(
+            pg_insert(inbox)
+            .values(consumer=CONSUMER, hub_id=hub_id, outcome="failed")
+            .on_conflict_do_nothing(constraint="pk_inbox")
+            .returning(inbox.c.hub_id)
+        ).scalar_one_or_none()
+        if claimed is None:
+            return  # another delivery of it was applied in the meantime
+        store.set_status(conn, hub_id, "failed", errors=[{"field": "", "message": reason}], attempts=attempt)
+        store.add_steps(conn, hub_id, [("attempt", f"attempt {attempt}"), ("failed", f"gave up: {reason}")])

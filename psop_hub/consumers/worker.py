@@ -1,0 +1,87 @@
+"""The Dramatiq worker process (`hub worker`): builds the broker first, then registers the actor."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import uuid
+from types import FrameType
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+from sqlalchemy.engine import Engine
+
+from psop_hub.consumers.apply import apply, record_failure, record_retry
+from psop_hub.hub.database import make_engine
+from psop_hub.hub.errors import HubError
+from psop_hub.hub.settings import Settings
+from psop_hub.hub.topology import APPLY_ACTOR, make_broker
+
+log = logging.getLogger(__name__)
+
+
+def reason_of(exc: BaseException) -> str:
+    """A reason safe to store and show: a hub error's own words, else only the error's class.
+
+    Driver messages can quote row values (a HETU among them), so they are not copied.
+    """
+    if isinstance(exc, HubError):
+        return str(exc)
+    return f"{type(exc).__name__} while applying (see the worker log)"
+
+
+def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) -> dramatiq.Actor[Any, Any]:
+    """Register the one actor that applies stored messages, bound to this broker."""
+
+    def apply_message(hub_id: str) -> None:
+        current = CurrentMessage.get_current_message()
+        retries = int(current.options.get("retries", 0)) if current is not None else 0
+        attempt = retries + 1
+        try:
+            apply(engine, uuid.UUID(hub_id), attempt)
+        except Exception as exc:
+            reason = reason_of(exc)
+            if not isinstance(exc, HubError):
+                log.exception("unexpected error applying %s (attempt %d)", hub_id, attempt)
+            if retries >= settings.max_retries:
+                record_failure(engine, uuid.UUID(hub_id), attempt, reason)
+                return
+            record_retry(
+                engine, uuid.UUID(hub_id), attempt, reason, f"retry {attempt} of {settings.max_retries}"
+            )
+            raise
+
+    # Two spare Dramatiq retries: if recording the failure itself hits an outage, it is tried again.
+    return dramatiq.actor(
+        broker=broker,
+        actor_name=APPLY_ACTOR,
+        queue_name=settings.queue_name,
+        max_retries=settings.max_retries + 2,
+        min_backoff=settings.min_backoff_ms,
+        max_backoff=settings.max_backoff_ms,
+    )(apply_message)
+
+
+def run_worker(settings: Settings) -> None:
+    """Consume until SIGTERM or SIGINT, then finish the messages in hand and stop."""
+    engine = make_engine(settings, pool_size=settings.worker_threads)
+    broker = make_broker(settings)
+    dramatiq.set_broker(broker)
+    register_actor(broker, settings, engine)
+    worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads)
+    stopping = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.start()
+    log.info("worker started: %d threads on queue %s", settings.worker_threads, settings.queue_name)
+    stopping.wait()
+    log.info("worker stopping: finishing the messages in hand")
+    worker.stop(timeout=30_000)
+    broker.close()
+    engine.dispose()

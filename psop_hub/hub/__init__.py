@@ -1,0 +1,1 @@
+"""Core: settings, envelope store, database tables, broker topology, publishing, replay."""

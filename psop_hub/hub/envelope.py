@@ -1,0 +1,43 @@
+"""What an adapter hands to the store: one validated message, transport-independent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A validated canonical message from an authenticated sender, before it is stored."""
+
+    sender: str
+    channel: str
+    message_id: str
+    type: str
+    sent_at: datetime
+    correlation_id: str | None
+    payload: dict[str, Any]
+    organiser: str | None = None
+    provider: str | None = None
+    reference: str | None = None
+    replay_of: uuid.UUID | None = None
+    hub_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    def payload_sha256(self) -> str:
+        """A stable fingerprint of type and payload: same fingerprint = duplicate, other = conflict."""
+        canonical = json.dumps(
+            {"type": self.type, "payload": self.payload}, sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The store's answer: the message's hub_id, and whether it was already there."""
+
+    hub_id: uuid.UUID
+    duplicate: bool

@@ -1,0 +1,90 @@
+"""The hub's error tree. Driver errors are translated into these once, at the edge.
+
+HubError
+├── PermanentError          bad data or a broken business rule: reject, never retry
+│   ├── ValidationFailed    the message does not match the contract (every field error listed)
+│   ├── RuleBroken          a domain rule refused the message (rule name and reason)
+│   ├── ConflictError       same sender and message_id, different payload
+│   └── NotAllowed          the sender may not send or see this (scope)
+├── AuthenticationFailed    no or wrong credentials
+├── NotFound                the thing asked for does not exist (or is not the caller's)
+└── TransientError          database or broker unavailable, dependency not arrived: retry
+    ├── Unavailable         the hub cannot store the message durably right now
+    └── Waiting             the message depends on one that has not arrived yet
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field: `field` is a dotted path such as `payload.client.hetu`."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The JSON form used in problem documents and message records."""
+        return {"field": self.field, "message": self.message}
+
+
+class HubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+
+class PermanentError(HubError):
+    """The message can never be applied as it is: reject it, do not retry."""
+
+    def __init__(self, reason: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors: list[FieldError] = list(errors or [])
+
+
+class ValidationFailed(PermanentError):
+    """The input breaks the contract; `errors` lists every problem found."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("invalid message", errors)
+
+
+class RuleBroken(PermanentError):
+    """A domain rule refused the message; `rule` names the rule."""
+
+    def __init__(self, rule: str, reason: str, field: str | None = None) -> None:
+        super().__init__(reason, [FieldError(field, reason)] if field else [])
+        self.rule = rule
+
+
+class ConflictError(PermanentError):
+    """The sender reused a message_id with a different payload."""
+
+    def __init__(self, reason: str, hub_id: str) -> None:
+        super().__init__(reason)
+        self.hub_id = hub_id
+
+
+class NotAllowed(PermanentError):
+    """The authenticated sender is outside the scope of what it tries to do."""
+
+
+class AuthenticationFailed(HubError):
+    """Missing or wrong credentials."""
+
+
+class NotFound(HubError):
+    """The requested record does not exist or is not visible to the caller."""
+
+
+class TransientError(HubError):
+    """A temporary condition: the operation may succeed when retried."""
+
+
+class Unavailable(TransientError):
+    """The database or the broker cannot be reached."""
+
+
+class Waiting(TransientError):
+    """The message depends on another that has not arrived yet."""

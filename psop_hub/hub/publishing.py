@@ -1,0 +1,102 @@
+"""Publishing stored messages to RabbitMQ, and the relay that resends what was never confirmed.
+
+A message is committed to PostgreSQL before the sender hears `202`; only then is its hub_id
+published, with publisher confirms and the mandatory flag. If the broker is down at that moment
+the row keeps `published_at IS NULL` and the relay (in every API process; `SKIP LOCKED` keeps
+them apart) sends it later. A message published twice is harmless: the consumers' inbox decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+
+from dramatiq.broker import Broker
+from dramatiq.errors import DramatiqError
+from pika.exceptions import AMQPError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from psop_hub.hub import store
+from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.errors import Unavailable
+from psop_hub.hub.settings import Settings
+from psop_hub.hub.topology import apply_message
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    """Sends stored messages' ids to the workers' queue and records the broker's confirm."""
+
+    def __init__(self, settings: Settings, engine: Engine, broker: Broker) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.broker = broker
+
+    def send(self, hub_ids: Sequence[uuid.UUID]) -> None:
+        """Publish each id (each confirmed by RabbitMQ); raises `Unavailable` if the broker is down."""
+        try:
+            for hub_id in hub_ids:
+                self.broker.enqueue(apply_message(self.settings, str(hub_id)))
+        except (DramatiqError, AMQPError, OSError) as exc:
+            raise Unavailable("the message broker is not reachable") from exc
+
+    def publish(self, hub_ids: Sequence[uuid.UUID]) -> None:
+        """Publish freshly stored messages and mark them published."""
+        self.send(hub_ids)
+        with unavailable_on_outage(), self.engine.begin() as conn:
+            store.mark_published(conn, hub_ids)
+
+    def try_publish(self, hub_ids: Sequence[uuid.UUID]) -> bool:
+        """Publish now if possible; on failure leave the messages to the relay (they are stored)."""
+        try:
+            self.publish(hub_ids)
+        except Unavailable as exc:
+            log.warning("publish deferred to the relay: %s (%d messages)", exc, len(hub_ids))
+            return False
+        return True
+
+
+class Relay:
+    """Resends stored messages that RabbitMQ never confirmed; runs as a daemon thread."""
+
+    def __init__(self, settings: Settings, publisher: Publisher, batch: int = 200) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.batch = batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def relay_once(self) -> int:
+        """Send one batch of unconfirmed messages; returns how many were sent."""
+        with unavailable_on_outage(), self.publisher.engine.begin() as conn:
+            hub_ids = store.claim_unpublished(conn, self.settings.relay_after_s, self.batch)
+            if hub_ids:
+                # Rows stay locked until the confirms are in, so two relays never send one row.
+                self.publisher.send(hub_ids)
+                store.mark_published(conn, hub_ids, detail="published by the relay")
+        return len(hub_ids)
+
+    def run(self) -> None:
+        """Loop until stopped: drain what is due, then sleep for the interval."""
+        while not self._stop.is_set():
+            try:
+                while self.relay_once() == self.batch and not self._stop.is_set():
+                    pass
+            except (Unavailable, DBAPIError) as exc:
+                log.warning("relay waiting: %s", exc)
+            self._stop.wait(self.settings.relay_interval_s)
+
+    def start(self) -> None:
+        """Start the relay thread."""
+        self._thread = threading.Thread(target=self.run, name="hub-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the relay to stop and wait for its current batch."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -1,0 +1,72 @@
+"""The hub's settings: one class, read from `HUB_*` environment variables, validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting the hub reads; names are the environment variables without the `HUB_` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    database_url: str = "postgresql://root@localhost:5432/psop_hub"
+    data_dir: Path = Path("./data")
+    http_host: str = "0.0.0.0"  # noqa: S104 - a container's API must listen beyond loopback
+    http_port: int = Field(default=8000, ge=1, le=65535)
+
+    queue_name: str = "psop.apply"
+    # Quorum queues are replicated and support a delivery limit against poison messages.
+    queue_type: str = Field(default="quorum", pattern="^(quorum|classic)$")
+    # How many times RabbitMQ redelivers one message after crashes before dead-lettering it.
+    delivery_limit: int = Field(default=20, ge=1)
+
+    worker_processes: int = Field(default=2, ge=1, le=32)
+    worker_threads: int = Field(default=8, ge=1, le=64)
+    api_workers: int = Field(default=1, ge=1, le=32)
+    # Retries of a transient failure, with exponential backoff bounded far below
+    # RabbitMQ's 30-minute consumer_timeout (a delayed message waits unacked in a worker).
+    max_retries: int = Field(default=8, ge=0, le=50)
+    min_backoff_ms: int = Field(default=500, ge=10)
+    max_backoff_ms: int = Field(default=60_000, ge=100, le=600_000)
+    # A message stays "unpublished" this long before the relay sends it again.
+    relay_after_s: float = Field(default=5.0, gt=0)
+    relay_interval_s: float = Field(default=1.0, gt=0)
+
+    statement_timeout_ms: int = Field(default=15_000, ge=100)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _plain_postgres_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError("must be a postgresql://user@host:port/db URL")
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("amqp", "amqps"):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the psycopg 3 driver the hub uses."""
+        rest = self.database_url.split("://", 1)[1]
+        return f"postgresql+psycopg://{rest}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment on first use."""
+    return Settings()

@@ -1,0 +1,149 @@
+"""The PostgreSQL tables, as SQLAlchemy Core metadata. Alembic migrations create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData()
+
+MONEY = Numeric(14, 2)
+QUANTITY = Numeric(14, 2)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("organiser", String(9)),
+    Column("provider", String(9)),
+    # SHA-256 of a 256-bit random secret: a slow password hash adds nothing for such entropy.
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("hub_id", UUID(as_uuid=True), primary_key=True),
+    Column("sender", String(100), nullable=False),
+    Column("message_id", String(100), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("correlation_id", String(100)),
+    Column("payload", JSONB, nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    # Search keys copied out of the payload (never the HETU).
+    Column("organiser", String(9)),
+    Column("provider", String(9)),
+    Column("reference", String(100)),
+    Column("channel", String(10), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("errors", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # NULL until RabbitMQ confirmed the message; the relay sends what stays NULL.
+    Column("published_at", DateTime(timezone=True)),
+    Column("replay_of", UUID(as_uuid=True), ForeignKey("messages.hub_id")),
+    UniqueConstraint("sender", "message_id", name="uq_messages_sender_message_id"),
+    Index("ix_messages_status_received", "status", "received_at"),
+    Index("ix_messages_received", "received_at"),
+    Index("ix_messages_reference", "reference"),
+    Index("ix_messages_correlation", "correlation_id"),
+    Index(
+        "ix_messages_unpublished",
+        "received_at",
+        postgresql_where=text("published_at IS NULL"),
+    ),
+)
+
+journey = Table(
+    "journey",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("hub_id", UUID(as_uuid=True), ForeignKey("messages.hub_id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Column("step", String(20), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_journey_hub_id", "hub_id", "id"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("consumer", String(40), nullable=False),
+    Column("hub_id", UUID(as_uuid=True), nullable=False),
+    Column("outcome", String(12), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("consumer", "hub_id", name="pk_inbox"),
+)
+
+vouchers = Table(
+    "vouchers",
+    metadata,
+    Column("organiser", String(9), nullable=False),
+    Column("voucher_number", String(100), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("decision_date", Date, nullable=False),
+    Column("client_hetu", String(11), nullable=False),
+    Column("home_municipality", String(3), nullable=False),
+    Column("service_code", String(50), nullable=False),
+    Column("service_name", String(200), nullable=False),
+    Column("unit", String(10), nullable=False),
+    Column("unit_value", MONEY, nullable=False),
+    Column("quantity", QUANTITY, nullable=False),
+    Column("quantity_used", QUANTITY, nullable=False, server_default=text("0")),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=False),
+    Column("provider", String(9)),
+    Column("provider_price", MONEY),
+    Column("assigned_from", Date),
+    Column("effective_end", Date),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("organiser", "voucher_number", name="pk_vouchers"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("provider", String(9), nullable=False),
+    Column("event_id", String(100), nullable=False),
+    Column("organiser", String(9), nullable=False),
+    Column("voucher_number", String(100)),
+    Column("order_number", String(100)),
+    Column("service_date", Date, nullable=False),
+    Column("unit", String(10), nullable=False),
+    Column("quantity", QUANTITY, nullable=False),
+    Column("price", MONEY, nullable=False),
+    Column("unit_paid", MONEY, nullable=False),
+    Column("voucher_share", MONEY, nullable=False),
+    Column("client_share", MONEY, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("hub_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("provider", "event_id", name="pk_deliveries"),
+    Index("ix_deliveries_voucher", "organiser", "voucher_number"),
+)

@@ -1,0 +1,1 @@
+"""Canonical message models, field formats and identifier checks (pure functions, no I/O)."""

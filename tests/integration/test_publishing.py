@@ -1,0 +1,98 @@
+"""Publishing with confirms to durable quorum queues, and the relay for what the broker missed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pika
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from psop_hub.hub.publishing import Publisher, Relay
+from psop_hub.hub.settings import Settings
+from psop_hub.hub.tables import messages
+from psop_hub.hub.topology import make_broker
+from tests.integration.helpers import stored
+from tests.messages import granted, uid
+
+
+@pytest.fixture
+def queue_settings(settings: Settings) -> Settings:
+    """Settings with a queue of this test's own, so nothing else consumes from it."""
+    return settings.model_copy(update={"queue_name": uid("q")})
+
+
+@pytest.fixture
+def channel(settings: Settings) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    """A plain pika channel on this run's vhost, to look into the queues."""
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    yield conn.channel()
+    conn.close()
+
+
+def drain(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str) -> list[str]:
+    """The hub_ids waiting in a queue (acked, so the queue is empty afterwards)."""
+    found = []
+    while True:
+        method, _, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return found
+        found.append(json.loads(body)["args"][0])
+
+
+def published_at(engine: Engine, hub_id: object) -> object:
+    """The message's published_at column."""
+    with engine.connect() as conn:
+        return conn.execute(select(messages.c.published_at).where(messages.c.hub_id == hub_id)).scalar()
+
+
+def test_publish_confirms_and_marks(engine: Engine, queue_settings: Settings, channel: object) -> None:
+    publisher = Publisher(queue_settings, engine, make_broker(queue_settings))
+    hub_id = stored(engine, granted(uid("V")))
+    assert publisher.try_publish([hub_id])
+    assert published_at(engine, hub_id) is not None
+    declared = channel.queue_declare(queue_settings.queue_name, passive=True)  # type: ignore[attr-defined]
+    assert declared.method.message_count == 1
+    assert drain(channel, queue_settings.queue_name) == [str(hub_id)]  # type: ignore[arg-type]
+    publisher.broker.close()
+
+
+def test_queue_is_a_durable_quorum_queue(engine: Engine, queue_settings: Settings, channel: object) -> None:
+    publisher = Publisher(queue_settings, engine, make_broker(queue_settings))
+    publisher.try_publish([stored(engine, granted(uid("V")))])
+    # Redeclaring with the same arguments succeeds only if the queue really is quorum and durable.
+    channel.queue_declare(  # type: ignore[attr-defined]
+        queue_settings.queue_name,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": queue_settings.delivery_limit,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": f"{queue_settings.queue_name}.XQ",
+        },
+    )
+    publisher.broker.close()
+
+
+def test_broker_down_leaves_message_to_the_relay(
+    engine: Engine, queue_settings: Settings, channel: object
+) -> None:
+    down = queue_settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:1/%2F"})
+    hub_id = stored(engine, granted(uid("V")))
+    dead = Publisher(down, engine, make_broker(down))
+    assert not dead.try_publish([hub_id])
+    assert published_at(engine, hub_id) is None
+
+    live = Publisher(queue_settings, engine, make_broker(queue_settings))
+    relay = Relay(queue_settings.model_copy(update={"relay_after_s": 0.01}), live)
+    sent = 0
+    for _ in range(5):  # other tests' unpublished rows may come first
+        sent += relay.relay_once()
+        if published_at(engine, hub_id) is not None:
+            break
+    assert sent >= 1
+    assert published_at(engine, hub_id) is not None
+    assert str(hub_id) in drain(channel, queue_settings.queue_name)  # type: ignore[arg-type]
+    live.broker.close()

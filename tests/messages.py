@@ -1,0 +1,79 @@
+"""Builders of realistic canonical messages for tests and benchmarks (unique ids per call)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+ORGANISER = "2077474-0"  # a valid business ID (check digit right)
+OTHER_ORGANISER = "0201256-6"
+PROVIDER = "1572860-0"
+OTHER_PROVIDER = "0116297-6"
+HETU = "131052-308T"
+SENT_AT = "2026-11-02T08:15:00+02:00"
+
+
+def uid(prefix: str = "m") -> str:
+    """A unique id for message ids, voucher numbers and event ids."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def envelope(
+    type_: str, payload: dict[str, Any], message_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A canonical message around a payload."""
+    return {"message_id": message_id or uid(), "type": type_, "sent_at": SENT_AT, "payload": payload, **extra}
+
+
+def granted(
+    voucher_number: str, quantity: str = "100", unit_value: str = "25.00", **over: Any
+) -> dict[str, Any]:
+    """voucher.granted for home care by the hour, valid through 2027."""
+    payload = {
+        "voucher_number": voucher_number,
+        "organiser": ORGANISER,
+        "decision_date": "2026-11-01",
+        "client": {"hetu": HETU, "home_municipality": "091"},
+        "service": {"code": "KH01", "name": "Säännöllinen kotihoito"},
+        "unit": "hour",
+        "unit_value": unit_value,
+        "quantity": quantity,
+        "valid_from": "2026-11-01",
+        "valid_to": "2027-12-31",
+    }
+    payload.update(over)
+    return envelope("voucher.granted", payload)
+
+
+def assigned(voucher_number: str, provider: str = PROVIDER, price: str | None = "30.00") -> dict[str, Any]:
+    """voucher.assigned to the provider the client chose."""
+    payload: dict[str, Any] = {
+        "voucher_number": voucher_number,
+        "organiser": ORGANISER,
+        "provider": provider,
+        "start_date": "2026-11-01",
+    }
+    if price is not None:
+        payload["provider_price"] = price
+    return envelope("voucher.assigned", payload)
+
+
+def delivery(
+    voucher_number: str,
+    quantity: str = "1",
+    provider: str = PROVIDER,
+    event_id: str | None = None,
+    **over: Any,
+) -> dict[str, Any]:
+    """delivery.reported against a voucher."""
+    payload = {
+        "event_id": event_id or uid("ev"),
+        "provider": provider,
+        "organiser": ORGANISER,
+        "voucher_number": voucher_number,
+        "service_date": "2026-11-15",
+        "quantity": quantity,
+        "unit": "hour",
+    }
+    payload.update(over)
+    return envelope("delivery.reported", payload)
