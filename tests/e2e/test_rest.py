@@ -1,0 +1,147 @@
+"""REST as a partner uses it, against `hub run` as a real process."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.e2e.conftest import Hub, wait_for_status
+from tests.messages import HETU, ORGANISER, assigned, delivery, granted, uid
+
+FINAL = {"applied", "rejected", "failed", "superseded"}
+
+
+def send(client: httpx.Client, raw: dict[str, object]) -> httpx.Response:
+    """POST one message."""
+    return client.post("/api/v1/messages", json=raw)
+
+
+def test_voucher_flow_grant_assign_deliver(hub: Hub) -> None:
+    number = uid("PS")
+    with hub.client("county") as county, hub.client("provider") as provider:
+        for raw in (granted(number, quantity="10"), assigned(number, price="30.00")):
+            answer = send(county, raw)
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["status"] == "accepted"
+            wait_for_status(county, answer.json()["hub_id"], {"applied"})
+        answer = send(provider, delivery(number, "2.5"))
+        assert answer.status_code == 202
+        body = wait_for_status(provider, answer.json()["hub_id"], FINAL)
+        assert body["status"] == "applied"
+        steps = [s["step"] for s in body["journey"]]  # type: ignore[attr-defined]
+        assert steps[:2] == ["received", "validated"]
+        assert "queued" in steps and steps[-2:] == ["attempt", "applied"]
+        voucher = county.get(f"/api/v1/vouchers/{ORGANISER}/{number}").json()
+        assert voucher["quantity_used"] == "2.50"
+        assert voucher["quantity_remaining"] == "7.50"
+        assert voucher["deliveries"][0]["voucher_share"] == "62.50"
+        assert voucher["deliveries"][0]["client_share"] == "12.50"
+        assert HETU not in county.get(f"/api/v1/vouchers/{ORGANISER}/{number}").text
+        # the assigned provider sees it, another provider and another county do not
+        assert provider.get(f"/api/v1/vouchers/{ORGANISER}/{number}").status_code == 200
+    with hub.client("other-provider") as other, hub.client("other-county") as other_county:
+        assert other.get(f"/api/v1/vouchers/{ORGANISER}/{number}").status_code == 404
+        assert other_county.get(f"/api/v1/vouchers/{ORGANISER}/{number}").status_code == 404
+
+
+def test_duplicate_answers_200_with_first_hub_id_and_conflict_409(hub: Hub) -> None:
+    raw = granted(uid("PS"))
+    with hub.client("county") as county:
+        first = send(county, raw)
+        again = send(county, raw)
+        assert (first.status_code, again.status_code) == (202, 200)
+        assert again.json()["hub_id"] == first.json()["hub_id"]
+        assert again.json()["status"] == "duplicate"
+        changed = {**raw, "payload": {**raw["payload"], "quantity": "7"}}  # type: ignore[dict-item]
+        conflict = send(county, changed)
+        assert conflict.status_code == 409
+        assert conflict.headers["content-type"] == "application/problem+json"
+        assert conflict.json()["hub_id"] == first.json()["hub_id"]
+        assert wait_for_status(county, first.json()["hub_id"], FINAL)["status"] == "applied"
+
+
+def test_invalid_message_lists_every_error_and_stores_nothing(hub: Hub) -> None:
+    raw = granted(uid("PS"), unit_value="-1", quantity="0", valid_to="2020-01-01")
+    raw["payload"]["client"] = {"hetu": "131052-308U", "home_municipality": "91"}  # type: ignore[index]
+    with hub.client("county") as county:
+        answer = send(county, raw)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    fields = {e["field"] for e in answer.json()["errors"]}
+    assert {
+        "payload.unit_value",
+        "payload.quantity",
+        "payload.valid_to",
+        "payload.client.hetu",
+        "payload.client.home_municipality",
+    } <= fields
+    assert "131052-308U" not in answer.text
+
+
+def test_authentication_and_scope(hub: Hub) -> None:
+    raw = granted(uid("PS"))
+    with hub.client(None) as anonymous:
+        assert send(anonymous, raw).status_code == 401
+        wrong = anonymous.post("/api/v1/messages", json=raw, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+    with hub.client("other-county") as other:
+        forbidden = send(other, raw)
+        assert forbidden.status_code == 403
+        assert "organiser" in forbidden.json()["detail"]
+    with hub.client("provider") as provider:
+        assert send(provider, raw).status_code == 403
+    with hub.client("admin") as admin:
+        assert send(admin, raw).status_code == 403
+
+
+def test_message_status_is_only_for_its_sender_and_admins(hub: Hub) -> None:
+    with hub.client("county") as county:
+        hub_id = send(county, granted(uid("PS"))).json()["hub_id"]
+        assert county.get(f"/api/v1/messages/{hub_id}").status_code == 200
+        assert county.get("/api/v1/messages/not-a-uuid").status_code == 404
+    with hub.client("other-county") as other:
+        assert other.get(f"/api/v1/messages/{hub_id}").status_code == 404
+    with hub.client("admin") as admin:
+        assert admin.get(f"/api/v1/messages/{hub_id}").json()["sender"] == "county"
+
+
+def test_bad_bodies(hub: Hub) -> None:
+    with hub.client("county") as county:
+        not_json = county.post(
+            "/api/v1/messages", content=b"{nope", headers={"content-type": "application/json"}
+        )
+        assert not_json.status_code == 400
+        too_big = county.post("/api/v1/messages", content=b"x" * (1_048_576 + 10))
+        assert too_big.status_code == 413
+        not_object = county.post("/api/v1/messages", json=[1, 2])
+        assert not_object.status_code == 422
+
+
+def test_delivery_whose_voucher_never_comes_ends_failed_with_each_wait(hub: Hub) -> None:
+    with hub.client("provider") as provider:
+        hub_id = send(provider, delivery(uid("NEVER"))).json()["hub_id"]
+        body = wait_for_status(provider, hub_id, {"failed"}, timeout=60)
+    steps = [s["step"] for s in body["journey"]]  # type: ignore[attr-defined]
+    assert steps.count("retrying") == 4  # HUB_MAX_RETRIES in the test environment
+    assert steps.count("attempt") == 5
+    assert "has not arrived yet" in body["errors"][0]["message"]  # type: ignore[index]
+
+
+def test_delivery_sent_before_its_voucher_is_applied_when_it_arrives(hub: Hub) -> None:
+    number = uid("LATE")
+    with hub.client("provider") as provider, hub.client("county") as county:
+        hub_id = send(provider, delivery(number, "1")).json()["hub_id"]
+        wait_for_status(provider, hub_id, {"retrying"})
+        for raw in (granted(number), assigned(number)):
+            assert send(county, raw).status_code == 202
+        assert wait_for_status(provider, hub_id, FINAL, timeout=60)["status"] == "applied"
+
+
+def test_health_metrics_openapi(hub: Hub) -> None:
+    with hub.client(None) as anonymous:
+        assert anonymous.get("/health/live").status_code == 200
+        ready = anonymous.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "up", "broker": "up"}
+        metrics = anonymous.get("/metrics").text
+        assert "hub_messages_received_total" in metrics
+        assert 'hub_messages{status="applied"}' in metrics
+        assert "/api/v1/messages" in anonymous.get("/openapi.json").json()["paths"]
