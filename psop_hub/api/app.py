@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from psop_hub.api import health, problems, routes
 from psop_hub.api.metrics import router as metrics_router
 from psop_hub.hub.database import make_engine
+from psop_hub.hub.deadletters import DeadLetters
 from psop_hub.hub.publishing import Publisher, Relay
 from psop_hub.hub.senders import Authenticator
 from psop_hub.hub.settings import Settings, get_settings
@@ -43,7 +44,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         publisher=publisher,
         authenticator=Authenticator(engine),
-        relay=Relay(settings, publisher),
+        relay=Relay(settings, publisher, DeadLetters(settings, engine, publisher.broker)),
     )
 
 

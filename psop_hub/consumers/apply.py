@@ -12,7 +12,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from psop_hub.consumers.handlers import HANDLERS
@@ -20,11 +19,9 @@ from psop_hub.consumers.outcome import Context, Outcome
 from psop_hub.hub import store
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import PermanentError, RuleBroken
-from psop_hub.hub.tables import inbox
 from psop_hub.mappings.canonical import parse_payload
 
 log = logging.getLogger(__name__)
-CONSUMER = "state"
 
 
 @dataclass(frozen=True)
@@ -44,13 +41,7 @@ def apply(engine: Engine, hub_id: uuid.UUID, attempt: int) -> Result:
             # Published ids come from committed rows, so this is an operator deleting data.
             log.error("message %s is not in the store; nothing to apply", hub_id)
             return Result("missing", "not in the store", duplicate=True)
-        claimed = conn.execute(
-            pg_insert(inbox)
-            .values(consumer=CONSUMER, hub_id=hub_id, outcome="applied")
-            .on_conflict_do_nothing(constraint="pk_inbox")
-            .returning(inbox.c.hub_id)
-        ).scalar_one_or_none()
-        if claimed is None:
+        if not store.claim(conn, hub_id, "applied"):
             return Result(row.status, "applied already", duplicate=True)
         ctx = Context(hub_id=hub_id, sender=row.sender, type=row.type, message_id=row.message_id)
         savepoint = conn.begin_nested()
@@ -63,17 +54,8 @@ def apply(engine: Engine, hub_id: uuid.UUID, attempt: int) -> Result:
             rule = f"{exc.rule}: " if isinstance(exc, RuleBroken) else ""
             outcome = Outcome("rejected", f"{rule}{exc.reason}")
             errors = [e.as_dict() for e in exc.errors] or [{"field": "payload", "message": exc.reason}]
-            conn.execute(
-                inbox.update()
-                .where(inbox.c.consumer == CONSUMER, inbox.c.hub_id == hub_id)
-                .values(outcome=outcome.status)
-            )
-        if outcome.status != "applied" and not errors:
-            conn.execute(
-                inbox.update()
-                .where(inbox.c.consumer == CONSUMER, inbox.c.hub_id == hub_id)
-                .values(outcome=outcome.status)
-            )
+        if outcome.status != "applied":
+            store.set_outcome(conn, hub_id, outcome.status)
         store.set_status(conn, hub_id, outcome.status, errors=errors, attempts=attempt)
         store.add_steps(conn, hub_id, [("attempt", f"attempt {attempt}"), (outcome.status, outcome.detail)])
     return Result(outcome.status, outcome.detail)
@@ -90,7 +72,12 @@ def record_retry(engine: Engine, hub_id: uuid.UUID, attempt: int, reason: str, d
     """Note a transient failure that will be retried (status `retrying`, a journey step)."""
     with unavailable_on_outage(), engine.begin() as conn:
         store.set_status(
-            conn, hub_id, "retrying", errors=[{"field": "", "message": reason}], attempts=attempt
+            conn,
+            hub_id,
+            "retrying",
+            errors=[{"field": "", "message": reason}],
+            attempts=attempt,
+            unless_final=True,  # a redelivered copy may have been applied meanwhile
         )
         store.add_steps(
             conn, hub_id, [("attempt", f"attempt {attempt}"), ("retrying", f"{reason}; {delay_hint}")]
@@ -99,14 +86,4 @@ def record_retry(engine: Engine, hub_id: uuid.UUID, attempt: int, reason: str, d
 
 def record_failure(engine: Engine, hub_id: uuid.UUID, attempt: int, reason: str) -> None:
     """Give up on a message after its last attempt: status `failed`, kept for an admin to replay."""
-    with unavailable_on_outage(), engine.begin() as conn:
-        claimed = conn.execute(
-            pg_insert(inbox)
-            .values(consumer=CONSUMER, hub_id=hub_id, outcome="failed")
-            .on_conflict_do_nothing(constraint="pk_inbox")
-            .returning(inbox.c.hub_id)
-        ).scalar_one_or_none()
-        if claimed is None:
-            return  # another delivery of it was applied in the meantime
-        store.set_status(conn, hub_id, "failed", errors=[{"field": "", "message": reason}], attempts=attempt)
-        store.add_steps(conn, hub_id, [("attempt", f"attempt {attempt}"), ("failed", f"gave up: {reason}")])
+    store.fail(engine, hub_id, attempt, reason, f"gave up: {reason}")

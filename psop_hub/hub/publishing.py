@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 
-from dramatiq.broker import Broker
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.errors import DramatiqError
 from pika.exceptions import AMQPError
 from sqlalchemy.engine import Engine
@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from psop_hub.hub import store
 from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.deadletters import DeadLetters
 from psop_hub.hub.errors import Unavailable
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.topology import apply_message
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 class Publisher:
     """Sends stored messages' ids to the workers' queue and records the broker's confirm."""
 
-    def __init__(self, settings: Settings, engine: Engine, broker: Broker) -> None:
+    def __init__(self, settings: Settings, engine: Engine, broker: RabbitmqBroker) -> None:
         self.settings = settings
         self.engine = engine
         self.broker = broker
@@ -61,11 +62,19 @@ class Publisher:
 
 
 class Relay:
-    """Resends stored messages that RabbitMQ never confirmed; runs as a daemon thread."""
+    """Resends stored messages that RabbitMQ never confirmed, and records dead letters as failed;
+    runs as a daemon thread."""
 
-    def __init__(self, settings: Settings, publisher: Publisher, batch: int = 200) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        dead_letters: DeadLetters | None = None,
+        batch: int = 200,
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.dead_letters = dead_letters
         self.batch = batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,7 +95,9 @@ class Relay:
             try:
                 while self.relay_once() == self.batch and not self._stop.is_set():
                     pass
-            except (Unavailable, DBAPIError) as exc:
+                if self.dead_letters is not None:
+                    self.dead_letters.drain_once()
+            except (Unavailable, DBAPIError, DramatiqError, AMQPError) as exc:
                 log.warning("relay waiting: %s", exc)
             self._stop.wait(self.settings.relay_interval_s)
 

@@ -14,10 +14,12 @@ from sqlalchemy.engine import Connection, Engine
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.envelope import Accepted, Incoming
 from psop_hub.hub.errors import ConflictError
-from psop_hub.hub.tables import journey, messages
+from psop_hub.hub.tables import inbox, journey, messages
 
 STATUSES = ("accepted", "applied", "retrying", "rejected", "superseded", "failed", "replaced")
 FINAL_STATUSES = frozenset({"applied", "rejected", "superseded", "failed", "replaced"})
+# The consumer that keeps the service state; its inbox rows decide what was applied.
+STATE_CONSUMER = "state"
 
 
 def accept(engine: Engine, incoming: Incoming) -> Accepted:
@@ -102,6 +104,35 @@ def claim_unpublished(conn: Connection, older_than_s: float, limit: int) -> list
     return [r.hub_id for r in rows]
 
 
+def claim(conn: Connection, hub_id: uuid.UUID, outcome: str, consumer: str = STATE_CONSUMER) -> bool:
+    """Insert the inbox row; False means the message was dealt with already (the unique key decides)."""
+    claimed = conn.execute(
+        pg_insert(inbox)
+        .values(consumer=consumer, hub_id=hub_id, outcome=outcome)
+        .on_conflict_do_nothing(constraint="pk_inbox")
+        .returning(inbox.c.hub_id)
+    ).scalar_one_or_none()
+    return claimed is not None
+
+
+def set_outcome(conn: Connection, hub_id: uuid.UUID, outcome: str, consumer: str = STATE_CONSUMER) -> None:
+    """Correct the outcome on a claimed inbox row (rejected or superseded instead of applied)."""
+    conn.execute(
+        update(inbox).where(inbox.c.consumer == consumer, inbox.c.hub_id == hub_id).values(outcome=outcome)
+    )
+
+
+def fail(engine: Engine, hub_id: uuid.UUID, attempts: int | None, reason: str, detail: str) -> bool:
+    """Give up on a message: status `failed`, kept for an admin to replay. False if it was done already."""
+    with unavailable_on_outage(), engine.begin() as conn:
+        if not claim(conn, hub_id, "failed"):
+            return False
+        set_status(conn, hub_id, "failed", errors=[{"field": "", "message": reason}], attempts=attempts)
+        steps = [("attempt", f"attempt {attempts}")] if attempts else []
+        add_steps(conn, hub_id, [*steps, ("failed", detail)])
+    return True
+
+
 def add_steps(conn: Connection, hub_id: uuid.UUID, steps: Iterable[tuple[str, str]]) -> None:
     """Append journey steps to one message."""
     rows = [{"hub_id": hub_id, "step": step, "detail": detail} for step, detail in steps]
@@ -116,14 +147,18 @@ def set_status(
     *,
     errors: list[dict[str, str]] | None = None,
     attempts: int | None = None,
+    unless_final: bool = False,
 ) -> None:
-    """Set a message's status (and errors/attempts where given)."""
+    """Set a message's status (and errors/attempts where given); `unless_final` keeps a final one."""
     values: dict[str, Any] = {"status": status, "updated_at": func.now()}
     if errors is not None:
         values["errors"] = errors
     if attempts is not None:
         values["attempts"] = attempts
-    conn.execute(update(messages).where(messages.c.hub_id == hub_id).values(**values))
+    stmt = update(messages).where(messages.c.hub_id == hub_id)
+    if unless_final:
+        stmt = stmt.where(messages.c.status.not_in(FINAL_STATUSES))
+    conn.execute(stmt.values(**values))
 
 
 def load(conn: Connection, hub_id: uuid.UUID) -> Any:

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from psop_hub.consumers.apply import CONSUMER, apply, record_failure
+from psop_hub.consumers.apply import apply, record_failure
 from psop_hub.hub.errors import Waiting
+from psop_hub.hub.store import STATE_CONSUMER as CONSUMER
 from psop_hub.hub.tables import deliveries, inbox, journey
 from tests.integration.helpers import PROVIDER_SENDER, status_of, stored, voucher_row
 from tests.messages import OTHER_PROVIDER, assigned, delivery, granted, uid

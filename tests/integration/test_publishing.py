@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from psop_hub.hub.deadletters import DeadLetters
 from psop_hub.hub.publishing import Publisher, Relay
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import messages
 from psop_hub.hub.topology import make_broker
-from tests.integration.helpers import stored
+from tests.integration.helpers import status_of, stored
 from tests.messages import granted, uid
 
 
@@ -96,3 +97,29 @@ def test_broker_down_leaves_message_to_the_relay(
     assert published_at(engine, hub_id) is not None
     assert str(hub_id) in drain(channel, queue_settings.queue_name)  # type: ignore[arg-type]
     live.broker.close()
+
+
+def test_poison_message_past_the_delivery_limit_ends_failed(engine: Engine, settings: Settings) -> None:
+    """A message that keeps coming back unacknowledged (as when it crashes every worker) is
+    dead-lettered by the quorum queue and recorded as failed, with why, by the relay."""
+    poison = settings.model_copy(update={"queue_name": uid("q"), "delivery_limit": 2})
+    publisher = Publisher(poison, engine, make_broker(poison))
+    hub_id = stored(engine, granted(uid("V")))
+    assert publisher.try_publish([hub_id])
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    ch = conn.channel()
+    for _ in range(3):  # each requeue counts as a delivery, as a crashed worker's would
+        method, _, _ = ch.basic_get(poison.queue_name, auto_ack=False)
+        assert method is not None
+        ch.basic_nack(method.delivery_tag, requeue=True)
+    method, _, _ = ch.basic_get(poison.queue_name, auto_ack=False)
+    assert method is None  # gone from the work queue...
+    conn.close()
+
+    dead = DeadLetters(poison, engine, publisher.broker)
+    assert dead.drain_once() == 1  # ...to the dead letters, and from there to the store
+    row = status_of(engine, hub_id)
+    assert row.status == "failed"
+    assert "delivered too often" in row.errors[0]["message"]
+    assert dead.drain_once() == 0
+    publisher.broker.close()

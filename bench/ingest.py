@@ -1,0 +1,339 @@
+"""End-to-end ingest benchmark: a real `hub run` process, real PostgreSQL and RabbitMQ.
+
+Run from the repository root (it prints figures and asserts nothing):
+
+    .venv/bin/python bench/ingest.py [--senders 8] [--messages 5000] [--rate 100] [--rate-seconds 20]
+
+It creates its own database and vhost `psop_bench_<random>`, starts `hub run` on a free port with
+them, registers a system and a provider client with `hub clients add`, grants and assigns
+`--vouchers` vouchers, and then measures:
+
+* phase A, throughput: `--senders` threads (one keep-alive httpx client each) POST `--messages`
+  delivery.reported messages as fast as they can. accepted/s = messages / (first send .. last 202);
+  applied/s = applied / (first send .. last `applied` journey step in the database).
+* phase B, latency: `--rate` msg/s offered open-loop for `--rate-seconds` s (each message is due
+  at a fixed time, whatever the answers to the earlier ones). From the database: the time from
+  the `received` to the `applied` journey step per message (p50/p95/p99/max); from the client:
+  the HTTP answer time (p50/p99).
+
+Targets: >= 500 applied/s; accept->applied p99 < 250 ms at 100 msg/s. Other `HUB_*` variables in
+the environment (e.g. HUB_WORKER_PROCESSES) pass through to the hub. Everything it creates (the
+hub process, the database, the vhost, the data dir) is removed at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from psop_hub.hub.store import FINAL_STATUSES  # noqa: E402
+from tests.messages import ORGANISER, PROVIDER, assigned, delivery, granted, uid  # noqa: E402
+
+PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
+AMQP = "amqp://guest:guest@127.0.0.1:5672"
+HUB = [sys.executable, "-m", "psop_hub.cli"]
+
+
+@dataclass
+class Sent:
+    """One POST: its answer and when (wall clock for the database, monotonic for durations)."""
+
+    status: int
+    hub_id: str | None
+    wall: float
+    latency_s: float
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def admin_sql(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def add_client(env: dict[str, str], name: str, role: str, flag: str, business_id: str) -> str:
+    argv = [*HUB, "clients", "add", name, "--role", role, flag, business_id]
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def post(client: httpx.Client, body: dict[str, Any]) -> Sent:
+    wall, start = time.time(), time.perf_counter()
+    try:
+        answer = client.post("/api/v1/messages", json=body)
+        status, hub_id = answer.status_code, answer.json().get("hub_id")
+    except (httpx.HTTPError, ValueError):
+        status, hub_id = 0, None  # 0: no HTTP answer at all
+    return Sent(status, hub_id, wall, time.perf_counter() - start)
+
+
+def send_all(
+    base: str, secret: str, bodies: list[dict[str, Any]], threads: int, rate: float | None = None
+) -> tuple[list[Sent], float]:
+    """POST every body from `threads` threads: as fast as possible, or body i due at t0 + i/rate.
+
+    Returns the answers (in body order) and the largest lag of a paced send behind its due time.
+    """
+    results: list[Sent | None] = [None] * len(bodies)
+    lags = [0.0] * threads
+    headers = {"Authorization": f"Bearer {secret}"}
+    # Clients are built before t0: building one takes tens of ms (an SSL context, even for http).
+    clients = [httpx.Client(base_url=base, headers=headers, timeout=60) for _ in range(threads)]
+    t0 = time.perf_counter() + 0.05
+
+    def sender(k: int) -> None:
+        for i in range(k, len(bodies), threads):
+            if rate is not None:
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                lags[k] = max(lags[k], -delay)
+            results[i] = post(clients[k], bodies[i])
+
+    workers = [threading.Thread(target=sender, args=(k,), daemon=True) for k in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            while w.is_alive():
+                w.join(0.2)  # short joins so that Ctrl-C gets through
+    finally:
+        for c in clients:
+            c.close()
+    return [r for r in results if r is not None], max(lags)
+
+
+def wait_final(db: psycopg.Connection, hub_ids: list[str], timeout_s: float) -> Counter[str]:
+    """Wait until every message is in a final status (or the timeout); returns the status counts."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = db.execute(
+            "SELECT status, count(*) FROM messages WHERE hub_id = ANY(%s::uuid[]) GROUP BY status",
+            (hub_ids,),
+        ).fetchall()
+        counts = Counter({status: int(n) for status, n in rows})
+        if sum(n for s, n in counts.items() if s in FINAL_STATUSES) >= len(hub_ids):
+            return counts
+        if time.monotonic() > deadline:
+            print(f"  ! gave up waiting after {timeout_s:.0f} s: {dict(counts)}", flush=True)
+            return counts
+        time.sleep(0.25)
+
+
+def retried(db: psycopg.Connection, hub_ids: list[str]) -> int:
+    sql = "SELECT count(DISTINCT hub_id) FROM journey WHERE step = 'retrying' AND hub_id = ANY(%s::uuid[])"
+    row = db.execute(sql, (hub_ids,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def ids_of(sent: list[Sent]) -> list[str]:
+    return [s.hub_id for s in sent if s.status == 202 and s.hub_id]
+
+
+def setup(base: str, db: psycopg.Connection, system: str, n: int, wait_s: float) -> list[str]:
+    """Grant, then assign `n` vouchers (each step applied before the next); returns their numbers."""
+    numbers = [uid("bench-v") for _ in range(n)]
+    for build in (lambda v: granted(v, quantity="100000"), assigned):
+        sent, _ = send_all(base, system, [build(v) for v in numbers], threads=8)
+        counts = wait_final(db, ids_of(sent), wait_s)
+        if counts["applied"] != n:
+            raise SystemExit(f"setup failed: {dict(counts)}, answers {Counter(s.status for s in sent)}")
+    return numbers
+
+
+def phase_a(
+    base: str, db: psycopg.Connection, secret: str, vouchers: list[str], a: argparse.Namespace
+) -> str:
+    cycle = itertools.cycle(vouchers)
+    bodies = [delivery(next(cycle), "1") for _ in range(a.messages)]
+    sent, _ = send_all(base, secret, bodies, a.senders)
+    first = min(s.wall for s in sent)
+    last_202 = max((s.wall + s.latency_s for s in sent if s.status == 202), default=first)
+    ids = ids_of(sent)
+    counts = wait_final(db, ids, a.wait)
+    row = db.execute(
+        "SELECT extract(epoch FROM max(at)) FROM journey WHERE step = 'applied' AND hub_id = ANY(%s::uuid[])",
+        (ids,),
+    ).fetchone()
+    last_applied = float(row[0]) if row and row[0] is not None else first
+    non_202 = Counter(s.status for s in sent if s.status != 202)
+    return (
+        f"phase A: {a.messages} messages, {a.senders} senders: "
+        f"accepted {len(ids) / max(last_202 - first, 1e-9):.1f}/s, "
+        f"applied {counts['applied'] / max(last_applied - first, 1e-9):.1f}/s (target >= 500/s), "
+        f"non-202 {sum(non_202.values())}{' ' + str(dict(non_202)) if non_202 else ''}, "
+        f"not applied {a.messages - counts['applied']}, retried {retried(db, ids)}"
+    )
+
+
+def phase_b(
+    base: str, db: psycopg.Connection, secret: str, vouchers: list[str], a: argparse.Namespace
+) -> str:
+    cycle = itertools.cycle(vouchers)
+    n = int(a.rate * a.rate_seconds)
+    bodies = [delivery(next(cycle), "1") for _ in range(n)]
+    sent, lag = send_all(base, secret, bodies, a.rate_threads, rate=a.rate)
+    ids = ids_of(sent)
+    counts = wait_final(db, ids, a.wait)
+    rows = db.execute(
+        "SELECT extract(epoch FROM a.at - r.at) * 1000 FROM journey r "
+        "JOIN journey a ON a.hub_id = r.hub_id AND a.step = 'applied' "
+        "WHERE r.step = 'received' AND r.hub_id = ANY(%s::uuid[])",
+        (ids,),
+    ).fetchall()
+    ms = [float(r[0]) for r in rows]
+    http = [s.latency_s * 1000 for s in sent]
+    non_202 = Counter(s.status for s in sent if s.status != 202)
+    return (
+        f"phase B: {a.rate:g} msg/s offered for {a.rate_seconds:g} s: {counts['applied']} of {n} applied; "
+        f"accept->applied p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f}, p99 {pct(ms, 99):.1f} "
+        f"(target < 250), max {max(ms, default=0):.1f}; HTTP p50 {pct(http, 50):.1f} ms, "
+        f"p99 {pct(http, 99):.1f}; non-202 {sum(non_202.values())}, retried {retried(db, ids)}, "
+        f"max send lag {lag * 1000:.1f} ms"
+    )
+
+
+def start_hub(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        argv = [*HUB, "run"]
+        return subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_ready(hub: subprocess.Popen[bytes], base: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if hub.poll() is not None:
+            raise SystemExit(f"the hub exited with {hub.returncode} before it was ready")
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the hub was not ready within {timeout_s:.0f} s")
+
+
+def stop_hub(hub: subprocess.Popen[bytes]) -> None:
+    if hub.poll() is None:
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            print("  ! the hub did not stop within 60 s; killing it", flush=True)
+            os.killpg(hub.pid, signal.SIGKILL)
+            hub.wait()
+
+
+def hub_log_problems(log_path: Path) -> list[str]:
+    if not log_path.exists():
+        return []
+    words = ("ERROR", "CRITICAL", "Traceback", "WARNING", "Exception")
+    return [
+        line for line in log_path.read_text(errors="replace").splitlines() if any(w in line for w in words)
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--senders", type=int, default=8, help="phase A concurrent senders")
+    parser.add_argument("--messages", type=int, default=5000, help="phase A messages")
+    parser.add_argument("--rate", type=float, default=100, help="phase B offered msg/s")
+    parser.add_argument("--rate-seconds", type=float, default=20, help="phase B duration")
+    parser.add_argument("--rate-threads", type=int, default=16, help="phase B sender threads")
+    parser.add_argument("--vouchers", type=int, default=200, help="vouchers the deliveries spread over")
+    parser.add_argument("--wait", type=float, default=300, help="max seconds to wait for final statuses")
+    a = parser.parse_args()
+
+    name = f"psop_bench_{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    db_url = PG_ADMIN.replace("/postgres", f"/{name}")
+    started = time.monotonic()
+    hub: subprocess.Popen[bytes] | None = None
+    created_db = created_vhost = False
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="psop_bench_") as tmp:
+        log_path = Path(tmp) / "hub.log"
+        try:
+            admin_sql(f'CREATE DATABASE "{name}"')
+            created_db = True
+            rabbitmqctl("add_vhost", name)
+            created_vhost = True
+            rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+            env = {
+                **os.environ,
+                "HUB_DATABASE_URL": db_url,
+                "HUB_AMQP_URL": f"{AMQP}/{name}",
+                "HUB_HTTP_HOST": "127.0.0.1",
+                "HUB_HTTP_PORT": str(port),
+                "HUB_DATA_DIR": str(Path(tmp) / "data"),
+                "HUB_LOG_LEVEL": "WARNING",
+            }
+            passed = {k: v for k, v in os.environ.items() if k.startswith("HUB_") and k not in env}
+            print(f"bench {name}: hub on port {port}, extra settings {passed or 'none'}", flush=True)
+            hub = start_hub(env, log_path)
+            wait_ready(hub, base)
+            system = add_client(env, "bench-system", "system", "--organiser", ORGANISER)
+            provider = add_client(env, "bench-provider", "provider", "--provider", PROVIDER)
+            with psycopg.connect(db_url, autocommit=True) as db:
+                print(f"setup: granting and assigning {a.vouchers} vouchers", flush=True)
+                vouchers = setup(base, db, system, a.vouchers, a.wait)
+                print(f"phase A: {a.messages} deliveries from {a.senders} senders", flush=True)
+                lines.append(phase_a(base, db, provider, vouchers, a))
+                print(f"phase B: {a.rate:g} msg/s for {a.rate_seconds:g} s", flush=True)
+                lines.append(phase_b(base, db, provider, vouchers, a))
+        finally:
+            if hub is not None:
+                stop_hub(hub)
+            if created_vhost:
+                rabbitmqctl("delete_vhost", name)
+            if created_db:
+                admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            problems = hub_log_problems(log_path)
+            print("\n== psop-hub ingest benchmark ==", *lines, sep="\n")
+            print(f"hub log: {len(problems)} warning/error lines; took {time.monotonic() - started:.0f} s")
+            for line in problems[:20]:
+                print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

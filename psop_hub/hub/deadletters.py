@@ -1,0 +1,65 @@
+"""Dead letters: what RabbitMQ gave up on becomes a `failed` message in PostgreSQL.
+
+A message that crashes or stalls workers again and again is dead-lettered by the quorum queue
+once it reaches `x-delivery-limit`; one whose failure could not be recorded is dead-lettered by
+Dramatiq. Both land in the `.XQ` queue, which expires its messages after 7 days: it is not a
+record. The relay drains it, records each message as failed (with why), and only then acks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.common import xq_name
+from sqlalchemy.engine import Engine
+
+from psop_hub.hub import store
+from psop_hub.hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _reason(properties: Any) -> str:
+    deaths = (getattr(properties, "headers", None) or {}).get("x-death") or [{}]
+    why = deaths[0].get("reason", b"")
+    why = why.decode() if isinstance(why, bytes) else str(why)
+    if why == "delivery_limit":
+        return "RabbitMQ dead-lettered it: delivered too often without an ack (workers crashed on it)"
+    return f"RabbitMQ dead-lettered it ({why or 'unknown reason'}) after the worker gave up"
+
+
+class DeadLetters:
+    """Drains the dead-letter queue into the store."""
+
+    def __init__(self, settings: Settings, engine: Engine, broker: RabbitmqBroker) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.broker = broker
+
+    def drain_once(self, limit: int = 200) -> int:
+        """Record up to `limit` dead letters as failed messages; returns how many were taken."""
+        self.broker.declare_queue(self.settings.queue_name, ensure=True)
+        channel = self.broker.channel
+        queue = xq_name(self.settings.queue_name)
+        taken = 0
+        for _ in range(limit):
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            try:
+                hub_id = uuid.UUID(json.loads(body)["args"][0])
+            except (ValueError, KeyError, IndexError, TypeError):
+                # Not a hub message: leave it where an operator can see it, and stop here.
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                log.error("a message on %s is not a hub message; left in place", queue)
+                break
+            reason = _reason(properties)
+            if store.fail(self.engine, hub_id, None, reason, reason):
+                log.error("message %s failed: %s", hub_id, reason)
+            channel.basic_ack(method.delivery_tag)
+            taken += 1
+        return taken
