@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,26 +74,10 @@ def admin_sql(sql: str) -> None:
         conn.execute(sql)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def add_client(env: dict[str, str], name: str, role: str, flag: str, business_id: str) -> str:
     argv = [*HUB, "clients", "add", name, "--role", role, flag, business_id]
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)
     return done.stdout.strip().splitlines()[-1]
-
-
-def post(client: httpx.Client, body: dict[str, Any]) -> Sent:
-    wall, start = time.time(), time.perf_counter()
-    try:
-        answer = client.post("/api/v1/messages", json=body)
-        status, hub_id = answer.status_code, answer.json().get("hub_id")
-    except (httpx.HTTPError, ValueError):
-        status, hub_id = 0, None  # 0: no HTTP answer at all
-    return Sent(status, hub_id, wall, time.perf_counter() - start)
 
 
 def send_all(
@@ -108,15 +93,24 @@ def send_all(
     # Clients are built before t0: building one takes tens of ms (an SSL context, even for http).
     clients = [httpx.Client(base_url=base, headers=headers, timeout=60) for _ in range(threads)]
     t0 = time.perf_counter() + 0.05
+    stop = threading.Event()
 
     def sender(k: int) -> None:
         for i in range(k, len(bodies), threads):
+            if stop.is_set():
+                return
             if rate is not None:
                 delay = t0 + i / rate - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
                 lags[k] = max(lags[k], -delay)
-            results[i] = post(clients[k], bodies[i])
+            wall, start = time.time(), time.perf_counter()
+            try:
+                answer = clients[k].post("/api/v1/messages", json=bodies[i])
+                status, hub_id = answer.status_code, answer.json().get("hub_id")
+            except (httpx.HTTPError, ValueError):
+                status, hub_id = 0, None  # 0: no HTTP answer at all
+            results[i] = Sent(status, hub_id, wall, time.perf_counter() - start)
 
     workers = [threading.Thread(target=sender, args=(k,), daemon=True) for k in range(threads)]
     try:
@@ -126,6 +120,9 @@ def send_all(
             while w.is_alive():
                 w.join(0.2)  # short joins so that Ctrl-C gets through
     finally:
+        stop.set()
+        for w in workers:
+            w.join(5)
         for c in clients:
             c.close()
     return [r for r in results if r is not None], max(lags)
@@ -148,10 +145,13 @@ def wait_final(db: psycopg.Connection, hub_ids: list[str], timeout_s: float) -> 
         time.sleep(0.25)
 
 
-def retried(db: psycopg.Connection, hub_ids: list[str]) -> int:
+def trouble(db: psycopg.Connection, sent: list[Sent], hub_ids: list[str]) -> str:
+    """Answers other than 202 (0 = no answer) and messages that needed a retry before their end."""
     sql = "SELECT count(DISTINCT hub_id) FROM journey WHERE step = 'retrying' AND hub_id = ANY(%s::uuid[])"
     row = db.execute(sql, (hub_ids,)).fetchone()
-    return int(row[0]) if row else 0
+    non_202 = Counter(s.status for s in sent if s.status != 202)
+    detail = f" {dict(non_202)}" if non_202 else ""
+    return f"non-202 {sum(non_202.values())}{detail}, retried {row[0] if row else '?'}"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -177,12 +177,14 @@ def setup(base: str, db: psycopg.Connection, system: str, n: int, wait_s: float)
     return numbers
 
 
-def phase_a(
-    base: str, db: psycopg.Connection, secret: str, vouchers: list[str], a: argparse.Namespace
-) -> str:
+def deliveries(vouchers: list[str], n: int) -> list[dict[str, Any]]:
+    """`n` delivery.reported messages of 1 hour each, spread round-robin over the vouchers."""
     cycle = itertools.cycle(vouchers)
-    bodies = [delivery(next(cycle), "1") for _ in range(a.messages)]
-    sent, _ = send_all(base, secret, bodies, a.senders)
+    return [delivery(next(cycle), "1") for _ in range(n)]
+
+
+def phase_a(base: str, db: psycopg.Connection, secret: str, vs: list[str], a: argparse.Namespace) -> str:
+    sent, _ = send_all(base, secret, deliveries(vs, a.messages), a.senders)
     first = min(s.wall for s in sent)
     last_202 = max((s.wall + s.latency_s for s in sent if s.status == 202), default=first)
     ids = ids_of(sent)
@@ -192,23 +194,17 @@ def phase_a(
         (ids,),
     ).fetchone()
     last_applied = float(row[0]) if row and row[0] is not None else first
-    non_202 = Counter(s.status for s in sent if s.status != 202)
     return (
         f"phase A: {a.messages} messages, {a.senders} senders: "
         f"accepted {len(ids) / max(last_202 - first, 1e-9):.1f}/s, "
         f"applied {counts['applied'] / max(last_applied - first, 1e-9):.1f}/s (target >= 500/s), "
-        f"non-202 {sum(non_202.values())}{' ' + str(dict(non_202)) if non_202 else ''}, "
-        f"not applied {a.messages - counts['applied']}, retried {retried(db, ids)}"
+        f"not applied {a.messages - counts['applied']}, {trouble(db, sent, ids)}"
     )
 
 
-def phase_b(
-    base: str, db: psycopg.Connection, secret: str, vouchers: list[str], a: argparse.Namespace
-) -> str:
-    cycle = itertools.cycle(vouchers)
+def phase_b(base: str, db: psycopg.Connection, secret: str, vs: list[str], a: argparse.Namespace) -> str:
     n = int(a.rate * a.rate_seconds)
-    bodies = [delivery(next(cycle), "1") for _ in range(n)]
-    sent, lag = send_all(base, secret, bodies, a.rate_threads, rate=a.rate)
+    sent, lag = send_all(base, secret, deliveries(vs, n), a.rate_threads, rate=a.rate)
     ids = ids_of(sent)
     counts = wait_final(db, ids, a.wait)
     rows = db.execute(
@@ -219,22 +215,13 @@ def phase_b(
     ).fetchall()
     ms = [float(r[0]) for r in rows]
     http = [s.latency_s * 1000 for s in sent]
-    non_202 = Counter(s.status for s in sent if s.status != 202)
     return (
         f"phase B: {a.rate:g} msg/s offered for {a.rate_seconds:g} s: {counts['applied']} of {n} applied; "
         f"accept->applied p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f}, p99 {pct(ms, 99):.1f} "
         f"(target < 250), max {max(ms, default=0):.1f}; HTTP p50 {pct(http, 50):.1f} ms, "
-        f"p99 {pct(http, 99):.1f}; non-202 {sum(non_202.values())}, retried {retried(db, ids)}, "
+        f"p99 {pct(http, 99):.1f}; {trouble(db, sent, ids)}, "
         f"max send lag {lag * 1000:.1f} ms"
     )
-
-
-def start_hub(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        argv = [*HUB, "run"]
-        return subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
 
 
 def wait_ready(hub: subprocess.Popen[bytes], base: str, timeout_s: float = 60) -> None:
@@ -262,13 +249,28 @@ def stop_hub(hub: subprocess.Popen[bytes]) -> None:
             hub.wait()
 
 
-def hub_log_problems(log_path: Path) -> list[str]:
-    if not log_path.exists():
-        return []
+def cleanup(what: str, resource: subprocess.Popen[bytes] | tuple[str, ...] | str) -> None:
+    """Stop the hub, delete the vhost or drop the database; a failure is reported, not raised."""
+    try:
+        if isinstance(resource, subprocess.Popen):
+            stop_hub(resource)
+        elif isinstance(resource, tuple):
+            rabbitmqctl(*resource)
+        else:
+            admin_sql(resource)
+    except Exception as exc:
+        print(f"  ! could not {what}: {exc!r}", flush=True)
+
+
+def report(lines: list[str], log_path: Path, started: float) -> None:
+    """The summary block, and the warnings and errors the hub logged (it logs at WARNING)."""
+    log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
     words = ("ERROR", "CRITICAL", "Traceback", "WARNING", "Exception")
-    return [
-        line for line in log_path.read_text(errors="replace").splitlines() if any(w in line for w in words)
-    ]
+    problems = [line for line in log_text.splitlines() if any(w in line for w in words)]
+    print("\n== psop-hub ingest benchmark ==", *lines, sep="\n")
+    print(f"hub log: {len(problems)} warning/error lines; took {time.monotonic() - started:.0f} s")
+    for line in problems[:20]:
+        print(f"  {line}")
 
 
 def main() -> int:
@@ -283,55 +285,48 @@ def main() -> int:
     a = parser.parse_args()
 
     name = f"psop_bench_{uuid.uuid4().hex[:10]}"
-    port = free_port()
+    with socket.socket() as sock:  # a free port for the hub
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     base = f"http://127.0.0.1:{port}"
     db_url = PG_ADMIN.replace("/postgres", f"/{name}")
     started = time.monotonic()
-    hub: subprocess.Popen[bytes] | None = None
-    created_db = created_vhost = False
     lines: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="psop_bench_") as tmp:
-        log_path = Path(tmp) / "hub.log"
-        try:
-            admin_sql(f'CREATE DATABASE "{name}"')
-            created_db = True
-            rabbitmqctl("add_vhost", name)
-            created_vhost = True
-            rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-            env = {
-                **os.environ,
-                "HUB_DATABASE_URL": db_url,
-                "HUB_AMQP_URL": f"{AMQP}/{name}",
-                "HUB_HTTP_HOST": "127.0.0.1",
-                "HUB_HTTP_PORT": str(port),
-                "HUB_DATA_DIR": str(Path(tmp) / "data"),
-                "HUB_LOG_LEVEL": "WARNING",
-            }
-            passed = {k: v for k, v in os.environ.items() if k.startswith("HUB_") and k not in env}
-            print(f"bench {name}: hub on port {port}, extra settings {passed or 'none'}", flush=True)
-            hub = start_hub(env, log_path)
-            wait_ready(hub, base)
-            system = add_client(env, "bench-system", "system", "--organiser", ORGANISER)
-            provider = add_client(env, "bench-provider", "provider", "--provider", PROVIDER)
-            with psycopg.connect(db_url, autocommit=True) as db:
-                print(f"setup: granting and assigning {a.vouchers} vouchers", flush=True)
-                vouchers = setup(base, db, system, a.vouchers, a.wait)
-                print(f"phase A: {a.messages} deliveries from {a.senders} senders", flush=True)
-                lines.append(phase_a(base, db, provider, vouchers, a))
-                print(f"phase B: {a.rate:g} msg/s for {a.rate_seconds:g} s", flush=True)
-                lines.append(phase_b(base, db, provider, vouchers, a))
-        finally:
-            if hub is not None:
-                stop_hub(hub)
-            if created_vhost:
-                rabbitmqctl("delete_vhost", name)
-            if created_db:
-                admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            problems = hub_log_problems(log_path)
-            print("\n== psop-hub ingest benchmark ==", *lines, sep="\n")
-            print(f"hub log: {len(problems)} warning/error lines; took {time.monotonic() - started:.0f} s")
-            for line in problems[:20]:
-                print(f"  {line}")
+    # Every resource registers its removal as soon as it exists; they run in reverse order.
+    with ExitStack() as undo:
+        tmp = Path(undo.enter_context(tempfile.TemporaryDirectory(prefix="psop_bench_")))
+        undo.callback(report, lines, tmp / "hub.log", started)
+        admin_sql(f'CREATE DATABASE "{name}"')
+        undo.callback(cleanup, f"drop database {name}", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        rabbitmqctl("add_vhost", name)
+        undo.callback(cleanup, f"delete vhost {name}", ("delete_vhost", name))
+        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        env = {
+            **os.environ,
+            "HUB_DATABASE_URL": db_url,
+            "HUB_AMQP_URL": f"{AMQP}/{name}",
+            "HUB_HTTP_HOST": "127.0.0.1",
+            "HUB_HTTP_PORT": str(port),
+            "HUB_DATA_DIR": str(tmp / "data"),
+            "HUB_LOG_LEVEL": "WARNING",
+        }
+        passed = {k: v for k, v in os.environ.items() if k.startswith("HUB_") and k not in env}
+        print(f"bench {name}: hub on port {port}, extra settings {passed or 'none'}", flush=True)
+        with (tmp / "hub.log").open("wb") as log:  # its own session: a Ctrl-C reaches only the bench
+            hub = subprocess.Popen(
+                [*HUB, "run"], env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
+            )
+        undo.callback(cleanup, "stop the hub", hub)
+        wait_ready(hub, base)
+        system = add_client(env, "bench-system", "system", "--organiser", ORGANISER)
+        provider = add_client(env, "bench-provider", "provider", "--provider", PROVIDER)
+        with psycopg.connect(db_url, autocommit=True) as db:
+            print(f"setup: granting and assigning {a.vouchers} vouchers", flush=True)
+            vouchers = setup(base, db, system, a.vouchers, a.wait)
+            print(f"phase A: {a.messages} deliveries from {a.senders} senders", flush=True)
+            lines.append(phase_a(base, db, provider, vouchers, a))
+            print(f"phase B: {a.rate:g} msg/s for {a.rate_seconds:g} s", flush=True)
+            lines.append(phase_b(base, db, provider, vouchers, a))
     return 0
 
 
