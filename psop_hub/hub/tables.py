@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
+    Sequence,
     String,
     Table,
     Text,
@@ -118,7 +119,9 @@ vouchers = Table(
     Column("provider", String(9)),
     Column("provider_price", MONEY),
     Column("assigned_from", Date),
+    # A revocation's effective_date: no delivery on or after it.
     Column("effective_end", Date),
+    Column("revoked_reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("organiser", "voucher_number", name="pk_vouchers"),
@@ -142,8 +145,86 @@ deliveries = Table(
     Column("status", String(12), nullable=False),
     Column("version", Integer, nullable=False),
     Column("hub_id", UUID(as_uuid=True), nullable=False),
+    # Service and unit copied from the voucher or order, for settlement rows.
+    Column("service_code", String(50)),
+    Column("service_name", String(200)),
+    # What settlements have paid for this delivery so far (sum of its settlement_items).
+    Column("settled_quantity", QUANTITY, nullable=False, server_default=text("0")),
+    Column("settled_amount", MONEY, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("provider", "event_id", name="pk_deliveries"),
     Index("ix_deliveries_voucher", "organiser", "voucher_number"),
+    Index("ix_deliveries_order", "organiser", "order_number"),
+    Index("ix_deliveries_settle", "organiser", "provider", "service_date"),
 )
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("organiser", String(9), nullable=False),
+    Column("order_number", String(100), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("provider", String(9), nullable=False),
+    Column("client_hetu", String(11), nullable=False),
+    Column("home_municipality", String(3), nullable=False),
+    Column("service_code", String(50), nullable=False),
+    Column("service_name", String(200), nullable=False),
+    Column("unit", String(10), nullable=False),
+    Column("unit_price", MONEY, nullable=False),
+    Column("quantity", QUANTITY),
+    Column("quantity_used", QUANTITY, nullable=False, server_default=text("0")),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("organiser", "order_number", name="pk_orders"),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("settlement_id", String(100), primary_key=True),
+    Column("organiser", String(9), nullable=False),
+    Column("provider", String(9), nullable=False),
+    Column("month", Date, nullable=False),
+    Column("reference", String(20), nullable=False, unique=True),
+    Column("amount", MONEY, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("paid_date", Date),
+    Column("paid_amount", MONEY),
+    Column("payment_reference", String(40)),
+    Column("payment_hub_id", UUID(as_uuid=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("organiser", "provider", "month", name="uq_settlements_period"),
+)
+
+settlement_rows = Table(
+    "settlement_rows",
+    metadata,
+    Column("settlement_id", String(100), ForeignKey("settlements.settlement_id"), nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("service_code", String(50), nullable=False),
+    Column("service_name", String(200), nullable=False),
+    Column("unit", String(10), nullable=False),
+    Column("unit_price", MONEY, nullable=False),
+    Column("quantity", QUANTITY, nullable=False),
+    Column("amount", MONEY, nullable=False),
+    PrimaryKeyConstraint("settlement_id", "row_number", name="pk_settlement_rows"),
+)
+
+settlement_items = Table(
+    "settlement_items",
+    metadata,
+    Column("settlement_id", String(100), ForeignKey("settlements.settlement_id"), nullable=False),
+    Column("provider", String(9), nullable=False),
+    Column("event_id", String(100), nullable=False),
+    Column("quantity", QUANTITY, nullable=False),
+    Column("amount", MONEY, nullable=False),
+    PrimaryKeyConstraint("settlement_id", "provider", "event_id", name="pk_settlement_items"),
+)
+
+settlement_reference_seq = Sequence("settlement_reference_seq", metadata=metadata)
