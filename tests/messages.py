@@ -77,3 +77,76 @@ def delivery(
     }
     payload.update(over)
     return envelope("delivery.reported", payload)
+
+
+def amended(voucher_number: str, version: int, **changes: Any) -> dict[str, Any]:
+    """voucher.amended with any of unit_value, quantity, valid_to."""
+    return envelope(
+        "voucher.amended",
+        {"voucher_number": voucher_number, "organiser": ORGANISER, "version": version, **changes},
+    )
+
+
+def revoked(voucher_number: str, version: int, effective_date: str = "2027-01-01") -> dict[str, Any]:
+    """voucher.revoked from `effective_date` on."""
+    payload = {
+        "voucher_number": voucher_number,
+        "organiser": ORGANISER,
+        "version": version,
+        "effective_date": effective_date,
+        "reason": "Asiakas muutti toiselle paikkakunnalle",
+    }
+    return envelope("voucher.revoked", payload)
+
+
+def placed(
+    order_number: str, quantity: str | None = "50", unit_price: str = "42.00", **over: Any
+) -> dict[str, Any]:
+    """order.placed: physiotherapy visits from the contracted provider."""
+    payload: dict[str, Any] = {
+        "order_number": order_number,
+        "organiser": ORGANISER,
+        "provider": PROVIDER,
+        "client": {"hetu": HETU, "home_municipality": "049"},
+        "service": {"code": "FT02", "name": "Fysioterapia"},
+        "unit": "visit",
+        "unit_price": unit_price,
+        "start_date": "2026-11-01",
+        "end_date": "2027-06-30",
+    }
+    if quantity is not None:
+        payload["quantity"] = quantity
+    payload.update(over)
+    return envelope("order.placed", payload)
+
+
+def ended(order_number: str, version: int, end_date: str = "2026-12-31") -> dict[str, Any]:
+    """order.ended on `end_date`."""
+    payload = {"order_number": order_number, "organiser": ORGANISER, "version": version, "end_date": end_date}
+    return envelope("order.ended", payload)
+
+
+def order_delivery(order_number: str, quantity: str = "1", **over: Any) -> dict[str, Any]:
+    """delivery.reported against an order."""
+    payload: dict[str, Any] = {
+        "event_id": uid("ev"),
+        "provider": PROVIDER,
+        "organiser": ORGANISER,
+        "order_number": order_number,
+        "service_date": "2026-11-20",
+        "quantity": quantity,
+        "unit": "visit",
+    }
+    payload.update(over)
+    return envelope("delivery.reported", payload)
+
+
+def corrected(event_id: str, version: int, quantity: str, provider: str = PROVIDER) -> dict[str, Any]:
+    """delivery.corrected to a new quantity."""
+    payload = {"event_id": event_id, "provider": provider, "version": version, "quantity": quantity}
+    return envelope("delivery.corrected", payload)
+
+
+def cancelled(event_id: str, version: int, provider: str = PROVIDER) -> dict[str, Any]:
+    """delivery.cancelled."""
+    return envelope("delivery.cancelled", {"event_id": event_id, "provider": provider, "version": version})

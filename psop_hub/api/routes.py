@@ -17,7 +17,7 @@ from psop_hub.hub import store
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import AuthenticationFailed, HubError, NotFound
 from psop_hub.hub.senders import Sender
-from psop_hub.hub.views import voucher_view
+from psop_hub.hub.views import order_view, voucher_view
 from psop_hub.mappings.canonical import parse_message
 
 router = APIRouter(prefix="/api/v1")
@@ -121,16 +121,30 @@ def get_message(request: Request, sender: SenderDep, hub_id: str) -> dict[str, A
     return _message_of(request, sender, hub_id)
 
 
-@router.get("/vouchers/{organiser}/{voucher_number}")
-def get_voucher(request: Request, sender: SenderDep, organiser: str, voucher_number: str) -> dict[str, Any]:
-    """A voucher with its deliveries (the organiser's systems, the assigned provider, admins)."""
-    with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
-        view = voucher_view(conn, organiser, voucher_number)
-    allowed = view is not None and (
+def _visible(sender: Sender, organiser: str, view: dict[str, Any] | None) -> bool:
+    """The organiser's systems, the voucher's or order's provider, and admins may see it."""
+    return view is not None and (
         sender.is_admin
         or (sender.role == "system" and sender.organiser == organiser)
         or (sender.role == "provider" and sender.provider == view["provider"])
     )
-    if not allowed or view is None:
+
+
+@router.get("/vouchers/{organiser}/{voucher_number}")
+def get_voucher(request: Request, sender: SenderDep, organiser: str, voucher_number: str) -> dict[str, Any]:
+    """A voucher with its deliveries."""
+    with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
+        view = voucher_view(conn, organiser, voucher_number)
+    if view is None or not _visible(sender, organiser, view):
         raise NotFound(f"no voucher {voucher_number} of organiser {organiser}")
+    return view
+
+
+@router.get("/orders/{organiser}/{order_number}")
+def get_order(request: Request, sender: SenderDep, organiser: str, order_number: str) -> dict[str, Any]:
+    """An order with its deliveries."""
+    with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
+        view = order_view(conn, organiser, order_number)
+    if view is None or not _visible(sender, organiser, view):
+        raise NotFound(f"no order {order_number} of organiser {organiser}")
     return view

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from psop_hub.consumers import vouchers
+from psop_hub.consumers import deliveries, orders, vouchers
 from psop_hub.consumers.outcome import Handler
 
 HANDLERS: dict[str, Handler] = {
     "voucher.granted": vouchers.granted,
+    "voucher.amended": vouchers.amended,
+    "voucher.revoked": vouchers.revoked,
     "voucher.assigned": vouchers.assigned,
-    "delivery.reported": vouchers.delivery_on_voucher,
+    "order.placed": orders.placed,
+    "order.ended": orders.ended,
+    "delivery.reported": deliveries.reported,
+    "delivery.corrected": deliveries.corrected,
+    "delivery.cancelled": deliveries.cancelled,
 }

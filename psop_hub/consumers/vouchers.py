@@ -1,8 +1,18 @@
-"""Voucher state: grants, assignments and deliveries against a voucher, each rule named."""
+"""Voucher state: grant, amendment, revocation and assignment, each rule named.
+
+Versions: a grant is version 1; an amendment or revocation whose version is not newer than the
+voucher's is recorded as `superseded` and changes nothing. A message about a voucher whose grant
+has not arrived yet raises `Waiting` and is retried (messages from different systems arrive out
+of order).
+
+Amending a voucher below what was already delivered: the organiser's decision is the record, so
+it is applied as made. Deliveries already applied stay applied (they were within the voucher when
+they came), `quantity_remaining` shows 0, `quantity_over` shows the excess, and every further
+delivery is rejected by `within_quantity` until the quantity is raised again.
+"""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -13,16 +23,9 @@ from psop_hub.consumers.outcome import Context, Outcome
 from psop_hub.hub.errors import RuleBroken, Waiting
 from psop_hub.hub.tables import deliveries, vouchers
 
-CENT = Decimal("0.01")
-
-
-def cents(value: Decimal) -> Decimal:
-    """Round money to the cent, halves away from zero (as Finnish invoicing does)."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
 
 def lock_voucher(conn: Connection, organiser: str, voucher_number: str) -> Any:
-    """The voucher row, locked until commit so that concurrent deliveries serialise; None if absent."""
+    """The voucher row, locked until commit so that writers of one voucher serialise; None if absent."""
     return conn.execute(
         select(vouchers)
         .where(vouchers.c.organiser == organiser, vouchers.c.voucher_number == voucher_number)
@@ -31,11 +34,26 @@ def lock_voucher(conn: Connection, organiser: str, voucher_number: str) -> Any:
 
 
 def require_voucher(conn: Connection, organiser: str, voucher_number: str) -> Any:
-    """The locked voucher; `Waiting` if its grant has not arrived yet (it is retried)."""
+    """The locked voucher; `Waiting` if its grant has not arrived yet (the message is retried)."""
     row = lock_voucher(conn, organiser, voucher_number)
     if row is None:
         raise Waiting(f"voucher {voucher_number} of organiser {organiser} has not arrived yet")
     return row
+
+
+def _update(conn: Connection, v: Any, **values: Any) -> None:
+    conn.execute(
+        update(vouchers)
+        .where(vouchers.c.organiser == v.organiser, vouchers.c.voucher_number == v.voucher_number)
+        .values(updated_at=func.now(), **values)
+    )
+
+
+def superseded(kind: str, number: str, version: int, current: int) -> Outcome | None:
+    """A `superseded` outcome when `version` is not newer than the state's, else None."""
+    if version <= current:
+        return Outcome("superseded", f"{kind} {number}: version {version} is not newer than {current}")
+    return None
 
 
 def granted(conn: Connection, ctx: Context, p: Any) -> Outcome:
@@ -63,12 +81,66 @@ def granted(conn: Connection, ctx: Context, p: Any) -> Outcome:
     ).scalar_one_or_none()
     if inserted is None:
         raise RuleBroken(
-            "voucher_already_granted",
+            "voucher_granted_once",
             f"voucher {p.voucher_number} of organiser {p.organiser} was granted already; "
             "send voucher.amended to change it",
             "payload.voucher_number",
         )
     return Outcome("applied", f"voucher {p.voucher_number} granted: {p.quantity} {p.unit} at {p.unit_value}")
+
+
+def amended(conn: Connection, ctx: Context, p: Any) -> Outcome:
+    """voucher.amended: new unit value, quantity or end date, if the version is newer."""
+    v = require_voucher(conn, p.organiser, p.voucher_number)
+    old = superseded("voucher", p.voucher_number, p.version, v.version)
+    if old:
+        return old
+    if v.status == "revoked":
+        raise RuleBroken(
+            "voucher_revoked", f"voucher {p.voucher_number} is revoked", "payload.voucher_number"
+        )
+    if p.valid_to is not None and p.valid_to < v.valid_from:
+        raise RuleBroken(
+            "validity_order",
+            f"valid_to {p.valid_to} is before the voucher's valid_from {v.valid_from}",
+            "payload.valid_to",
+        )
+    changes = {
+        name: getattr(p, name)
+        for name in ("unit_value", "quantity", "valid_to")
+        if getattr(p, name) is not None
+    }
+    _update(conn, v, version=p.version, **changes)
+    detail = ", ".join(f"{k} {v_}" for k, v_ in changes.items())
+    quantity = changes.get("quantity", v.quantity)
+    if quantity < v.quantity_used:
+        detail += f"; {v.quantity_used} {v.unit} already delivered: no further deliveries fit"
+    return Outcome("applied", f"voucher {p.voucher_number} version {p.version}: {detail}")
+
+
+def revoked(conn: Connection, ctx: Context, p: Any) -> Outcome:
+    """voucher.revoked: no deliveries on or after `effective_date`, if the version is newer."""
+    v = require_voucher(conn, p.organiser, p.voucher_number)
+    old = superseded("voucher", p.voucher_number, p.version, v.version)
+    if old:
+        return old
+    _update(
+        conn, v, version=p.version, status="revoked", effective_end=p.effective_date, revoked_reason=p.reason
+    )
+    after = conn.execute(
+        select(func.count()).where(
+            deliveries.c.organiser == p.organiser,
+            deliveries.c.voucher_number == p.voucher_number,
+            deliveries.c.service_date >= p.effective_date,
+            deliveries.c.status != "cancelled",
+        )
+    ).scalar_one()
+    detail = f"voucher {p.voucher_number} revoked from {p.effective_date}"
+    if after:
+        detail += (
+            f"; {after} deliveries on or after that date were applied before and stay (cancel them if wrong)"
+        )
+    return Outcome("applied", detail)
 
 
 def assigned(conn: Connection, ctx: Context, p: Any) -> Outcome:
@@ -90,106 +162,12 @@ def assigned(conn: Connection, ctx: Context, p: Any) -> Outcome:
             f"voucher {p.voucher_number} already has deliveries from provider {v.provider}",
             "payload.provider",
         )
-    conn.execute(
-        update(vouchers)
-        .where(vouchers.c.organiser == p.organiser, vouchers.c.voucher_number == p.voucher_number)
-        .values(
-            provider=p.provider,
-            provider_price=p.provider_price,
-            assigned_from=p.start_date,
-            status="assigned" if v.status == "granted" else v.status,
-            updated_at=func.now(),
-        )
+    _update(
+        conn,
+        v,
+        provider=p.provider,
+        provider_price=p.provider_price,
+        assigned_from=p.start_date,
+        status="assigned" if v.status == "granted" else v.status,
     )
     return Outcome("applied", f"voucher {p.voucher_number} assigned to provider {p.provider}")
-
-
-def delivery_on_voucher(conn: Connection, ctx: Context, p: Any) -> Outcome:
-    """delivery.reported against a voucher: checks every rule, then books the units and the shares."""
-    v = require_voucher(conn, p.organiser, p.voucher_number)
-    _check_delivery_rules(v, p)
-    price = (
-        p.price
-        if p.price is not None
-        else (v.provider_price if v.provider_price is not None else v.unit_value)
-    )
-    unit_paid = min(price, v.unit_value)
-    voucher_share = cents(unit_paid * p.quantity)
-    client_share = cents(price * p.quantity) - voucher_share
-    inserted = conn.execute(
-        pg_insert(deliveries)
-        .values(
-            provider=p.provider,
-            event_id=p.event_id,
-            organiser=p.organiser,
-            voucher_number=p.voucher_number,
-            service_date=p.service_date,
-            unit=p.unit,
-            quantity=p.quantity,
-            price=price,
-            unit_paid=unit_paid,
-            voucher_share=voucher_share,
-            client_share=client_share,
-            status="reported",
-            version=1,
-            hub_id=ctx.hub_id,
-        )
-        .on_conflict_do_nothing(constraint="pk_deliveries")
-        .returning(deliveries.c.event_id)
-    ).scalar_one_or_none()
-    if inserted is None:
-        raise RuleBroken(
-            "event_id_unique",
-            f"event_id {p.event_id} was already reported by provider {p.provider} in another message",
-            "payload.event_id",
-        )
-    conn.execute(
-        update(vouchers)
-        .where(vouchers.c.organiser == p.organiser, vouchers.c.voucher_number == p.voucher_number)
-        .values(quantity_used=vouchers.c.quantity_used + p.quantity, updated_at=func.now())
-    )
-    return Outcome(
-        "applied",
-        f"{p.quantity} {p.unit} on voucher {p.voucher_number}: "
-        f"voucher pays {voucher_share}, client {client_share}",
-    )
-
-
-def _check_delivery_rules(v: Any, p: Any) -> None:
-    if v.provider is None:
-        raise Waiting(f"voucher {p.voucher_number} has no provider assigned yet")
-    if v.provider != p.provider:
-        raise RuleBroken(
-            "assigned_provider_only",
-            f"voucher {p.voucher_number} is assigned to another provider",
-            "payload.provider",
-        )
-    if not v.valid_from <= p.service_date <= v.valid_to:
-        raise RuleBroken(
-            "inside_validity",
-            f"service_date {p.service_date} is outside the voucher's validity {v.valid_from}..{v.valid_to}",
-            "payload.service_date",
-        )
-    if v.assigned_from is not None and p.service_date < v.assigned_from:
-        raise RuleBroken(
-            "after_assignment",
-            f"service_date {p.service_date} is before the assignment's start {v.assigned_from}",
-            "payload.service_date",
-        )
-    if v.effective_end is not None and p.service_date >= v.effective_end:
-        raise RuleBroken(
-            "before_revocation",
-            f"service_date {p.service_date} is on or after the revocation's effective date {v.effective_end}",
-            "payload.service_date",
-        )
-    if p.unit != v.unit:
-        raise RuleBroken(
-            "voucher_unit", f"unit {p.unit} differs from the voucher's unit {v.unit}", "payload.unit"
-        )
-    if v.quantity_used + p.quantity > v.quantity:
-        remaining = v.quantity - v.quantity_used
-        raise RuleBroken(
-            "within_quantity",
-            f"quantity {p.quantity} exceeds the voucher's remaining {remaining} {v.unit}",
-            "payload.quantity",
-        )

@@ -2,55 +2,114 @@
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from psop_hub.hub.tables import deliveries, vouchers
+from psop_hub.hub.tables import deliveries, orders, vouchers
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _day(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _deliveries(conn: Connection, organiser: str, column: str, number: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(deliveries)
+        .where(deliveries.c.organiser == organiser, deliveries.c[column] == number)
+        .order_by(deliveries.c.service_date, deliveries.c.event_id)
+    ).all()
+    return [
+        {
+            "event_id": d.event_id,
+            "provider": d.provider,
+            "service_date": d.service_date.isoformat(),
+            "unit": d.unit,
+            "quantity": str(d.quantity),
+            "price": str(d.price),
+            "unit_paid": str(d.unit_paid),
+            "voucher_share": str(d.voucher_share),
+            "client_share": str(d.client_share),
+            "status": d.status,
+            "version": d.version,
+            "hub_id": str(d.hub_id),
+        }
+        for d in rows
+    ]
+
+
+def _quantities(quantity: Decimal | None, used: Decimal) -> dict[str, str | None]:
+    if quantity is None:
+        return {
+            "quantity": None,
+            "quantity_used": str(used),
+            "quantity_remaining": None,
+            "quantity_over": "0",
+        }
+    return {
+        "quantity": str(quantity),
+        "quantity_used": str(used),
+        "quantity_remaining": str(max(quantity - used, Decimal("0.00"))),
+        # above zero only when an amendment lowered the quantity below what was already delivered
+        "quantity_over": str(max(used - quantity, Decimal("0.00"))),
+    }
 
 
 def voucher_view(conn: Connection, organiser: str, voucher_number: str) -> dict[str, Any] | None:
-    """The voucher as the REST API shows it (never the client's HETU), with its deliveries."""
+    """The voucher as the REST API shows it, with its deliveries."""
     v = conn.execute(
         select(vouchers).where(vouchers.c.organiser == organiser, vouchers.c.voucher_number == voucher_number)
     ).one_or_none()
     if v is None:
         return None
-    rows = conn.execute(
-        select(deliveries)
-        .where(deliveries.c.organiser == organiser, deliveries.c.voucher_number == voucher_number)
-        .order_by(deliveries.c.service_date, deliveries.c.event_id)
-    ).all()
     return {
         "organiser": v.organiser,
         "voucher_number": v.voucher_number,
         "status": v.status,
+        "decision_date": v.decision_date.isoformat(),
         "service": {"code": v.service_code, "name": v.service_name},
+        "home_municipality": v.home_municipality,
         "unit": v.unit,
         "unit_value": str(v.unit_value),
-        "quantity": str(v.quantity),
-        "quantity_used": str(v.quantity_used),
-        "quantity_remaining": str(v.quantity - v.quantity_used),
+        **_quantities(v.quantity, v.quantity_used),
         "valid_from": v.valid_from.isoformat(),
         "valid_to": v.valid_to.isoformat(),
         "provider": v.provider,
-        "provider_price": None if v.provider_price is None else str(v.provider_price),
+        "provider_price": _money(v.provider_price),
+        "assigned_from": _day(v.assigned_from),
+        "revoked_from": _day(v.effective_end),
+        "revoked_reason": v.revoked_reason,
         "version": v.version,
-        "deliveries": [
-            {
-                "event_id": d.event_id,
-                "provider": d.provider,
-                "service_date": d.service_date.isoformat(),
-                "unit": d.unit,
-                "quantity": str(d.quantity),
-                "price": str(d.price),
-                "voucher_share": str(d.voucher_share),
-                "client_share": str(d.client_share),
-                "status": d.status,
-                "version": d.version,
-                "hub_id": str(d.hub_id),
-            }
-            for d in rows
-        ],
+        "deliveries": _deliveries(conn, organiser, "voucher_number", voucher_number),
+    }
+
+
+def order_view(conn: Connection, organiser: str, order_number: str) -> dict[str, Any] | None:
+    """The order as the REST API shows it, with its deliveries."""
+    o = conn.execute(
+        select(orders).where(orders.c.organiser == organiser, orders.c.order_number == order_number)
+    ).one_or_none()
+    if o is None:
+        return None
+    return {
+        "organiser": o.organiser,
+        "order_number": o.order_number,
+        "status": o.status,
+        "provider": o.provider,
+        "service": {"code": o.service_code, "name": o.service_name},
+        "home_municipality": o.home_municipality,
+        "unit": o.unit,
+        "unit_price": str(o.unit_price),
+        **_quantities(o.quantity, o.quantity_used),
+        "start_date": o.start_date.isoformat(),
+        "end_date": _day(o.end_date),
+        "version": o.version,
+        "deliveries": _deliveries(conn, organiser, "order_number", order_number),
     }

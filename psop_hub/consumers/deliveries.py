@@ -1,0 +1,247 @@
+"""Deliveries (toteumat) against a voucher or an order: reported, corrected, cancelled.
+
+Lock order, everywhere: the voucher or order row first, then the delivery row. Every writer of
+one voucher takes its row lock, so concurrent deliveries serialise and its delivered total never
+goes over the granted quantity. The voucher pays `min(price, unit_value)` per unit, the client
+the rest; an order pays `min(price, unit_price)` and has no client share here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
+
+from psop_hub.consumers.orders import require_order
+from psop_hub.consumers.outcome import Context, Outcome
+from psop_hub.consumers.vouchers import require_voucher, superseded
+from psop_hub.hub.errors import RuleBroken, Waiting
+from psop_hub.hub.tables import deliveries, orders, vouchers
+
+CENT = Decimal("0.01")
+
+
+def cents(value: Decimal) -> Decimal:
+    """Round money to the cent, halves away from zero (as Finnish invoicing does)."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The locked voucher or order a delivery books against."""
+
+    kind: str
+    number: str
+    row: Any
+    table: Table
+    number_column: str
+
+    @property
+    def cap(self) -> Decimal | None:
+        """The most units it allows in all (an order may have none)."""
+        return self.row.quantity  # type: ignore[no-any-return]
+
+    def add_used(self, conn: Connection, delta: Decimal) -> None:
+        """Move its delivered total by `delta` units."""
+        t = self.table
+        conn.execute(
+            update(t)
+            .where(t.c.organiser == self.row.organiser, t.c[self.number_column] == self.number)
+            .values(quantity_used=t.c.quantity_used + delta, updated_at=func.now())
+        )
+
+    def check_room(self, used_after: Decimal, field: str) -> None:
+        """`within_quantity`: the delivered total may not go over the cap."""
+        if self.cap is not None and used_after > self.cap:
+            remaining = max(Decimal(0), self.cap - self.row.quantity_used)
+            raise RuleBroken(
+                "within_quantity",
+                f"this would take {self.kind} {self.number} to {used_after} {self.row.unit}, over its "
+                f"{self.cap}; {remaining} remain",
+                field,
+            )
+
+
+def _target_of(
+    conn: Connection, organiser: str, voucher_number: str | None, order_number: str | None
+) -> Target:
+    if voucher_number is not None:
+        return Target(
+            "voucher",
+            voucher_number,
+            require_voucher(conn, organiser, voucher_number),
+            vouchers,
+            "voucher_number",
+        )
+    assert order_number is not None
+    return Target("order", order_number, require_order(conn, organiser, order_number), orders, "order_number")
+
+
+def _check_voucher(v: Any, p: Any) -> None:
+    if v.provider is None:
+        raise Waiting(f"voucher {p.voucher_number} has no provider assigned yet")
+    if v.provider != p.provider:
+        raise RuleBroken(
+            "assigned_provider_only",
+            f"voucher {p.voucher_number} is assigned to another provider",
+            "payload.provider",
+        )
+    if not v.valid_from <= p.service_date <= v.valid_to:
+        raise RuleBroken(
+            "inside_validity",
+            f"service_date {p.service_date} is outside the voucher's validity {v.valid_from}..{v.valid_to}",
+            "payload.service_date",
+        )
+    if v.assigned_from is not None and p.service_date < v.assigned_from:
+        raise RuleBroken(
+            "after_assignment",
+            f"service_date {p.service_date} is before the assignment's start {v.assigned_from}",
+            "payload.service_date",
+        )
+    if v.effective_end is not None and p.service_date >= v.effective_end:
+        raise RuleBroken(
+            "before_revocation",
+            f"service_date {p.service_date} is on or after the revocation's effective date {v.effective_end}",
+            "payload.service_date",
+        )
+
+
+def _check_order(o: Any, p: Any) -> None:
+    if o.provider != p.provider:
+        raise RuleBroken(
+            "ordered_provider_only", f"order {p.order_number} is for another provider", "payload.provider"
+        )
+    if p.service_date < o.start_date or (o.end_date is not None and p.service_date > o.end_date):
+        raise RuleBroken(
+            "inside_order_period",
+            f"service_date {p.service_date} is outside the order's period {o.start_date}..{o.end_date or ''}",
+            "payload.service_date",
+        )
+
+
+def reported(conn: Connection, ctx: Context, p: Any) -> Outcome:
+    """delivery.reported: checks every rule, then books the units and the shares (version 1)."""
+    target = _target_of(conn, p.organiser, p.voucher_number, p.order_number)
+    row = target.row
+    if target.kind == "voucher":
+        _check_voucher(row, p)
+        price = (
+            p.price
+            if p.price is not None
+            else (row.provider_price if row.provider_price is not None else row.unit_value)
+        )
+        unit_paid = min(price, row.unit_value)
+    else:
+        _check_order(row, p)
+        price = p.price if p.price is not None else row.unit_price
+        unit_paid = min(price, row.unit_price)
+    if p.unit != row.unit:
+        raise RuleBroken(
+            f"{target.kind}_unit",
+            f"unit {p.unit} differs from the {target.kind}'s unit {row.unit}",
+            "payload.unit",
+        )
+    target.check_room(row.quantity_used + p.quantity, "payload.quantity")
+    paid = cents(unit_paid * p.quantity)
+    client = cents(price * p.quantity) - paid if target.kind == "voucher" else Decimal("0.00")
+    inserted = conn.execute(
+        pg_insert(deliveries)
+        .values(
+            provider=p.provider,
+            event_id=p.event_id,
+            organiser=p.organiser,
+            voucher_number=p.voucher_number,
+            order_number=p.order_number,
+            service_date=p.service_date,
+            unit=p.unit,
+            quantity=p.quantity,
+            price=price,
+            unit_paid=unit_paid,
+            voucher_share=paid,
+            client_share=client,
+            status="reported",
+            version=1,
+            hub_id=ctx.hub_id,
+            service_code=row.service_code,
+            service_name=row.service_name,
+        )
+        .on_conflict_do_nothing(constraint="pk_deliveries")
+        .returning(deliveries.c.event_id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        raise RuleBroken(
+            "event_id_unique",
+            f"event_id {p.event_id} was already reported by provider {p.provider} in another message",
+            "payload.event_id",
+        )
+    target.add_used(conn, p.quantity)
+    return Outcome(
+        "applied",
+        f"{p.quantity} {p.unit} on {target.kind} {target.number}: organiser pays {paid}, client {client}",
+    )
+
+
+def _locked_delivery(conn: Connection, p: Any) -> tuple[Any, Target]:
+    key = (deliveries.c.provider == p.provider, deliveries.c.event_id == p.event_id)
+    found = conn.execute(select(deliveries).where(*key)).one_or_none()
+    if found is None:
+        raise Waiting(f"delivery {p.event_id} of provider {p.provider} has not arrived yet")
+    target = _target_of(conn, found.organiser, found.voucher_number, found.order_number)
+    return conn.execute(select(deliveries).where(*key).with_for_update()).one(), target
+
+
+def _set_delivery(conn: Connection, d: Any, **values: Any) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.provider == d.provider, deliveries.c.event_id == d.event_id)
+        .values(updated_at=func.now(), **values)
+    )
+
+
+def corrected(conn: Connection, ctx: Context, p: Any) -> Outcome:
+    """delivery.corrected: a new quantity; gives back or takes the difference."""
+    d, target = _locked_delivery(conn, p)
+    old = superseded("delivery", p.event_id, p.version, d.version)
+    if old:
+        return old
+    if d.status == "cancelled":
+        raise RuleBroken("delivery_cancelled", f"delivery {p.event_id} is cancelled", "payload.event_id")
+    delta = p.quantity - d.quantity
+    if delta > 0:
+        target.check_room(target.row.quantity_used + delta, "payload.quantity")
+    paid = cents(d.unit_paid * p.quantity)
+    client = cents(d.price * p.quantity) - paid if target.kind == "voucher" else Decimal("0.00")
+    _set_delivery(
+        conn,
+        d,
+        quantity=p.quantity,
+        voucher_share=paid,
+        client_share=client,
+        status="corrected",
+        version=p.version,
+    )
+    target.add_used(conn, delta)
+    return Outcome(
+        "applied",
+        f"delivery {p.event_id} corrected from {d.quantity} to {p.quantity} {d.unit}: organiser pays {paid}",
+    )
+
+
+def cancelled(conn: Connection, ctx: Context, p: Any) -> Outcome:
+    """delivery.cancelled: gives its units back; nothing is payable for it any more."""
+    d, target = _locked_delivery(conn, p)
+    old = superseded("delivery", p.event_id, p.version, d.version)
+    if old:
+        return old
+    if d.status != "cancelled":
+        target.add_used(conn, -d.quantity)
+    zero = Decimal("0.00")
+    _set_delivery(conn, d, voucher_share=zero, client_share=zero, status="cancelled", version=p.version)
+    return Outcome(
+        "applied",
+        f"delivery {p.event_id} cancelled: {d.quantity} {d.unit} given back to {target.kind} {target.number}",
+    )
