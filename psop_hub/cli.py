@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import date
+from decimal import Decimal
 
 from pydantic import ValidationError
 
@@ -67,6 +69,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """Run the settlement scheduler: settles the previous month when it is due."""
+    from psop_hub.consumers.settlement import run_scheduler
+
+    run_scheduler(_settings())
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Migrate, then run every component in one supervised process tree."""
     from psop_hub.hub.supervisor import Supervisor, python_component
@@ -76,8 +86,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     workers = args.workers or settings.worker_processes
     components = [python_component("api", "api")]
     components += [python_component(f"worker-{i + 1}", "worker") for i in range(workers)]
-    print(f"hub running on port {settings.http_port}: api and {workers} workers (Ctrl-C stops)", flush=True)
+    extra = ""
+    if settings.scheduler_enabled:
+        components.append(python_component("scheduler", "scheduler"))
+        extra = " and the settlement scheduler"
+    print(
+        f"hub running on port {settings.http_port}: api and {workers} workers{extra} (Ctrl-C stops)",
+        flush=True,
+    )
     return Supervisor(components).run()
+
+
+def _month(value: str) -> date:
+    from psop_hub.consumers.settlement import parse_month
+
+    try:
+        return parse_month(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    """Build the settlements of one month and print what was created."""
+    from psop_hub.consumers.settlement import build_settlements, first_of_month, helsinki_now
+    from psop_hub.hub.database import make_engine
+    from psop_hub.hub.errors import HubError
+
+    month: date = args.month
+    label = f"{month:%Y-%m}"
+    if month == first_of_month(helsinki_now().date()):
+        print(
+            f"hub: note: {label} is not over yet; what is delivered or reported after this run "
+            "goes into a later settlement",
+            file=sys.stderr,
+        )
+    engine = make_engine(_settings(), pool_size=1)
+    try:
+        created = build_settlements(engine, month)
+    except HubError as exc:
+        raise SystemExit(f"hub: {exc}") from None
+    finally:
+        engine.dispose()
+    if not created:
+        print(f"nothing to settle for {label}: no new or changed deliveries")
+        return 0
+    for s in created:
+        print(s.line())
+    total = sum((s.amount for s in created), Decimal("0.00"))
+    print(f"total {label}: {len(created)} settlements, {total}")
+    return 0
 
 
 def cmd_clients_add(args: argparse.Namespace) -> int:
@@ -117,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     sub.add_parser("api", help="run the HTTP API alone").set_defaults(func=cmd_api)
     sub.add_parser("worker", help="run one worker process alone").set_defaults(func=cmd_worker)
+    sub.add_parser("scheduler", help="run the monthly settlement scheduler alone").set_defaults(
+        func=cmd_scheduler
+    )
+    settle = sub.add_parser("settle", help="build the settlements of one month")
+    settle.add_argument("--month", required=True, type=_month, help="the month to settle, YYYY-MM")
+    settle.set_defaults(func=cmd_settle)
     clients = sub.add_parser("clients", help="manage senders").add_subparsers(
         dest="clients_command", required=True
     )

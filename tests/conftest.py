@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pika
 import psycopg
@@ -50,44 +51,65 @@ def run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-@pytest.fixture(scope="session")
-def database_url(run_id: str) -> Iterator[str]:
-    """A fresh database for this run (dropped afterwards)."""
-    name = f"psop_test_{run_id}"
+@contextmanager
+def fresh_database(name: str) -> Iterator[str]:
+    """Create a database, yield its URL, drop it."""
     with _admin_pg() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    with _admin_pg() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with _admin_pg() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def amqp_url(run_id: str) -> Iterator[str]:
-    """A fresh RabbitMQ vhost for this run (deleted afterwards)."""
+@contextmanager
+def fresh_vhost(name: str) -> Iterator[str]:
+    """Create a RabbitMQ vhost for guest, yield its AMQP URL, delete it."""
     try:
         pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@{AMQP_HOST}:5672/%2F")).close()
     except Exception as exc:
         pytest.fail(f"RabbitMQ is not reachable at {AMQP_HOST}:5672 ({exc!r}); start it with: {START_RABBIT}")
-    vhost = f"psop_test_{run_id}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@{AMQP_HOST}:5672/{vhost}"
-    _rabbitmqctl("delete_vhost", vhost)
+    _rabbitmqctl("add_vhost", name)
+    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    try:
+        yield f"amqp://guest:guest@{AMQP_HOST}:5672/{name}"
+    finally:
+        _rabbitmqctl("delete_vhost", name)
 
 
-@pytest.fixture(scope="session")
-def hub_env(database_url: str, amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The HUB_* environment that points a hub at this run's database and vhost."""
+def hub_environment(database_url: str, amqp_url: str, data_dir: str) -> dict[str, str]:
+    """The HUB_* environment for a test hub: its database, its vhost, short retries."""
     return {
         "HUB_DATABASE_URL": database_url,
         "HUB_AMQP_URL": amqp_url,
-        "HUB_DATA_DIR": str(tmp_path_factory.mktemp("hubdata")),
+        "HUB_DATA_DIR": data_dir,
         "HUB_MIN_BACKOFF_MS": "300",
         "HUB_MAX_BACKOFF_MS": "3000",
         "HUB_MAX_RETRIES": "4",
         "HUB_RELAY_AFTER_S": "1",
         "HUB_RELAY_INTERVAL_S": "0.5",
     }
+
+
+@pytest.fixture(scope="session")
+def database_url(run_id: str) -> Iterator[str]:
+    """A fresh database for this run's in-process tests (dropped afterwards)."""
+    with fresh_database(f"psop_test_{run_id}") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def amqp_url(run_id: str) -> Iterator[str]:
+    """A fresh RabbitMQ vhost for this run's in-process tests (deleted afterwards)."""
+    with fresh_vhost(f"psop_test_{run_id}") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def hub_env(database_url: str, amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The HUB_* environment that points a hub at the in-process tests' database and vhost."""
+    return hub_environment(database_url, amqp_url, str(tmp_path_factory.mktemp("hubdata")))
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from psop_hub.consumers import deliveries, orders, vouchers
+from psop_hub.consumers import deliveries, orders, payments, vouchers
 from psop_hub.consumers.outcome import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -15,4 +15,5 @@ HANDLERS: dict[str, Handler] = {
     "delivery.reported": deliveries.reported,
     "delivery.corrected": deliveries.corrected,
     "delivery.cancelled": deliveries.cancelled,
+    "payment.confirmed": payments.confirmed,
 }

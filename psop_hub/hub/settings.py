@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
 
+    # Monthly settlement (`hub scheduler`): from this day and hour of a month (Europe/Helsinki)
+    # the previous month is settled; day 28 at most, so that every month has it.
+    settle_day: int = Field(default=1, ge=1, le=28)
+    settle_hour: int = Field(default=2, ge=0, le=23)
+    scheduler_enabled: bool = True
+    # Re-checking is cheap and harmless (a run settles only what is left), so it catches up soon.
+    scheduler_interval_s: float = Field(default=300.0, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _plain_postgres_url(cls, value: str) -> str:

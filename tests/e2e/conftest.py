@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.conftest import fresh_database, fresh_vhost, hub_environment
 from tests.messages import ORGANISER, OTHER_ORGANISER, OTHER_PROVIDER, PROVIDER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,9 +105,17 @@ def start_hub(hub_env: dict[str, str], log: Path, **extra: str) -> Hub:
 
 
 @pytest.fixture(scope="session")
-def hub(hub_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def e2e_env(run_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A database and vhost of the e2e hubs' own: their relays and workers must never pick up
+    what the in-process integration tests store in theirs."""
+    with fresh_database(f"psop_e2e_{run_id}") as db, fresh_vhost(f"psop_e2e_{run_id}") as amqp:
+        yield hub_environment(db, amqp, str(tmp_path_factory.mktemp("e2edata")))
+
+
+@pytest.fixture(scope="session")
+def hub(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """One hub for the e2e session, with a system, a provider and an admin of each kind."""
-    running = start_hub(hub_env, tmp_path_factory.mktemp("hub") / "hub.log")
+    running = start_hub(e2e_env, tmp_path_factory.mktemp("hub") / "hub.log")
     running.add_client("county", "--role", "system", "--organiser", ORGANISER)
     running.add_client("other-county", "--role", "system", "--organiser", OTHER_ORGANISER)
     running.add_client("provider", "--role", "provider", "--provider", PROVIDER)

@@ -84,8 +84,8 @@ def test_worker_sigkill_mid_stream_loses_and_duplicates_nothing(hub: Hub) -> Non
     assert killed not in [w.pid for w in hub.workers()]
 
 
-def test_ctrl_c_stops_every_component(hub_env: dict[str, str], tmp_path: Path) -> None:
-    own = start_hub(hub_env, tmp_path / "hub.log", HUB_QUEUE_NAME=uid("stopq"))
+def test_ctrl_c_stops_every_component(e2e_env: dict[str, str], tmp_path: Path) -> None:
+    own = start_hub(e2e_env, tmp_path / "hub.log", HUB_QUEUE_NAME=uid("stopq"))
     tree = [own.process.pid] + [p.pid for p in psutil.Process(own.process.pid).children(recursive=True)]
     assert len(tree) >= 4  # supervisor, api, two workers
     assert own.stop(signal.SIGINT, timeout=40) == 0

@@ -1,0 +1,35 @@
+"""REST: a settlement, its rows and its payment status (INTERFACES §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from psop_hub.api.routes import SenderDep
+from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.errors import NotFound
+from psop_hub.hub.senders import Sender
+from psop_hub.hub.settlement_views import settlement_view
+
+router = APIRouter(prefix="/api/v1")
+
+
+def may_see(sender: Sender, view: dict[str, Any]) -> bool:
+    """Whether the sender sees this settlement: the organiser's systems, its provider, admins."""
+    return (
+        sender.is_admin
+        or (sender.role == "system" and sender.organiser == view["organiser"])
+        or (sender.role == "provider" and sender.provider == view["provider"])
+    )
+
+
+@router.get("/settlements/{settlement_id}")
+def get_settlement(request: Request, sender: SenderDep, settlement_id: str) -> dict[str, Any]:
+    """A settlement with its rows and payment status (its organiser's systems, its provider, admins)."""
+    with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
+        view = settlement_view(conn, settlement_id)
+    # Someone else's settlement is answered exactly like a missing one.
+    if view is None or not may_see(sender, view):
+        raise NotFound(f"no settlement {settlement_id}")
+    return view

@@ -1,0 +1,393 @@
+"""Monthly settlements: what each organiser owes each provider for one calendar month.
+
+`build_settlements(engine, month)` creates, for every (organiser, provider) pair with something to
+settle, ONE settlement for `month`, in its own transaction:
+
+- id `PS-<organiser digits>-<provider digits>-<YYYYMM>`, e.g. `PS-20774740-15728600-202611`: the
+  business IDs without their hyphen (fixed width, so the id is unambiguous) and the month; the
+  same pair and month always give the same id;
+- reference: a Finnish reference number (viitenumero) on the base `<YYYYMM><seq:06d>`, `seq` from
+  `settlement_reference_seq`, so it is unique however many organisers share the hub;
+- items (`settlement_items`): every delivery of the pair with a service date before the first day
+  of the next month whose payable quantity and amount (0 once cancelled) differ from what earlier
+  settlements covered (`deliveries.settled_*`), with the difference; the delivery's `settled_*` are
+  set to the payable values in the same transaction;
+- rows (`settlement_rows`): the items summed per (kind, service, unit, unit price), kind
+  `delivery` for a delivery settled for the first time and `adjustment` for a change to one settled
+  before; `amount` is the sum of the rows, to the cent, and may be zero or negative (a credit).
+
+Late and changed deliveries: a delivery reported late for an earlier month goes into the next
+settlement built for its pair, as a `delivery` row. Deliveries corrected or cancelled after
+settlement go into the next month's settlement as adjustments: a settlement, once built, never
+changes. If the pair's settlement for `month` exists already, new differences wait for the next
+month's run; if it does not (the pair had nothing to settle when the month was first settled),
+running `month` again creates it with what has come in since.
+
+Running twice creates nothing twice: `uq_settlements_period` and "nothing left to settle" both
+hold. Concurrent runs (the scheduler of each replica, an admin's `hub settle`) serialise per pair on
+a transaction-level advisory lock, and the deliveries settled are locked `FOR UPDATE`, so a
+correction applied meanwhile either lands before (and is settled) or waits (and is settled next).
+
+`run_scheduler` is `hub scheduler`: it settles the previous month once this month's settle moment
+(`HUB_SETTLE_DAY` at `HUB_SETTLE_HOUR`, Europe/Helsinki) has passed, re-checking every
+`HUB_SCHEDULER_INTERVAL_S`; repeating a run is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, exists, insert, literal, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import bindparam
+
+from psop_hub.hub.database import make_engine, unavailable_on_outage
+from psop_hub.hub.errors import RuleBroken, TransientError
+from psop_hub.hub.settings import Settings
+from psop_hub.hub.tables import (
+    MONEY,
+    QUANTITY,
+    deliveries,
+    settlement_items,
+    settlement_reference_seq,
+    settlement_rows,
+    settlements,
+)
+from psop_hub.mappings.identifiers import finnish_reference
+
+log = logging.getLogger(__name__)
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+ZERO = Decimal("0.00")
+# First key of the two-key advisory lock: keeps ours apart from any other advisory locks.
+_LOCK_NAMESPACE = 0x50534F50  # "PSOP"
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+# The constraints a concurrent run that skipped the lock would hit; anything else is a bug.
+_PERIOD_TAKEN = frozenset({"uq_settlements_period", "settlements_pkey"})
+
+# What the organiser owes for a delivery now: nothing once it is cancelled.
+_payable_quantity = case(
+    (deliveries.c.status == "cancelled", literal(ZERO, QUANTITY)), else_=deliveries.c.quantity
+)
+_payable_amount = case(
+    (deliveries.c.status == "cancelled", literal(ZERO, MONEY)), else_=deliveries.c.voucher_share
+)
+_unsettled = or_(
+    _payable_quantity != deliveries.c.settled_quantity, _payable_amount != deliveries.c.settled_amount
+)
+
+
+@dataclass(frozen=True)
+class SettlementSummary:
+    """One settlement a run created."""
+
+    settlement_id: str
+    organiser: str
+    provider: str
+    month: date
+    reference: str
+    amount: Decimal
+    rows: int
+    items: int
+
+    def line(self) -> str:
+        """One line for logs and `hub settle`: id, reference, amount, then the details."""
+        return (
+            f"{self.settlement_id} reference {self.reference} amount {self.amount} "
+            f"(organiser {self.organiser}, provider {self.provider}, "
+            f"{self.rows} rows, {self.items} deliveries)"
+        )
+
+
+@dataclass(frozen=True)
+class Item:
+    """One delivery's change since it was last settled."""
+
+    event_id: str
+    kind: str
+    service_code: str
+    service_name: str
+    unit: str
+    unit_price: Decimal
+    quantity: Decimal
+    amount: Decimal
+    settled_quantity: Decimal
+    settled_amount: Decimal
+
+
+@dataclass(frozen=True)
+class Row:
+    """One settlement row: items of one kind, service, unit and unit price, summed."""
+
+    row_number: int
+    kind: str
+    service_code: str
+    service_name: str
+    unit: str
+    unit_price: Decimal
+    quantity: Decimal
+    amount: Decimal
+
+
+def first_of_month(day: date) -> date:
+    """The first day of `day`'s month."""
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after `day`'s."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def previous_month(day: date) -> date:
+    """The first day of the month before `day`'s."""
+    return date(day.year - (day.month == 1), (day.month - 2) % 12 + 1, 1)
+
+
+def parse_month(value: str) -> date:
+    """`YYYY-MM` as the first day of that month; ValueError otherwise."""
+    match = _MONTH.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a month in the form YYYY-MM, e.g. 2026-11")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def helsinki_now() -> datetime:
+    """The current time in Finland, where settlement months begin and end."""
+    return datetime.now(HELSINKI)
+
+
+def settlement_id_for(organiser: str, provider: str, month: date) -> str:
+    """The stable id of a pair's settlement for a month: `PS-20774740-15728600-202611`."""
+    return f"PS-{organiser.replace('-', '')}-{provider.replace('-', '')}-{month:%Y%m}"
+
+
+def reference_for(month: date, seq: int) -> str:
+    """The Finnish reference number of the `seq`th settlement, built in `month`'s name."""
+    return finnish_reference(f"{month:%Y%m}{seq:06d}")
+
+
+def group_rows(items: Sequence[Item]) -> list[Row]:
+    """Sum items into rows, numbered 1..n: deliveries before adjustments, then by service and price."""
+    sums: dict[tuple[str, str, str, str, Decimal], tuple[Decimal, Decimal]] = {}
+    for item in items:
+        key = (item.kind, item.service_code, item.service_name, item.unit, item.unit_price)
+        quantity, amount = sums.get(key, (ZERO, ZERO))
+        sums[key] = (quantity + item.quantity, amount + item.amount)
+    order = sorted(sums, key=lambda k: (k[0] != "delivery", k[1], k[2], k[3], k[4]))
+    return [
+        Row(number, kind, code, name, unit, price, *sums[(kind, code, name, unit, price)])
+        for number, (kind, code, name, unit, price) in enumerate(order, start=1)
+    ]
+
+
+def build_settlements(
+    engine: Engine, month: date, today: date | None = None, *, stop: threading.Event | None = None
+) -> list[SettlementSummary]:
+    """Settle `month` (any day of it) for every pair with something to settle; returns what was created."""
+    month = first_of_month(month)
+    today = today or helsinki_now().date()
+    if month > first_of_month(today):
+        raise RuleBroken("month_begun", f"{month:%Y-%m} has not begun yet: there is nothing to settle")
+    end = next_month(month)
+    taken = exists().where(
+        settlements.c.organiser == deliveries.c.organiser,
+        settlements.c.provider == deliveries.c.provider,
+        settlements.c.month == month,
+    )
+    with unavailable_on_outage(), engine.connect() as conn:
+        pairs = conn.execute(
+            select(deliveries.c.organiser, deliveries.c.provider)
+            .where(deliveries.c.service_date < end, _unsettled, ~taken)
+            .distinct()
+            .order_by(deliveries.c.organiser, deliveries.c.provider)
+        ).all()
+    created: list[SettlementSummary] = []
+    for organiser, provider in pairs:
+        if stop is not None and stop.is_set():
+            break  # the rest is settled by the next run
+        summary = settle_pair(engine, organiser, provider, month)
+        if summary is not None:
+            log.info("settlement created: %s", summary.line())
+            created.append(summary)
+    return created
+
+
+def settle_pair(engine: Engine, organiser: str, provider: str, month: date) -> SettlementSummary | None:
+    """Build one pair's settlement for `month` in one transaction; None if it exists or has nothing."""
+    try:
+        with unavailable_on_outage(), engine.begin() as conn:
+            return _settle_locked(conn, organiser, provider, first_of_month(month))
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) in _PERIOD_TAKEN:
+            return None  # created meanwhile by a run that did not take the lock
+        raise
+
+
+def _settle_locked(conn: Connection, organiser: str, provider: str, month: date) -> SettlementSummary | None:
+    # hashtext collisions only make two pairs wait for each other, never settle anything twice.
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:pair))"),
+        {"namespace": _LOCK_NAMESPACE, "pair": f"{organiser}/{provider}"},
+    )
+    settlement_id = settlement_id_for(organiser, provider, month)
+    exists_already = conn.execute(
+        select(settlements.c.settlement_id).where(
+            settlements.c.organiser == organiser,
+            settlements.c.provider == provider,
+            settlements.c.month == month,
+        )
+    ).first()
+    if exists_already is not None:
+        return None
+    items = _changed_items(conn, organiser, provider, next_month(month))
+    if not items:
+        return None
+    rows = group_rows(items)
+    amount = sum((r.amount for r in rows), ZERO)
+    reference = reference_for(
+        month, int(conn.execute(select(settlement_reference_seq.next_value())).scalar_one())
+    )
+    conn.execute(
+        insert(settlements).values(
+            settlement_id=settlement_id,
+            organiser=organiser,
+            provider=provider,
+            month=month,
+            reference=reference,
+            amount=amount,
+            status="open",
+        )
+    )
+    conn.execute(insert(settlement_rows), [{"settlement_id": settlement_id, **asdict(r)} for r in rows])
+    conn.execute(
+        insert(settlement_items).values(settlement_id=settlement_id, provider=provider),
+        [{"event_id": i.event_id, "quantity": i.quantity, "amount": i.amount} for i in items],
+    )
+    conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.provider == bindparam("b_provider"), deliveries.c.event_id == bindparam("b_event")
+        )
+        .values(settled_quantity=bindparam("b_quantity"), settled_amount=bindparam("b_amount")),
+        [
+            {
+                "b_provider": provider,
+                "b_event": i.event_id,
+                "b_quantity": i.settled_quantity,
+                "b_amount": i.settled_amount,
+            }
+            for i in items
+        ],
+    )
+    return SettlementSummary(
+        settlement_id, organiser, provider, month, reference, amount, len(rows), len(items)
+    )
+
+
+def _changed_items(conn: Connection, organiser: str, provider: str, end: date) -> list[Item]:
+    """The pair's deliveries before `end` whose payable values moved since settled, locked."""
+    settled_before = exists().where(
+        settlement_items.c.provider == deliveries.c.provider,
+        settlement_items.c.event_id == deliveries.c.event_id,
+    )
+    found = conn.execute(
+        select(
+            deliveries.c.event_id,
+            deliveries.c.service_code,
+            deliveries.c.service_name,
+            deliveries.c.unit,
+            deliveries.c.unit_paid,
+            deliveries.c.settled_quantity,
+            deliveries.c.settled_amount,
+            _payable_quantity.label("payable_quantity"),
+            _payable_amount.label("payable_amount"),
+            settled_before.label("settled_before"),
+        )
+        .where(
+            deliveries.c.organiser == organiser,
+            deliveries.c.provider == provider,
+            deliveries.c.service_date < end,
+            _unsettled,
+        )
+        .order_by(deliveries.c.service_date, deliveries.c.event_id)
+        .with_for_update(of=deliveries)
+    ).all()
+    return [
+        Item(
+            event_id=d.event_id,
+            kind="adjustment" if d.settled_before else "delivery",
+            # Service data is copied from the voucher or order; tolerate rows from before that.
+            service_code=d.service_code or "",
+            service_name=d.service_name or "",
+            unit=d.unit,
+            unit_price=d.unit_paid,
+            quantity=d.payable_quantity - d.settled_quantity,
+            amount=d.payable_amount - d.settled_amount,
+            settled_quantity=d.payable_quantity,
+            settled_amount=d.payable_amount,
+        )
+        for d in found
+    ]
+
+
+def due_month(now: datetime, settle_day: int, settle_hour: int) -> date | None:
+    """The month the scheduler settles at `now` (Helsinki time): the previous one once due, else None."""
+    if (now.day, now.hour) < (settle_day, settle_hour):
+        return None
+    return previous_month(now.date())
+
+
+def run_scheduler(settings: Settings) -> None:
+    """`hub scheduler`: settle the previous month when due, re-checking until SIGTERM or SIGINT."""
+    engine = make_engine(settings, pool_size=1)
+    stopping = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info(
+        "scheduler started: settles the previous month from day %d at %02d:00 Europe/Helsinki, "
+        "checking every %ss",
+        settings.settle_day,
+        settings.settle_hour,
+        settings.scheduler_interval_s,
+    )
+    try:
+        while not stopping.is_set():
+            scheduled_run(engine, settings, helsinki_now(), stopping)
+            stopping.wait(settings.scheduler_interval_s)
+    finally:
+        engine.dispose()
+    log.info("scheduler stopped")
+
+
+def scheduled_run(
+    engine: Engine, settings: Settings, now: datetime, stop: threading.Event | None = None
+) -> list[SettlementSummary]:
+    """One check of the scheduler: settle the due month, if any; an outage waits for the next check."""
+    month = due_month(now, settings.settle_day, settings.settle_hour)
+    if month is None:
+        return []
+    try:
+        created = build_settlements(engine, month, now.date(), stop=stop)
+    except TransientError as exc:
+        # Not silent: logged, and the next check (HUB_SCHEDULER_INTERVAL_S) runs it again.
+        log.warning("settling %s postponed: %s", f"{month:%Y-%m}", exc)
+        return []
+    if created:
+        total = sum((s.amount for s in created), ZERO)
+        log.info("settled %s: %d settlements, total %s", f"{month:%Y-%m}", len(created), total)
+    return created

@@ -1,0 +1,79 @@
+"""Settlement and payment end to end: REST in, `hub settle`, REST out, money to the cent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.conftest import Hub, hub_cli, wait_for_status
+from tests.messages import ORGANISER, PROVIDER, assigned, delivery, envelope, granted, uid
+
+FINAL = {"applied", "rejected", "failed", "superseded"}
+
+
+def payment(settlement_id: str, amount: str, reference: str) -> dict[str, Any]:
+    """payment.confirmed from the organiser's ERP."""
+    payload = {
+        "settlement_id": settlement_id,
+        "paid_date": "2026-10-20",
+        "amount": amount,
+        "reference": reference,
+    }
+    return envelope("payment.confirmed", payload)
+
+
+def test_month_settled_and_paid_to_the_cent(hub: Hub) -> None:
+    number = uid("SET")
+    grant = granted(number, quantity="40", valid_from="2026-01-01", valid_to="2026-12-31")
+    assign = assigned(number, price="30.00")
+    assign["payload"]["start_date"] = "2026-01-01"
+    with hub.client("county") as county, hub.client("provider") as provider:
+        for raw in (grant, assign):
+            wait_for_status(county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"})
+        sent = [
+            delivery(number, "2.5", service_date="2026-09-10"),  # 25.00 of 30.00 paid by the voucher
+            delivery(number, "1.25", service_date="2026-09-20"),
+            delivery(number, "1", service_date="2026-09-30", price="19.99"),  # cheaper than the voucher
+            delivery(number, "3", service_date="2026-10-01"),  # next month: not in this settlement
+        ]
+        for raw in sent:
+            body = wait_for_status(
+                provider, provider.post("/api/v1/messages", json=raw).json()["hub_id"], FINAL
+            )
+            assert body["status"] == "applied", body
+
+        out = hub_cli(hub.env, "settle", "--month", "2026-09")
+        line = next(ln for ln in out.splitlines() if f"provider {PROVIDER}" in ln and ORGANISER in ln)
+        settlement_id, reference = line.split()[0], line.split()[2]
+
+        view = county.get(f"/api/v1/settlements/{settlement_id}")
+        assert view.status_code == 200, view.text
+        s = view.json()
+        assert s["amount"] == "113.74"  # 62.50 + 31.25 + 19.99
+        assert sum(int(r["amount"].replace(".", "")) for r in s["rows"]) == 11374
+        assert (s["status"], s["month"], s["reference"]) == ("open", "2026-09", reference)
+        assert hub_cli(hub.env, "settle", "--month", "2026-09").startswith("nothing to settle")
+
+        short = wait_for_status(
+            county,
+            county.post("/api/v1/messages", json=payment(settlement_id, "113.73", reference)).json()[
+                "hub_id"
+            ],
+            FINAL,
+        )
+        assert short["status"] == "rejected"
+        assert "-0.01" in short["errors"][0]["message"]  # type: ignore[index]
+        assert county.get(f"/api/v1/settlements/{settlement_id}").json()["status"] == "open"
+
+        paid = wait_for_status(
+            county,
+            county.post("/api/v1/messages", json=payment(settlement_id, "113.74", reference)).json()[
+                "hub_id"
+            ],
+            FINAL,
+        )
+        assert paid["status"] == "applied", paid
+        after = county.get(f"/api/v1/settlements/{settlement_id}").json()
+        assert (after["status"], after["paid_amount"], after["paid_date"]) == ("paid", "113.74", "2026-10-20")
+        assert provider.get(f"/api/v1/settlements/{settlement_id}").status_code == 200
+    with hub.client("other-county") as other:
+        assert other.get(f"/api/v1/settlements/{settlement_id}").status_code == 404
