@@ -13,7 +13,7 @@ from psop_hub.api import health, problems, routes, settlements
 from psop_hub.api.metrics import router as metrics_router
 from psop_hub.hub.database import make_engine
 from psop_hub.hub.deadletters import DeadLetters
-from psop_hub.hub.publishing import Publisher, Relay
+from psop_hub.hub.publishing import Dispatcher, Publisher, Relay
 from psop_hub.hub.senders import Authenticator
 from psop_hub.hub.settings import Settings, get_settings
 from psop_hub.hub.topology import make_broker
@@ -27,6 +27,7 @@ class Services:
 
     settings: Settings
     publisher: Publisher
+    dispatcher: Dispatcher
     authenticator: Authenticator
     relay: Relay
 
@@ -43,6 +44,7 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         publisher=publisher,
+        dispatcher=Dispatcher(publisher),
         authenticator=Authenticator(engine),
         relay=Relay(settings, publisher, DeadLetters(settings, engine, publisher.broker)),
     )
@@ -56,10 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings)
         app.state.services = services
+        services.dispatcher.start()
         services.relay.start()
         try:
             yield
         finally:
+            services.dispatcher.stop()
             services.relay.stop()
             services.publisher.broker.close()
             services.engine.dispose()

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -23,13 +23,17 @@ from psop_hub.mappings.canonical import parse_message
 router = APIRouter(prefix="/api/v1")
 
 
-def authenticated(request: Request) -> Sender:
-    """The sender behind `Authorization: Bearer <secret>`."""
+async def authenticated(request: Request) -> Sender:
+    """The sender behind `Authorization: Bearer <secret>` (a database look-up only on a cache miss)."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationFailed("send Authorization: Bearer <secret>")
-    return request.app.state.services.authenticator.by_secret(secret.strip())  # type: ignore[no-any-return]
+    authenticator = request.app.state.services.authenticator
+    cached = authenticator.cached(secret.strip())
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    return await run_in_threadpool(authenticator.by_secret, secret.strip())  # type: ignore[no-any-return]
 
 
 SenderDep = Annotated[Sender, Depends(authenticated)]
@@ -77,7 +81,7 @@ MESSAGE_BODY = {
     openapi_extra=MESSAGE_BODY,
     responses={200: {"description": "duplicate"}, 409: {"description": "conflict"}},
 )
-async def post_message(request: Request, sender: SenderDep, background: BackgroundTasks) -> JSONResponse:
+async def post_message(request: Request, sender: SenderDep) -> JSONResponse:
     """Accept one canonical message: 202 once it is stored durably, 200 for a duplicate."""
     services = request.app.state.services
     body = await _read_body(request, services.settings.max_body_bytes)
@@ -99,7 +103,7 @@ async def post_message(request: Request, sender: SenderDep, background: Backgrou
         RECEIVED.labels("rest", envelope.type, "duplicate").inc()
         return JSONResponse({**answer, "status": "duplicate"}, status_code=200)
     RECEIVED.labels("rest", envelope.type, "accepted").inc()
-    background.add_task(services.publisher.try_publish, [accepted.hub_id])
+    services.dispatcher.submit(accepted.hub_id)
     return JSONResponse({**answer, "status": "accepted"}, status_code=202)
 
 

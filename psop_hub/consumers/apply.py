@@ -35,30 +35,39 @@ class Result:
 
 def apply(engine: Engine, hub_id: uuid.UUID, attempt: int) -> Result:
     """Apply a stored message once; a second call for the same hub_id changes nothing."""
-    with unavailable_on_outage(), engine.begin() as conn:
-        row = store.load(conn, hub_id)
-        if row is None:
-            # Published ids come from committed rows, so this is an operator deleting data.
-            log.error("message %s is not in the store; nothing to apply", hub_id)
-            return Result("missing", "not in the store", duplicate=True)
-        if not store.claim(conn, hub_id, "applied"):
-            return Result(row.status, "applied already", duplicate=True)
-        ctx = Context(hub_id=hub_id, sender=row.sender, type=row.type, message_id=row.message_id)
-        savepoint = conn.begin_nested()
-        try:
+    try:
+        with unavailable_on_outage(), engine.begin() as conn:
+            row = store.claim_and_load(conn, hub_id)
+            if row is None:
+                return _not_claimed(engine, hub_id)
+            ctx = Context(hub_id=hub_id, sender=row.sender, type=row.type, message_id=row.message_id)
             outcome = _handle(conn, ctx, row.payload)
-            savepoint.commit()
-            errors: list[dict[str, str]] = []
-        except PermanentError as exc:
-            savepoint.rollback()
-            rule = f"{exc.rule}: " if isinstance(exc, RuleBroken) else ""
-            outcome = Outcome("rejected", f"{rule}{exc.reason}")
-            errors = [e.as_dict() for e in exc.errors] or [{"field": "payload", "message": exc.reason}]
-        if outcome.status != "applied":
-            store.set_outcome(conn, hub_id, outcome.status)
-        store.set_status(conn, hub_id, outcome.status, errors=errors, attempts=attempt)
-        store.add_steps(conn, hub_id, [("attempt", f"attempt {attempt}"), (outcome.status, outcome.detail)])
-    return Result(outcome.status, outcome.detail)
+            store.finish(conn, hub_id, outcome.status, outcome.detail, attempt)
+        return Result(outcome.status, outcome.detail)
+    except PermanentError as exc:
+        # The transaction above rolled back whole (inbox row included): nothing is half-applied.
+        return _reject(engine, hub_id, attempt, exc)
+
+
+def _reject(engine: Engine, hub_id: uuid.UUID, attempt: int, exc: PermanentError) -> Result:
+    rule = f"{exc.rule}: " if isinstance(exc, RuleBroken) else ""
+    detail = f"{rule}{exc.reason}"
+    errors = [e.as_dict() for e in exc.errors] or [{"field": "payload", "message": exc.reason}]
+    with unavailable_on_outage(), engine.begin() as conn:
+        if not store.claim(conn, hub_id, "rejected"):
+            return _not_claimed(engine, hub_id)
+        store.finish(conn, hub_id, "rejected", detail, attempt, errors)
+    return Result("rejected", detail)
+
+
+def _not_claimed(engine: Engine, hub_id: uuid.UUID) -> Result:
+    with unavailable_on_outage(), engine.connect() as conn:
+        row = store.load(conn, hub_id)
+    if row is None:
+        # Published ids come from committed rows, so this is an operator deleting data.
+        log.error("message %s is not in the store; nothing to apply", hub_id)
+        return Result("missing", "not in the store", duplicate=True)
+    return Result(row.status, "applied already", duplicate=True)
 
 
 def _handle(conn: object, ctx: Context, payload: dict[str, object]) -> Outcome:

@@ -12,17 +12,36 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from psop_hub.consumers.orders import require_order
 from psop_hub.consumers.outcome import Context, Outcome
 from psop_hub.consumers.vouchers import require_voucher, superseded
+from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
-from psop_hub.hub.tables import deliveries, orders, vouchers
+from psop_hub.hub.tables import deliveries
 
 CENT = Decimal("0.01")
+# The per-message hot path in plain SQL (see hub.database.raw).
+ADD_USED_VOUCHER = """
+UPDATE vouchers SET quantity_used = quantity_used + %s, updated_at = now()
+WHERE organiser = %s AND voucher_number = %s
+"""
+ADD_USED_ORDER = """
+UPDATE orders SET quantity_used = quantity_used + %s, updated_at = now()
+WHERE organiser = %s AND order_number = %s
+"""
+INSERT_DELIVERY = """
+INSERT INTO deliveries (provider, event_id, organiser, voucher_number, order_number, service_date, unit,
+                        quantity, price, unit_paid, voucher_share, client_share, status, version, hub_id,
+                        service_code, service_name)
+VALUES (%(provider)s, %(event_id)s, %(organiser)s, %(voucher_number)s, %(order_number)s, %(service_date)s,
+        %(unit)s, %(quantity)s, %(price)s, %(unit_paid)s, %(voucher_share)s, %(client_share)s, 'reported', 1,
+        %(hub_id)s, %(service_code)s, %(service_name)s)
+ON CONFLICT ON CONSTRAINT pk_deliveries DO NOTHING
+RETURNING event_id
+"""
 
 
 def cents(value: Decimal) -> Decimal:
@@ -37,8 +56,6 @@ class Target:
     kind: str
     number: str
     row: Any
-    table: Table
-    number_column: str
 
     @property
     def cap(self) -> Decimal | None:
@@ -47,12 +64,8 @@ class Target:
 
     def add_used(self, conn: Connection, delta: Decimal) -> None:
         """Move its delivered total by `delta` units."""
-        t = self.table
-        conn.execute(
-            update(t)
-            .where(t.c.organiser == self.row.organiser, t.c[self.number_column] == self.number)
-            .values(quantity_used=t.c.quantity_used + delta, updated_at=func.now())
-        )
+        sql = ADD_USED_VOUCHER if self.kind == "voucher" else ADD_USED_ORDER
+        raw(conn).execute(sql, (delta, self.row.organiser, self.number))
 
     def check_room(self, used_after: Decimal, field: str) -> None:
         """`within_quantity`: the delivered total may not go over the cap."""
@@ -70,15 +83,9 @@ def _target_of(
     conn: Connection, organiser: str, voucher_number: str | None, order_number: str | None
 ) -> Target:
     if voucher_number is not None:
-        return Target(
-            "voucher",
-            voucher_number,
-            require_voucher(conn, organiser, voucher_number),
-            vouchers,
-            "voucher_number",
-        )
+        return Target("voucher", voucher_number, require_voucher(conn, organiser, voucher_number))
     assert order_number is not None
-    return Target("order", order_number, require_order(conn, organiser, order_number), orders, "order_number")
+    return Target("order", order_number, require_order(conn, organiser, order_number))
 
 
 def _check_voucher(v: Any, p: Any) -> None:
@@ -148,30 +155,30 @@ def reported(conn: Connection, ctx: Context, p: Any) -> Outcome:
     target.check_room(row.quantity_used + p.quantity, "payload.quantity")
     paid = cents(unit_paid * p.quantity)
     client = cents(price * p.quantity) - paid if target.kind == "voucher" else Decimal("0.00")
-    inserted = conn.execute(
-        pg_insert(deliveries)
-        .values(
-            provider=p.provider,
-            event_id=p.event_id,
-            organiser=p.organiser,
-            voucher_number=p.voucher_number,
-            order_number=p.order_number,
-            service_date=p.service_date,
-            unit=p.unit,
-            quantity=p.quantity,
-            price=price,
-            unit_paid=unit_paid,
-            voucher_share=paid,
-            client_share=client,
-            status="reported",
-            version=1,
-            hub_id=ctx.hub_id,
-            service_code=row.service_code,
-            service_name=row.service_name,
+    inserted = (
+        raw(conn)
+        .execute(
+            INSERT_DELIVERY,
+            {
+                "provider": p.provider,
+                "event_id": p.event_id,
+                "organiser": p.organiser,
+                "voucher_number": p.voucher_number,
+                "order_number": p.order_number,
+                "service_date": p.service_date,
+                "unit": p.unit,
+                "quantity": p.quantity,
+                "price": price,
+                "unit_paid": unit_paid,
+                "voucher_share": paid,
+                "client_share": client,
+                "hub_id": ctx.hub_id,
+                "service_code": row.service_code,
+                "service_name": row.service_name,
+            },
         )
-        .on_conflict_do_nothing(constraint="pk_deliveries")
-        .returning(deliveries.c.event_id)
-    ).scalar_one_or_none()
+        .fetchone()
+    )
     if inserted is None:
         raise RuleBroken(
             "event_id_unique",

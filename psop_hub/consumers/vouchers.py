@@ -20,17 +20,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from psop_hub.consumers.outcome import Context, Outcome
+from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
 from psop_hub.hub.tables import deliveries, vouchers
+
+LOCK_VOUCHER = "SELECT * FROM vouchers WHERE organiser = %s AND voucher_number = %s FOR UPDATE"
 
 
 def lock_voucher(conn: Connection, organiser: str, voucher_number: str) -> Any:
     """The voucher row, locked until commit so that writers of one voucher serialise; None if absent."""
-    return conn.execute(
-        select(vouchers)
-        .where(vouchers.c.organiser == organiser, vouchers.c.voucher_number == voucher_number)
-        .with_for_update()
-    ).one_or_none()
+    return raw(conn).execute(LOCK_VOUCHER, (organiser, voucher_number)).fetchone()
 
 
 def require_voucher(conn: Connection, organiser: str, voucher_number: str) -> Any:

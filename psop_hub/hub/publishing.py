@@ -9,6 +9,7 @@ them apart) sends it later. A message published twice is harmless: the consumers
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import uuid
 from collections.abc import Sequence
@@ -55,10 +56,60 @@ class Publisher:
         """Publish now if possible; on failure leave the messages to the relay (they are stored)."""
         try:
             self.publish(hub_ids)
-        except Unavailable as exc:
+        except (Unavailable, DBAPIError) as exc:
             log.warning("publish deferred to the relay: %s (%d messages)", exc, len(hub_ids))
             return False
         return True
+
+
+class Dispatcher:
+    """Publishes freshly stored messages from a queue in this process, in batches.
+
+    The request thread only hands over the hub_id; one thread publishes (each message confirmed)
+    and marks a whole batch published in one statement. A hub_id lost with the process is still
+    in PostgreSQL unpublished, and the relay sends it.
+    """
+
+    def __init__(self, publisher: Publisher, batch: int = 500) -> None:
+        self.publisher = publisher
+        self.batch = batch
+        self._queue: queue.SimpleQueue[uuid.UUID | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, hub_id: uuid.UUID) -> None:
+        """Hand a stored message over for publishing (never blocks)."""
+        self._queue.put(hub_id)
+
+    def run(self) -> None:
+        """Publish until `stop` puts the end marker."""
+        while True:
+            first = self._queue.get()
+            ids: list[uuid.UUID] = [] if first is None else [first]
+            stopping = first is None
+            while len(ids) < self.batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                else:
+                    ids.append(item)
+            if ids:
+                self.publisher.try_publish(ids)
+            if stopping:
+                return
+
+    def start(self) -> None:
+        """Start the publishing thread."""
+        self._thread = threading.Thread(target=self.run, name="hub-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Publish what was handed over, then stop."""
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
 
 class Relay:

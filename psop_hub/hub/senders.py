@@ -94,6 +94,13 @@ class Authenticator:
             raise AuthenticationFailed("unknown or disabled credentials")
         return sender
 
+    def cached(self, secret: str) -> Sender | None:
+        """The sender for this secret if it is remembered and fresh; None means: look it up."""
+        hit = self._cache.get(_digest(secret))
+        if hit is not None and hit[0] > time.monotonic() and hit[1] is not None:
+            return hit[1]
+        return None
+
     def by_name_and_secret(self, name: str, secret: str) -> Sender:
         """The sender with this name and secret (SOAP UsernameToken, HTTP Basic)."""
         sender = self._lookup(_digest(secret))

@@ -7,14 +7,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
-from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.database import raw, unavailable_on_outage
 from psop_hub.hub.envelope import Accepted, Incoming
 from psop_hub.hub.errors import ConflictError
-from psop_hub.hub.tables import inbox, journey, messages
+from psop_hub.hub.tables import journey, messages
 
 STATUSES = ("accepted", "applied", "retrying", "rejected", "superseded", "failed", "replaced")
 FINAL_STATUSES = frozenset({"applied", "rejected", "superseded", "failed", "replaced"})
@@ -22,71 +22,79 @@ FINAL_STATUSES = frozenset({"applied", "rejected", "superseded", "failed", "repl
 STATE_CONSUMER = "state"
 
 
+ACCEPT = """
+WITH m AS (
+    INSERT INTO messages (hub_id, sender, message_id, type, sent_at, correlation_id, payload, payload_sha256,
+                          organiser, provider, reference, channel, status, replay_of)
+    VALUES (%(hub_id)s, %(sender)s, %(message_id)s, %(type)s, %(sent_at)s, %(correlation_id)s, %(payload)s,
+            %(sha)s, %(organiser)s, %(provider)s, %(reference)s, %(channel)s, 'accepted', %(replay_of)s)
+    ON CONFLICT ON CONSTRAINT uq_messages_sender_message_id DO NOTHING
+    RETURNING hub_id
+), steps AS (
+    INSERT INTO journey (hub_id, step, detail)
+    SELECT m.hub_id, s.step, s.detail
+    FROM m, (VALUES (1, 'received', %(received)s), (2, 'validated', %(type)s)) AS s(n, step, detail)
+    ORDER BY s.n
+)
+SELECT hub_id FROM m
+"""
+
+FIRST_COPY = "SELECT hub_id, payload_sha256 FROM messages WHERE sender = %s AND message_id = %s"
+
+
 def accept(engine: Engine, incoming: Incoming) -> Accepted:
     """Store a message durably (committed before this returns), or find its first copy.
 
     A duplicate (same sender, message_id and payload) returns the first hub_id; the same
-    message_id with another payload raises `ConflictError`.
+    message_id with another payload raises `ConflictError`. One statement, one commit.
     """
     fingerprint = incoming.payload_sha256()
     with unavailable_on_outage(), engine.begin() as conn:
-        stmt = (
-            pg_insert(messages)
-            .values(
-                hub_id=incoming.hub_id,
-                sender=incoming.sender,
-                message_id=incoming.message_id,
-                type=incoming.type,
-                sent_at=incoming.sent_at,
-                correlation_id=incoming.correlation_id,
-                payload=incoming.payload,
-                payload_sha256=fingerprint,
-                organiser=incoming.organiser,
-                provider=incoming.provider,
-                reference=incoming.reference,
-                channel=incoming.channel,
-                status="accepted",
-                replay_of=incoming.replay_of,
-            )
-            .on_conflict_do_nothing(constraint="uq_messages_sender_message_id")
-            .returning(messages.c.hub_id)
+        cur = raw(conn)
+        cur.execute(
+            ACCEPT,
+            {
+                "hub_id": incoming.hub_id,
+                "sender": incoming.sender,
+                "message_id": incoming.message_id,
+                "type": incoming.type,
+                "sent_at": incoming.sent_at,
+                "correlation_id": incoming.correlation_id,
+                "payload": Jsonb(incoming.payload),
+                "sha": fingerprint,
+                "organiser": incoming.organiser,
+                "provider": incoming.provider,
+                "reference": incoming.reference,
+                "channel": incoming.channel,
+                "replay_of": incoming.replay_of,
+                "received": f"{incoming.channel} from {incoming.sender}",
+            },
         )
-        if conn.execute(stmt).scalar_one_or_none() is None:
-            first = conn.execute(
-                select(messages.c.hub_id, messages.c.payload_sha256).where(
-                    messages.c.sender == incoming.sender, messages.c.message_id == incoming.message_id
-                )
-            ).one()
-            if first.payload_sha256 != fingerprint:
-                raise ConflictError(
-                    f"message_id {incoming.message_id!r} was already used with a different payload",
-                    str(first.hub_id),
-                )
-            return Accepted(hub_id=first.hub_id, duplicate=True)
-        conn.execute(
-            insert(journey),
-            [
-                {
-                    "hub_id": incoming.hub_id,
-                    "step": "received",
-                    "detail": f"{incoming.channel} from {incoming.sender}",
-                },
-                {"hub_id": incoming.hub_id, "step": "validated", "detail": incoming.type},
-            ],
+        if cur.fetchone() is not None:
+            return Accepted(hub_id=incoming.hub_id, duplicate=False)
+        first = cur.execute(FIRST_COPY, (incoming.sender, incoming.message_id)).fetchone()
+        assert first is not None  # the conflict that stopped the insert is this row
+    if first.payload_sha256 != fingerprint:
+        raise ConflictError(
+            f"message_id {incoming.message_id!r} was already used with a different payload", str(first.hub_id)
         )
-    return Accepted(hub_id=incoming.hub_id, duplicate=False)
+    return Accepted(hub_id=first.hub_id, duplicate=True)
+
+
+MARK_PUBLISHED = """
+WITH u AS (
+    UPDATE messages SET published_at = now()
+    WHERE hub_id = ANY(%(ids)s) AND published_at IS NULL
+    RETURNING hub_id
+)
+INSERT INTO journey (hub_id, step, detail) SELECT hub_id, 'queued', %(detail)s FROM u
+"""
 
 
 def mark_published(conn: Connection, hub_ids: Sequence[uuid.UUID], detail: str = "published") -> None:
     """Record that RabbitMQ confirmed these messages (the relay stops sending them)."""
-    if not hub_ids:
-        return
-    conn.execute(
-        update(messages)
-        .where(messages.c.hub_id.in_(hub_ids), messages.c.published_at.is_(None))
-        .values(published_at=func.now())
-    )
-    conn.execute(insert(journey), [{"hub_id": h, "step": "queued", "detail": detail} for h in hub_ids])
+    if hub_ids:
+        raw(conn).execute(MARK_PUBLISHED, {"ids": list(hub_ids), "detail": detail})
 
 
 def claim_unpublished(conn: Connection, older_than_s: float, limit: int) -> list[uuid.UUID]:
@@ -104,21 +112,70 @@ def claim_unpublished(conn: Connection, older_than_s: float, limit: int) -> list
     return [r.hub_id for r in rows]
 
 
+CLAIM = """
+INSERT INTO inbox (consumer, hub_id, outcome) SELECT %(consumer)s, hub_id, %(outcome)s FROM messages
+WHERE hub_id = %(hub_id)s
+ON CONFLICT ON CONSTRAINT pk_inbox DO NOTHING
+RETURNING hub_id
+"""
+
+
 def claim(conn: Connection, hub_id: uuid.UUID, outcome: str, consumer: str = STATE_CONSUMER) -> bool:
     """Insert the inbox row; False means the message was dealt with already (the unique key decides)."""
-    claimed = conn.execute(
-        pg_insert(inbox)
-        .values(consumer=consumer, hub_id=hub_id, outcome=outcome)
-        .on_conflict_do_nothing(constraint="pk_inbox")
-        .returning(inbox.c.hub_id)
-    ).scalar_one_or_none()
-    return claimed is not None
+    cur = raw(conn).execute(CLAIM, {"consumer": consumer, "hub_id": hub_id, "outcome": outcome})
+    return cur.fetchone() is not None
 
 
-def set_outcome(conn: Connection, hub_id: uuid.UUID, outcome: str, consumer: str = STATE_CONSUMER) -> None:
-    """Correct the outcome on a claimed inbox row (rejected or superseded instead of applied)."""
-    conn.execute(
-        update(inbox).where(inbox.c.consumer == consumer, inbox.c.hub_id == hub_id).values(outcome=outcome)
+CLAIM_AND_LOAD = """
+WITH c AS (
+    INSERT INTO inbox (consumer, hub_id, outcome) SELECT %(consumer)s, hub_id, 'applied' FROM messages
+    WHERE hub_id = %(hub_id)s
+    ON CONFLICT ON CONSTRAINT pk_inbox DO NOTHING
+    RETURNING hub_id
+)
+SELECT m.hub_id, m.sender, m.type, m.message_id, m.payload FROM messages m JOIN c USING (hub_id)
+"""
+
+
+def claim_and_load(conn: Connection, hub_id: uuid.UUID, consumer: str = STATE_CONSUMER) -> Any:
+    """Claim the inbox row and read the message in one round trip; None if it was claimed before."""
+    return raw(conn).execute(CLAIM_AND_LOAD, {"consumer": consumer, "hub_id": hub_id}).fetchone()
+
+
+FINISH = """
+WITH u AS (
+    UPDATE messages SET status = %(status)s, errors = %(errors)s, attempts = %(attempts)s, updated_at = now()
+    WHERE hub_id = %(hub_id)s
+), o AS (
+    UPDATE inbox SET outcome = %(status)s
+    WHERE consumer = %(consumer)s AND hub_id = %(hub_id)s AND outcome <> %(status)s
+)
+INSERT INTO journey (hub_id, step, detail)
+VALUES (%(hub_id)s, 'attempt', %(attempt_detail)s), (%(hub_id)s, %(status)s, %(detail)s)
+"""
+
+
+def finish(
+    conn: Connection,
+    hub_id: uuid.UUID,
+    status: str,
+    detail: str,
+    attempts: int,
+    errors: list[dict[str, str]] | None = None,
+    consumer: str = STATE_CONSUMER,
+) -> None:
+    """Record a claimed message's outcome: status, errors, inbox outcome and two journey steps."""
+    raw(conn).execute(
+        FINISH,
+        {
+            "status": status,
+            "errors": Jsonb(errors or []),
+            "attempts": attempts,
+            "hub_id": hub_id,
+            "consumer": consumer,
+            "attempt_detail": f"attempt {attempts}",
+            "detail": detail,
+        },
     )
 
 
