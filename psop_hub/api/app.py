@@ -44,7 +44,9 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         publisher=publisher,
-        dispatcher=Dispatcher(publisher),
+        dispatcher=Dispatcher(
+            publisher, threads=settings.publish_threads, linger_ms=settings.publish_linger_ms
+        ),
         authenticator=Authenticator(engine),
         relay=Relay(settings, publisher, DeadLetters(settings, engine, publisher.broker)),
     )

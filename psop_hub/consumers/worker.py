@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any
 
 import dramatiq
+from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage
 from sqlalchemy.engine import Engine
 
@@ -17,7 +18,7 @@ from psop_hub.consumers.apply import apply, record_failure, record_retry
 from psop_hub.hub.database import make_engine
 from psop_hub.hub.errors import HubError
 from psop_hub.hub.settings import Settings
-from psop_hub.hub.topology import APPLY_ACTOR, make_broker
+from psop_hub.hub.topology import APPLY_ACTOR, apply_messages, make_broker
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +36,26 @@ def reason_of(exc: BaseException) -> str:
 def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) -> dramatiq.Actor[Any, Any]:
     """Register the one actor that applies stored messages, bound to this broker."""
 
-    def apply_message(hub_id: str) -> None:
+    def apply_stored(hub_ids: list[str]) -> None:
         current = CurrentMessage.get_current_message()
         retries = int(current.options.get("retries", 0)) if current is not None else 0
         attempt = retries + 1
-        try:
-            apply(engine, uuid.UUID(hub_id), attempt)
-        except Exception as exc:
-            reason = reason_of(exc)
-            if not isinstance(exc, HubError):
-                log.exception("unexpected error applying %s (attempt %d)", hub_id, attempt)
-            if retries >= settings.max_retries:
-                record_failure(engine, uuid.UUID(hub_id), attempt, reason)
-                return
-            record_retry(
-                engine, uuid.UUID(hub_id), attempt, reason, f"retry {attempt} of {settings.max_retries}"
-            )
-            raise
+        for hub_id in hub_ids:
+            try:
+                apply(engine, uuid.UUID(hub_id), attempt)
+            except Exception as exc:
+                try:
+                    _give_up_or_retry(engine, settings, hub_id, attempt, exc)
+                except GaveUp:
+                    continue
+                if len(hub_ids) == 1:
+                    raise  # Dramatiq retries it with backoff
+                # One of a batch failed for now: it goes on alone with its attempt count, the rest
+                # of the batch is applied; the new message is confirmed before the batch is acked.
+                _, delay = compute_backoff(
+                    attempt - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
+                )
+                broker.enqueue(apply_messages(settings, [hub_id], retries=attempt), delay=delay)
 
     # Two spare Dramatiq retries: if recording the failure itself hits an outage, it is tried again.
     return dramatiq.actor(
@@ -61,7 +65,21 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
         max_retries=settings.max_retries + 2,
         min_backoff=settings.min_backoff_ms,
         max_backoff=settings.max_backoff_ms,
-    )(apply_message)
+    )(apply_stored)
+
+
+class GaveUp(Exception):
+    """The message's last attempt failed; it is recorded as failed (nothing to retry)."""
+
+
+def _give_up_or_retry(engine: Engine, settings: Settings, hub_id: str, attempt: int, exc: Exception) -> None:
+    reason = reason_of(exc)
+    if not isinstance(exc, HubError):
+        log.error("unexpected %s applying %s (attempt %d)", type(exc).__name__, hub_id, attempt, exc_info=exc)
+    if attempt > settings.max_retries:
+        record_failure(engine, uuid.UUID(hub_id), attempt, reason)
+        raise GaveUp(reason) from exc
+    record_retry(engine, uuid.UUID(hub_id), attempt, reason, f"retry {attempt} of {settings.max_retries}")
 
 
 def run_worker(settings: Settings) -> None:

@@ -41,7 +41,7 @@ class DeadLetters:
         self.broker = broker
 
     def drain_once(self, limit: int = 200) -> int:
-        """Record up to `limit` dead letters as failed messages; returns how many were taken."""
+        """Record up to `limit` dead letters as failed messages; returns how many hub_ids were taken."""
         self.broker.declare_queue(self.settings.queue_name, ensure=True)
         channel = self.broker.channel
         queue = xq_name(self.settings.queue_name)
@@ -51,15 +51,16 @@ class DeadLetters:
             if method is None:
                 break
             try:
-                hub_id = uuid.UUID(json.loads(body)["args"][0])
+                hub_ids = [uuid.UUID(h) for h in json.loads(body)["args"][0]]
             except (ValueError, KeyError, IndexError, TypeError):
                 # Not a hub message: leave it where an operator can see it, and stop here.
                 channel.basic_nack(method.delivery_tag, requeue=True)
                 log.error("a message on %s is not a hub message; left in place", queue)
                 break
             reason = _reason(properties)
-            if store.fail(self.engine, hub_id, None, reason, reason):
-                log.error("message %s failed: %s", hub_id, reason)
+            for hub_id in hub_ids:
+                if store.fail(self.engine, hub_id, None, reason, reason):
+                    log.error("message %s failed: %s", hub_id, reason)
             channel.basic_ack(method.delivery_tag)
-            taken += 1
+            taken += len(hub_ids)
         return taken

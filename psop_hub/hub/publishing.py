@@ -1,9 +1,10 @@
 """Publishing stored messages to RabbitMQ, and the relay that resends what was never confirmed.
 
 A message is committed to PostgreSQL before the sender hears `202`; only then is its hub_id
-published, with publisher confirms and the mandatory flag. If the broker is down at that moment
-the row keeps `published_at IS NULL` and the relay (in every API process; `SKIP LOCKED` keeps
-them apart) sends it later. A message published twice is harmless: the consumers' inbox decides.
+published, with publisher confirms and the mandatory flag, and its `outbox` row (written with the
+message) is deleted. If the broker is down at that moment the row stays and the relay (in every
+API process; `SKIP LOCKED` keeps them apart) sends it later. A message published twice is
+harmless: the consumers' inbox decides.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -25,7 +27,7 @@ from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.deadletters import DeadLetters
 from psop_hub.hub.errors import Unavailable
 from psop_hub.hub.settings import Settings
-from psop_hub.hub.topology import apply_message
+from psop_hub.hub.topology import apply_messages
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,12 @@ class Publisher:
         self.broker = broker
 
     def send(self, hub_ids: Sequence[uuid.UUID]) -> None:
-        """Publish each id (each confirmed by RabbitMQ); raises `Unavailable` if the broker is down."""
+        """Publish the ids in batches, each confirmed by RabbitMQ; `Unavailable` if the broker is down."""
+        ids = [str(h) for h in hub_ids]
+        size = self.settings.publish_batch
         try:
-            for hub_id in hub_ids:
-                self.broker.enqueue(apply_message(self.settings, str(hub_id)))
+            for start in range(0, len(ids), size):
+                self.broker.enqueue(apply_messages(self.settings, ids[start : start + size]))
         except (DramatiqError, AMQPError, OSError) as exc:
             raise Unavailable("the message broker is not reachable") from exc
 
@@ -65,51 +69,59 @@ class Publisher:
 class Dispatcher:
     """Publishes freshly stored messages from a queue in this process, in batches.
 
-    The request thread only hands over the hub_id; one thread publishes (each message confirmed)
-    and marks a whole batch published in one statement. A hub_id lost with the process is still
-    in PostgreSQL unpublished, and the relay sends it.
+    The request thread only hands over the hub_id. Several threads publish (each with its own
+    channel): a publish waits for its own confirm, and a quorum queue confirms only after its
+    log is on disk, so one thread alone would be bounded by that latency. Each thread marks a
+    whole batch published in one statement. A hub_id lost with the process is still in
+    PostgreSQL unpublished, and the relay sends it.
     """
 
-    def __init__(self, publisher: Publisher, batch: int = 500) -> None:
+    def __init__(self, publisher: Publisher, threads: int = 2, batch: int = 200, linger_ms: int = 5) -> None:
         self.publisher = publisher
+        self.threads = threads
         self.batch = batch
+        self.linger_s = linger_ms / 1000
         self._queue: queue.SimpleQueue[uuid.UUID | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
 
     def submit(self, hub_id: uuid.UUID) -> None:
         """Hand a stored message over for publishing (never blocks)."""
         self._queue.put(hub_id)
 
     def run(self) -> None:
-        """Publish until `stop` puts the end marker."""
+        """Publish until an end marker arrives."""
         while True:
             first = self._queue.get()
-            ids: list[uuid.UUID] = [] if first is None else [first]
-            stopping = first is None
+            if first is None:
+                return
+            ids = [first]
+            # Linger a few ms for company: one AMQP message for many ids costs the broker, this
+            # process and the worker much less CPU than one each.
+            until = time.monotonic() + self.linger_s
             while len(ids) < self.batch:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:
-                    stopping = True
-                else:
-                    ids.append(item)
-            if ids:
-                self.publisher.try_publish(ids)
-            if stopping:
-                return
+                    self._queue.put(None)  # leave the marker for this thread's next turn
+                    break
+                ids.append(item)
+            self.publisher.try_publish(ids)
 
     def start(self) -> None:
-        """Start the publishing thread."""
-        self._thread = threading.Thread(target=self.run, name="hub-dispatcher", daemon=True)
-        self._thread.start()
+        """Start the publishing threads."""
+        for n in range(self.threads):
+            thread = threading.Thread(target=self.run, name=f"hub-dispatcher-{n}", daemon=True)
+            thread.start()
+            self._workers.append(thread)
 
     def stop(self) -> None:
-        """Publish what was handed over, then stop."""
-        self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        """Publish what was handed over, then stop every thread."""
+        for _ in self._workers:
+            self._queue.put(None)
+        for thread in self._workers:
+            thread.join(timeout=30)
 
 
 class Relay:

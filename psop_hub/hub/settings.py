@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     min_backoff_ms: int = Field(default=500, ge=10)
     max_backoff_ms: int = Field(default=60_000, ge=100, le=600_000)
     # A message stays "unpublished" this long before the relay sends it again.
+    # Threads that publish stored messages, each waiting for its own confirms.
+    publish_threads: int = Field(default=2, ge=1, le=64)
+    # How long a publishing thread waits for more ids to share one AMQP message with.
+    publish_linger_ms: int = Field(default=5, ge=0, le=1000)
+    # Most hub_ids one AMQP message carries to a worker (a batch is applied one by one).
+    publish_batch: int = Field(default=20, ge=1, le=500)
     relay_after_s: float = Field(default=5.0, gt=0)
     relay_interval_s: float = Field(default=1.0, gt=0)
 

@@ -30,6 +30,8 @@ WITH m AS (
             %(sha)s, %(organiser)s, %(provider)s, %(reference)s, %(channel)s, 'accepted', %(replay_of)s)
     ON CONFLICT ON CONSTRAINT uq_messages_sender_message_id DO NOTHING
     RETURNING hub_id
+), pending AS (
+    INSERT INTO outbox (hub_id) SELECT hub_id FROM m
 ), steps AS (
     INSERT INTO journey (hub_id, step, detail)
     SELECT m.hub_id, s.step, s.detail
@@ -82,12 +84,8 @@ def accept(engine: Engine, incoming: Incoming) -> Accepted:
 
 
 MARK_PUBLISHED = """
-WITH u AS (
-    UPDATE messages SET published_at = now()
-    WHERE hub_id = ANY(%(ids)s) AND published_at IS NULL
-    RETURNING hub_id
-)
-INSERT INTO journey (hub_id, step, detail) SELECT hub_id, 'queued', %(detail)s FROM u
+WITH sent AS (DELETE FROM outbox WHERE hub_id = ANY(%(ids)s) RETURNING hub_id)
+INSERT INTO journey (hub_id, step, detail) SELECT hub_id, 'queued', %(detail)s FROM sent
 """
 
 
@@ -97,18 +95,15 @@ def mark_published(conn: Connection, hub_ids: Sequence[uuid.UUID], detail: str =
         raw(conn).execute(MARK_PUBLISHED, {"ids": list(hub_ids), "detail": detail})
 
 
+CLAIM_UNPUBLISHED = """
+SELECT hub_id FROM outbox WHERE created_at < now() - make_interval(secs => %(older_than)s)
+ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+"""
+
+
 def claim_unpublished(conn: Connection, older_than_s: float, limit: int) -> list[uuid.UUID]:
     """Lock messages that were stored but never confirmed by RabbitMQ (other relays skip them)."""
-    rows = conn.execute(
-        select(messages.c.hub_id)
-        .where(
-            messages.c.published_at.is_(None),
-            messages.c.received_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s),
-        )
-        .order_by(messages.c.received_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    rows = raw(conn).execute(CLAIM_UNPUBLISHED, {"older_than": older_than_s, "limit": limit}).fetchall()
     return [r.hub_id for r in rows]
 
 
