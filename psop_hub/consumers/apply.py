@@ -1,27 +1,40 @@
-"""Applying one stored message exactly once: inbox row, state change and journey in ONE transaction.
+"""Applying stored messages exactly once: inbox row, state change and journey in ONE transaction.
 
 The unique `(consumer, hub_id)` key of the inbox decides whether a message was applied already,
-not a read-then-write: a redelivered message inserts nothing and changes nothing. A broken rule
-rolls back to a savepoint (nothing half-applied) and the message is recorded as `rejected` in the
-same transaction; a transient error rolls back everything, and the message is retried.
+not a read-then-write: a redelivered message inserts nothing and changes nothing.
+
+A batch (the hub_ids of one AMQP message) is applied in one transaction, one savepoint per
+message, so it costs one commit. A broken rule rolls its message back to the savepoint (nothing
+half-applied) and records it as `rejected`; a message that must wait (or hits an unexpected
+error) is rolled back to its savepoint and handed back to the caller, which retries it alone.
+Messages are taken in the order of the voucher or order they lock, so that two batches never
+wait for each other's locks in a cycle. A database outage fails the whole batch: nothing of it
+is committed, and the AMQP message is retried.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from psop_hub.consumers.handlers import HANDLERS
 from psop_hub.consumers.outcome import Context, Outcome
 from psop_hub.hub import store
-from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.database import is_unavailable, raw, unavailable_on_outage
 from psop_hub.hub.errors import PermanentError, RuleBroken
 from psop_hub.mappings.canonical import parse_payload
 
 log = logging.getLogger(__name__)
+
+LOCK_ORDER = """
+SELECT hub_id FROM messages WHERE hub_id = ANY(%s)
+ORDER BY organiser NULLS FIRST,
+         coalesce(payload->>'voucher_number', payload->>'order_number', payload->>'event_id', ''), hub_id
+"""
 
 
 @dataclass(frozen=True)
@@ -34,35 +47,66 @@ class Result:
 
 
 def apply(engine: Engine, hub_id: uuid.UUID, attempt: int) -> Result:
-    """Apply a stored message once; a second call for the same hub_id changes nothing."""
-    try:
-        with unavailable_on_outage(), engine.begin() as conn:
-            row = store.claim_and_load(conn, hub_id)
-            if row is None:
-                return _not_claimed(engine, hub_id)
-            ctx = Context(hub_id=hub_id, sender=row.sender, type=row.type, message_id=row.message_id)
-            outcome = _handle(conn, ctx, row.payload)
-            store.finish(conn, hub_id, outcome.status, outcome.detail, attempt)
-        return Result(outcome.status, outcome.detail)
-    except PermanentError as exc:
-        # The transaction above rolled back whole (inbox row included): nothing is half-applied.
-        return _reject(engine, hub_id, attempt, exc)
+    """Apply one stored message once; raises what it must wait for (a `TransientError`)."""
+    outcome = apply_batch(engine, [hub_id], attempt)[hub_id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
-def _reject(engine: Engine, hub_id: uuid.UUID, attempt: int, exc: PermanentError) -> Result:
+def apply_batch(
+    engine: Engine, hub_ids: Sequence[uuid.UUID], attempt: int
+) -> dict[uuid.UUID, Result | Exception]:
+    """Apply several stored messages in one transaction; each gets a Result, or the exception
+    that stopped it for now (retry it). A second call for the same hub_id changes nothing."""
+    results: dict[uuid.UUID, Result | Exception] = {}
+    with unavailable_on_outage(), engine.begin() as conn:
+        cur = raw(conn)
+        ordered = (
+            [r.hub_id for r in cur.execute(LOCK_ORDER, (list(hub_ids),))] if len(hub_ids) > 1 else hub_ids
+        )
+        for hub_id in ordered:
+            cur.execute("SAVEPOINT one")
+            try:
+                results[hub_id] = _apply_one(conn, hub_id, attempt)
+            except PermanentError as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT one")
+                results[hub_id] = _reject(conn, hub_id, attempt, exc)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise  # the connection is gone: the whole batch is retried
+                cur.execute("ROLLBACK TO SAVEPOINT one")
+                results[hub_id] = exc
+            cur.execute("RELEASE SAVEPOINT one")
+    for hub_id in hub_ids:  # ids that are not in the store at all
+        if hub_id not in results:
+            log.error("message %s is not in the store; nothing to apply", hub_id)
+            results[hub_id] = Result("missing", "not in the store", duplicate=True)
+    return results
+
+
+def _apply_one(conn: Connection, hub_id: uuid.UUID, attempt: int) -> Result:
+    row = store.claim_and_load(conn, hub_id)
+    if row is None:
+        return _not_claimed(conn, hub_id)
+    ctx = Context(hub_id=hub_id, sender=row.sender, type=row.type, message_id=row.message_id)
+    outcome = _handle(conn, ctx, row.payload)
+    store.finish(conn, hub_id, outcome.status, outcome.detail, attempt)
+    return Result(outcome.status, outcome.detail)
+
+
+def _reject(conn: Connection, hub_id: uuid.UUID, attempt: int, exc: PermanentError) -> Result:
     rule = f"{exc.rule}: " if isinstance(exc, RuleBroken) else ""
     detail = f"{rule}{exc.reason}"
     errors = [e.as_dict() for e in exc.errors] or [{"field": "payload", "message": exc.reason}]
-    with unavailable_on_outage(), engine.begin() as conn:
-        if not store.claim(conn, hub_id, "rejected"):
-            return _not_claimed(engine, hub_id)
-        store.finish(conn, hub_id, "rejected", detail, attempt, errors)
+    if not store.claim(conn, hub_id, "rejected"):
+        return _not_claimed(conn, hub_id)
+    store.finish(conn, hub_id, "rejected", detail, attempt, errors)
     return Result("rejected", detail)
 
 
-def _not_claimed(engine: Engine, hub_id: uuid.UUID) -> Result:
-    with unavailable_on_outage(), engine.connect() as conn:
-        row = store.load(conn, hub_id)
+def _not_claimed(conn: Connection, hub_id: uuid.UUID) -> Result:
+    row = store.load(conn, hub_id)
     if row is None:
         # Published ids come from committed rows, so this is an operator deleting data.
         log.error("message %s is not in the store; nothing to apply", hub_id)

@@ -14,7 +14,7 @@ from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage
 from sqlalchemy.engine import Engine
 
-from psop_hub.consumers.apply import apply, record_failure, record_retry
+from psop_hub.consumers.apply import apply_batch, record_failure, record_retry
 from psop_hub.hub.database import make_engine
 from psop_hub.hub.errors import HubError
 from psop_hub.hub.settings import Settings
@@ -40,22 +40,22 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
         current = CurrentMessage.get_current_message()
         retries = int(current.options.get("retries", 0)) if current is not None else 0
         attempt = retries + 1
-        for hub_id in hub_ids:
+        results = apply_batch(engine, [uuid.UUID(h) for h in hub_ids], attempt)
+        for hub_id, exc in results.items():
+            if not isinstance(exc, Exception):
+                continue
             try:
-                apply(engine, uuid.UUID(hub_id), attempt)
-            except Exception as exc:
-                try:
-                    _give_up_or_retry(engine, settings, hub_id, attempt, exc)
-                except GaveUp:
-                    continue
-                if len(hub_ids) == 1:
-                    raise  # Dramatiq retries it with backoff
-                # One of a batch failed for now: it goes on alone with its attempt count, the rest
-                # of the batch is applied; the new message is confirmed before the batch is acked.
-                _, delay = compute_backoff(
-                    attempt - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
-                )
-                broker.enqueue(apply_messages(settings, [hub_id], retries=attempt), delay=delay)
+                _give_up_or_retry(engine, settings, str(hub_id), attempt, exc)
+            except GaveUp:
+                continue
+            if len(hub_ids) == 1:
+                raise exc  # Dramatiq retries it with backoff
+            # One of a batch failed for now: it goes on alone with its attempt count, the rest of
+            # the batch is applied; the new message is confirmed before the batch is acked.
+            _, delay = compute_backoff(
+                attempt - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
+            )
+            broker.enqueue(apply_messages(settings, [str(hub_id)], retries=attempt), delay=delay)
 
     # Two spare Dramatiq retries: if recording the failure itself hits an outage, it is tried again.
     return dramatiq.actor(
