@@ -48,16 +48,16 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
                 _give_up_or_retry(engine, settings, str(hub_id), attempt, exc)
             except GaveUp:
                 continue
-            if len(hub_ids) == 1:
-                raise exc  # Dramatiq retries it with backoff
-            # One of a batch failed for now: it goes on alone with its attempt count, the rest of
-            # the batch is applied; the new message is confirmed before the batch is acked.
+            # It goes on alone with its attempt count (the rest of a batch is applied), in a new
+            # message confirmed before this one is acked: a crash in between only duplicates it,
+            # and the inbox makes a duplicate harmless. An expected wait logs no traceback.
             _, delay = compute_backoff(
                 attempt - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
             )
             broker.enqueue(apply_messages(settings, [str(hub_id)], retries=attempt), delay=delay)
 
-    # Two spare Dramatiq retries: if recording the failure itself hits an outage, it is tried again.
+    # Dramatiq's own retries are for a batch that failed whole (the database went away); two
+    # spare ones so that recording a failure that itself hit an outage is tried again.
     return dramatiq.actor(
         broker=broker,
         actor_name=APPLY_ACTOR,
