@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from datetime import date
 from decimal import Decimal
@@ -22,11 +21,9 @@ def _settings() -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    from psop_hub.hub.logs import configure_logging
+
+    configure_logging(settings.log_level)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -57,6 +54,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=20,
         access_log=False,
+        log_config=None,  # uvicorn logs through our handler and its HETU filter
     )
     return 0
 

@@ -13,6 +13,7 @@ from psop_hub.api import health, problems, routes, settlements
 from psop_hub.api.metrics import router as metrics_router
 from psop_hub.hub.database import make_engine
 from psop_hub.hub.deadletters import DeadLetters
+from psop_hub.hub.logs import configure_logging
 from psop_hub.hub.publishing import Dispatcher, Publisher, Relay
 from psop_hub.hub.senders import Authenticator
 from psop_hub.hub.settings import Settings, get_settings
@@ -55,6 +56,7 @@ def build_services(settings: Settings) -> Services:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The hub's HTTP application (REST API, health, metrics)."""
     settings = settings or get_settings()
+    configure_logging(settings.log_level)  # also in uvicorn's worker processes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import AuthenticationFailed, HubError, NotFound
 from psop_hub.hub.senders import Sender
 from psop_hub.hub.views import order_view, voucher_view
-from psop_hub.mappings.canonical import parse_message
+from psop_hub.mappings.canonical import MESSAGE_TYPES, parse_message
 
 router = APIRouter(prefix="/api/v1")
 
@@ -89,9 +89,9 @@ async def post_message(request: Request, sender: SenderDep) -> JSONResponse:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody("the body is not valid JSON") from exc
-    type_label = (
-        str(raw.get("type"))[:40] if isinstance(raw, dict) and isinstance(raw.get("type"), str) else "unknown"
-    )
+    # Only known types become a metrics label: raw sender text there could be anything, a HETU too.
+    claimed = raw.get("type") if isinstance(raw, dict) else None
+    type_label = claimed if claimed in MESSAGE_TYPES else "unknown"
     try:
         envelope = parse_message(raw)
         accepted = await run_in_threadpool(submit, services.engine, sender, envelope, "rest")

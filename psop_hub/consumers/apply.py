@@ -30,10 +30,19 @@ from psop_hub.mappings.canonical import parse_payload
 
 log = logging.getLogger(__name__)
 
+# The voucher or order each message will lock: from the payload, or for a correction or a
+# cancellation from the delivery it names. Vouchers before orders, then by organiser and number.
 LOCK_ORDER = """
-SELECT hub_id FROM messages WHERE hub_id = ANY(%s)
-ORDER BY organiser NULLS FIRST,
-         coalesce(payload->>'voucher_number', payload->>'order_number', payload->>'event_id', ''), hub_id
+SELECT m.hub_id FROM messages m
+LEFT JOIN deliveries d
+       ON m.type IN ('delivery.corrected', 'delivery.cancelled')
+      AND d.provider = m.provider AND d.event_id = m.payload->>'event_id'
+WHERE m.hub_id = ANY(%s)
+ORDER BY CASE WHEN coalesce(m.payload->>'voucher_number', d.voucher_number) IS NOT NULL THEN 0 ELSE 1 END,
+         coalesce(m.payload->>'organiser', d.organiser, ''),
+         coalesce(m.payload->>'voucher_number', d.voucher_number,
+                  m.payload->>'order_number', d.order_number, ''),
+         m.hub_id
 """
 
 

@@ -55,6 +55,11 @@ def superseded(kind: str, number: str, version: int, current: int) -> Outcome | 
     return None
 
 
+def _role_of(conn: Connection, sender: str) -> str | None:
+    row = raw(conn).execute("SELECT role FROM clients WHERE name = %s", (sender,)).fetchone()
+    return None if row is None else str(row.role)
+
+
 def granted(conn: Connection, ctx: Context, p: Any) -> Outcome:
     """voucher.granted: a new voucher, version 1."""
     inserted = conn.execute(
@@ -155,12 +160,21 @@ def assigned(conn: Connection, ctx: Context, p: Any) -> Outcome:
             f"start_date {p.start_date} is outside the voucher's validity {v.valid_from}..{v.valid_to}",
             "payload.start_date",
         )
-    if v.provider is not None and v.provider != p.provider and v.quantity_used > 0:
-        raise RuleBroken(
-            "provider_change_after_deliveries",
-            f"voucher {p.voucher_number} already has deliveries from provider {v.provider}",
-            "payload.provider",
-        )
+    if v.provider is not None and v.provider != p.provider:
+        if _role_of(conn, ctx.sender) == "provider":
+            # The client's choice may move to another provider only by the organiser's decision.
+            raise RuleBroken(
+                "provider_change_by_organiser",
+                f"voucher {p.voucher_number} is assigned to another provider; "
+                "only the organiser's system can change the provider",
+                "payload.provider",
+            )
+        if v.quantity_used > 0:
+            raise RuleBroken(
+                "provider_change_after_deliveries",
+                f"voucher {p.voucher_number} already has deliveries from its current provider",
+                "payload.provider",
+            )
     _update(
         conn,
         v,

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError
 
 from psop_hub.hub.errors import Unavailable
 from psop_hub.hub.settings import Settings
@@ -26,6 +26,8 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         # restart fails its statement, which is a transient error (retried or answered 503).
         pool_pre_ping=False,
         pool_recycle=1800,
+        # Statement parameters can hold a HETU: they must never reach an error message or a log.
+        hide_parameters=True,
         connect_args={
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",
             "connect_timeout": 5,
@@ -34,21 +36,43 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
     )
 
 
+# Server-side states that mean "the server is going away or refuses connections".
+_GONE = frozenset({"57P01", "57P02", "57P03", "53300"})
+# A statement that may well succeed when tried again: deadlock, serialization, timeout, lock wait.
+_TRY_AGAIN = frozenset({"40001", "40P01", "57014", "55P03"})
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    return exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean the database is unreachable or restarting, not that the data is bad."""
-    if isinstance(exc, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError):
+    """True when the connection to the database is gone (not: the data is bad, or a lock clashed)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    driver = _driver_error(exc)
+    if isinstance(driver, psycopg.InterfaceError):
+        return True
+    if isinstance(driver, psycopg.OperationalError):
+        state = driver.sqlstate
+        return state is None or state.startswith("08") or state in _GONE
+    return isinstance(exc, InterfaceError)
+
+
+def is_temporary(exc: BaseException) -> bool:
+    """True for database errors worth trying again: an outage, or a statement that clashed or timed out."""
+    driver = _driver_error(exc)
+    return is_unavailable(exc) or (isinstance(driver, psycopg.Error) and driver.sqlstate in _TRY_AGAIN)
 
 
 @contextmanager
 def unavailable_on_outage() -> Iterator[None]:
-    """Translate a database outage raised inside the block into `Unavailable`."""
+    """Translate a temporary database failure raised inside the block into `Unavailable`."""
     try:
         yield
     except (DBAPIError, psycopg.Error) as exc:
-        if is_unavailable(exc):
-            raise Unavailable("the database is not reachable") from exc
+        if is_temporary(exc):
+            raise Unavailable("the database is not reachable or busy; try again") from exc
         raise
 
 

@@ -32,6 +32,12 @@ def _reason(properties: Any) -> str:
     return f"RabbitMQ dead-lettered it ({why or 'unknown reason'}) after the worker gave up"
 
 
+def _hub_ids(body: bytes) -> list[uuid.UUID]:
+    """The hub_ids a Dramatiq message of ours carries (a list, or a single id)."""
+    arg = json.loads(body)["args"][0]
+    return [uuid.UUID(h) for h in ([arg] if isinstance(arg, str) else arg)]
+
+
 class DeadLetters:
     """Drains the dead-letter queue into the store."""
 
@@ -51,12 +57,16 @@ class DeadLetters:
             if method is None:
                 break
             try:
-                hub_ids = [uuid.UUID(h) for h in json.loads(body)["args"][0]]
+                hub_ids = _hub_ids(body)
             except (ValueError, KeyError, IndexError, TypeError):
-                # Not a hub message: leave it where an operator can see it, and stop here.
-                channel.basic_nack(method.delivery_tag, requeue=True)
-                log.error("a message on %s is not a hub message; left in place", queue)
-                break
+                # Not a hub message: move it to a parking queue that never expires (confirmed
+                # before the ack), where an operator can look at it; it must not block the rest.
+                parked = f"{queue}.parked"
+                channel.queue_declare(parked, durable=True)
+                channel.basic_publish("", parked, body, properties, mandatory=True)
+                channel.basic_ack(method.delivery_tag)
+                log.error("a message on %s is not a hub message; moved to %s", queue, parked)
+                continue
             reason = _reason(properties)
             for hub_id in hub_ids:
                 if store.fail(self.engine, hub_id, None, reason, reason):

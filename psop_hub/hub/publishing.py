@@ -32,6 +32,14 @@ from psop_hub.hub.topology import apply_messages
 log = logging.getLogger(__name__)
 
 
+def drop_connection(broker: RabbitmqBroker) -> None:
+    """Drop this thread's AMQP connection: a channel broken mid-call must not be reused."""
+    try:
+        del broker.connection
+    except Exception:
+        log.debug("closing a broken AMQP connection failed", exc_info=True)
+
+
 class Publisher:
     """Sends stored messages' ids to the workers' queue and records the broker's confirm."""
 
@@ -107,7 +115,12 @@ class Dispatcher:
                     self._queue.put(None)  # leave the marker for this thread's next turn
                     break
                 ids.append(item)
-            self.publisher.try_publish(ids)
+            try:
+                self.publisher.try_publish(ids)
+            except Exception:
+                # These threads must outlive any error; the ids are still in the outbox.
+                log.exception("publishing %d messages failed; the relay will send them", len(ids))
+                drop_connection(self.publisher.broker)
 
     def start(self) -> None:
         """Start the publishing threads."""
@@ -152,16 +165,34 @@ class Relay:
                 store.mark_published(conn, hub_ids, detail="published by the relay")
         return len(hub_ids)
 
+    def requeue_stale(self) -> int:
+        """Send again what was published but is still not final long after any retry was due."""
+        after = self.settings.stale_after_s
+        with unavailable_on_outage(), self.publisher.engine.begin() as conn:
+            hub_ids = store.claim_stale(conn, after, self.batch)
+            if hub_ids:
+                self.publisher.send(hub_ids)
+                store.mark_requeued(conn, hub_ids, f"not applied {after:g} s after its last step: sent again")
+                log.warning("sent %d stale messages again", len(hub_ids))
+        return len(hub_ids)
+
     def run(self) -> None:
         """Loop until stopped: drain what is due, then sleep for the interval."""
         while not self._stop.is_set():
             try:
                 while self.relay_once() == self.batch and not self._stop.is_set():
                     pass
+                self.requeue_stale()
                 if self.dead_letters is not None:
                     self.dead_letters.drain_once()
             except (Unavailable, DBAPIError, DramatiqError, AMQPError) as exc:
                 log.warning("relay waiting: %s", exc)
+                drop_connection(self.publisher.broker)
+            except Exception:
+                # This thread is what resends unconfirmed messages: it must outlive any error.
+                # Nothing is lost meanwhile (the outbox rows and dead letters stay where they are).
+                log.exception("relay round failed; trying again in %.1fs", self.settings.relay_interval_s)
+                drop_connection(self.publisher.broker)
             self._stop.wait(self.settings.relay_interval_s)
 
     def start(self) -> None:

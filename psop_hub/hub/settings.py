@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     publish_batch: int = Field(default=20, ge=1, le=500)
     relay_after_s: float = Field(default=5.0, gt=0)
     relay_interval_s: float = Field(default=1.0, gt=0)
+    # A published message still accepted/retrying this long after its last step is sent again
+    # (its AMQP message was lost); well above the longest backoff plus the actor time limit.
+    stale_after_s: float = Field(default=600.0, gt=0)
 
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     db_pool_size: int = Field(default=10, ge=1, le=200)

@@ -107,6 +107,33 @@ def claim_unpublished(conn: Connection, older_than_s: float, limit: int) -> list
     return [r.hub_id for r in rows]
 
 
+CLAIM_STALE = """
+SELECT m.hub_id FROM messages m
+WHERE m.status IN ('accepted', 'retrying')
+  AND m.updated_at < now() - make_interval(secs => %(older_than)s)
+  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.hub_id = m.hub_id)
+ORDER BY m.updated_at LIMIT %(limit)s
+FOR UPDATE OF m SKIP LOCKED
+"""
+TOUCH_STALE = """
+WITH t AS (UPDATE messages SET updated_at = now() WHERE hub_id = ANY(%(ids)s) RETURNING hub_id)
+INSERT INTO journey (hub_id, step, detail) SELECT hub_id, 'requeued', %(detail)s FROM t
+"""
+
+
+def claim_stale(conn: Connection, older_than_s: float, limit: int) -> list[uuid.UUID]:
+    """Lock messages that were published but are still not final long after any retry was due:
+    their AMQP message was lost (a broker that lost its disk, a retry it could not store)."""
+    rows = raw(conn).execute(CLAIM_STALE, {"older_than": older_than_s, "limit": limit}).fetchall()
+    return [r.hub_id for r in rows]
+
+
+def mark_requeued(conn: Connection, hub_ids: Sequence[uuid.UUID], detail: str) -> None:
+    """Note that stale messages were sent again (and restart their clock)."""
+    if hub_ids:
+        raw(conn).execute(TOUCH_STALE, {"ids": list(hub_ids), "detail": detail})
+
+
 CLAIM = """
 INSERT INTO inbox (consumer, hub_id, outcome) SELECT %(consumer)s, hub_id, %(outcome)s FROM messages
 WHERE hub_id = %(hub_id)s

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pika
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Engine
 
 from psop_hub.hub.deadletters import DeadLetters
 from psop_hub.hub.publishing import Publisher, Relay
 from psop_hub.hub.settings import Settings
-from psop_hub.hub.tables import outbox
+from psop_hub.hub.tables import journey, messages, outbox
 from psop_hub.hub.topology import make_broker
 from tests.integration.helpers import status_of, stored
 from tests.messages import granted, uid
@@ -122,4 +122,34 @@ def test_poison_message_past_the_delivery_limit_ends_failed(engine: Engine, sett
     assert row.status == "failed"
     assert "delivered too often" in row.errors[0]["message"]
     assert dead.drain_once() == 0
+    publisher.broker.close()
+
+
+def test_published_message_lost_by_the_broker_is_sent_again(
+    engine: Engine, queue_settings: Settings, channel: object
+) -> None:
+    publisher = Publisher(queue_settings, engine, make_broker(queue_settings))
+    hub_id = stored(engine, granted(uid("V")))
+    assert publisher.try_publish([hub_id])
+    drain(channel, queue_settings.queue_name)  # type: ignore[arg-type]  # the broker "loses" it
+    with engine.begin() as conn:
+        conn.execute(
+            update(messages)
+            .where(messages.c.hub_id == hub_id)
+            .values(updated_at=func.now() - text("interval '1 hour'"))
+        )
+    relay = Relay(queue_settings.model_copy(update={"stale_after_s": 60}), publisher)
+    for _ in range(5):  # other tests' stale rows may come first
+        relay.requeue_stale()
+        if str(hub_id) in drain(channel, queue_settings.queue_name):  # type: ignore[arg-type]
+            break
+    else:
+        raise AssertionError("the stale message was not sent again")
+    with engine.connect() as conn:
+        steps = (
+            conn.execute(select(journey.c.step).where(journey.c.hub_id == hub_id).order_by(journey.c.id))
+            .scalars()
+            .all()
+        )
+    assert steps[-1] == "requeued"
     publisher.broker.close()

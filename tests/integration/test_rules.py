@@ -335,3 +335,22 @@ def test_order_delivery_pays_the_contract_price(engine: Engine) -> None:
         )
     assert o.quantity_used == Decimal("3")
     assert shares == [Decimal("40.00"), Decimal("84.00")]
+
+
+def test_provider_cannot_take_over_a_voucher_assigned_to_another(engine: Engine) -> None:
+    from psop_hub.hub.senders import add_client
+
+    name = uid("other-provider")
+    add_client(engine, name, "provider", None, OTHER_PROVIDER)
+    number = uid("T")
+    run(engine, voucher_ready(number))  # assigned to PROVIDER, no deliveries yet
+    hub_id = stored(
+        engine, assigned(number, provider=OTHER_PROVIDER), Sender(name, "provider", None, OTHER_PROVIDER)
+    )
+    result = apply(engine, hub_id, 1)
+    assert result.status == "rejected"
+    assert result.detail.startswith("provider_change_by_organiser: ")
+    assert PROVIDER_SENDER.provider not in result.detail  # the current provider is not told to another
+    assert voucher_row(engine, number).provider == PROVIDER_SENDER.provider
+    # the organiser's system may change it while there are no deliveries
+    assert apply(engine, stored(engine, assigned(number, provider=OTHER_PROVIDER)), 1).status == "applied"
