@@ -9,20 +9,20 @@ the rest; an order pays `min(price, unit_price)` and has no client share here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from psop_hub.consumers.orders import require_order
-from psop_hub.consumers.outcome import Context, Outcome
-from psop_hub.consumers.vouchers import require_voucher, superseded
+from psop_hub.consumers.outcome import Context, Outcome, superseded
+from psop_hub.consumers.vouchers import require_voucher
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
+from psop_hub.hub.money import cents
 from psop_hub.hub.tables import deliveries
 
-CENT = Decimal("0.01")
 # The per-message hot path in plain SQL (see hub.database.raw).
 ADD_USED_VOUCHER = """
 UPDATE vouchers SET quantity_used = quantity_used + %s, updated_at = now()
@@ -42,11 +42,6 @@ VALUES (%(provider)s, %(event_id)s, %(organiser)s, %(voucher_number)s, %(order_n
 ON CONFLICT ON CONSTRAINT pk_deliveries DO NOTHING
 RETURNING event_id
 """
-
-
-def cents(value: Decimal) -> Decimal:
-    """Round money to the cent, halves away from zero (as Finnish invoicing does)."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

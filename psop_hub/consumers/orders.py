@@ -8,18 +8,17 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from psop_hub.consumers.outcome import Context, Outcome
-from psop_hub.consumers.vouchers import superseded
+from psop_hub.consumers.outcome import Context, Outcome, superseded
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
 from psop_hub.hub.tables import orders
 
-LOCK_ORDER = "SELECT * FROM orders WHERE organiser = %s AND order_number = %s FOR UPDATE"
+LOCK_ORDER_ROW = "SELECT * FROM orders WHERE organiser = %s AND order_number = %s FOR UPDATE"
 
 
 def require_order(conn: Connection, organiser: str, order_number: str) -> Any:
     """The order row locked until commit; `Waiting` if it has not arrived yet."""
-    row = raw(conn).execute(LOCK_ORDER, (organiser, order_number)).fetchone()
+    row = raw(conn).execute(LOCK_ORDER_ROW, (organiser, order_number)).fetchone()
     if row is None:
         raise Waiting(f"order {order_number} of organiser {organiser} has not arrived yet")
     return row

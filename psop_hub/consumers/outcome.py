@@ -28,4 +28,11 @@ class Outcome:
     detail: str
 
 
+def superseded(kind: str, number: str, version: int, current: int) -> Outcome | None:
+    """A `superseded` outcome when `version` is not newer than the state's, else None."""
+    if version <= current:
+        return Outcome("superseded", f"{kind} {number}: version {version} is not newer than {current}")
+    return None
+
+
 Handler = Callable[[Connection, Context, Any], Outcome]

@@ -6,21 +6,14 @@ Another organiser's settlement is answered exactly like a missing one: its exist
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from psop_hub.consumers.outcome import Context, Outcome
 from psop_hub.hub.errors import RuleBroken
+from psop_hub.hub.money import money_text
 from psop_hub.hub.tables import clients, settlements
 from psop_hub.mappings.payloads import PaymentConfirmed
-
-CENT = Decimal("0.01")
-
-
-def _money(value: Decimal) -> str:
-    return format(value.quantize(CENT), "f")
 
 
 def confirmed(conn: Connection, ctx: Context, p: PaymentConfirmed) -> Outcome:
@@ -46,7 +39,7 @@ def confirmed(conn: Connection, ctx: Context, p: PaymentConfirmed) -> Outcome:
         raise RuleBroken(
             "settlement_unpaid",
             f"settlement {s.settlement_id} was already paid on {s.paid_date} "
-            f"(amount {_money(s.paid_amount)})",
+            f"(amount {money_text(s.paid_amount)})",
             "payload.settlement_id",
         )
     if s.status != "open":
@@ -56,8 +49,8 @@ def confirmed(conn: Connection, ctx: Context, p: PaymentConfirmed) -> Outcome:
     if p.amount != s.amount:
         raise RuleBroken(
             "amount_matches",
-            f"amount {_money(p.amount)} differs from the settlement's {_money(s.amount)} "
-            f"by {_money(p.amount - s.amount)}",
+            f"amount {money_text(p.amount)} differs from the settlement's {money_text(s.amount)} "
+            f"by {money_text(p.amount - s.amount)}",
             "payload.amount",
         )
     conn.execute(
@@ -72,4 +65,4 @@ def confirmed(conn: Connection, ctx: Context, p: PaymentConfirmed) -> Outcome:
             updated_at=func.now(),
         )
     )
-    return Outcome("applied", f"settlement {s.settlement_id} paid: {_money(p.amount)}")
+    return Outcome("applied", f"settlement {s.settlement_id} paid: {money_text(p.amount)}")

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from psop_hub.consumers.outcome import Context, Outcome
+from psop_hub.consumers.outcome import Context, Outcome, superseded
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
 from psop_hub.hub.tables import deliveries, vouchers
@@ -46,13 +46,6 @@ def _update(conn: Connection, v: Any, **values: Any) -> None:
         .where(vouchers.c.organiser == v.organiser, vouchers.c.voucher_number == v.voucher_number)
         .values(updated_at=func.now(), **values)
     )
-
-
-def superseded(kind: str, number: str, version: int, current: int) -> Outcome | None:
-    """A `superseded` outcome when `version` is not newer than the state's, else None."""
-    if version <= current:
-        return Outcome("superseded", f"{kind} {number}: version {version} is not newer than {current}")
-    return None
 
 
 def _role_of(conn: Connection, sender: str) -> str | None:

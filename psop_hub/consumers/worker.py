@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.consumers.apply import apply_batch, record_failure, record_retry
 from psop_hub.hub.database import make_engine
-from psop_hub.hub.errors import HubError
+from psop_hub.hub.errors import HubError, Unavailable
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.topology import APPLY_ACTOR, apply_messages, make_broker
 
@@ -38,26 +38,24 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
 
     def apply_stored(hub_ids: list[str]) -> None:
         current = CurrentMessage.get_current_message()
-        retries = int(current.options.get("retries", 0)) if current is not None else 0
-        attempt = retries + 1
-        results = apply_batch(engine, [uuid.UUID(h) for h in hub_ids], attempt)
-        for hub_id, exc in results.items():
-            if not isinstance(exc, Exception):
-                continue
-            try:
-                _give_up_or_retry(engine, settings, str(hub_id), attempt, exc)
-            except GaveUp:
-                continue
-            # It goes on alone with its attempt count (the rest of a batch is applied), in a new
-            # message confirmed before this one is acked: a crash in between only duplicates it,
-            # and the inbox makes a duplicate harmless. An expected wait logs no traceback.
+        options = current.options if current is not None else {}
+        retries = int(options.get("retries", 0))
+        try:
+            _apply_and_retry_alone(broker, engine, settings, hub_ids, retries + 1)
+        except Unavailable:
+            # The database is away: the batch waits and comes back, without using up the
+            # attempts of its messages, however long the outage lasts.
+            outages = int(options.get("outages", 0)) + 1
             _, delay = compute_backoff(
-                attempt - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
+                outages - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
             )
-            broker.enqueue(apply_messages(settings, [str(hub_id)], retries=attempt), delay=delay)
+            log.warning(
+                "database unavailable: %d messages wait %d ms (outage try %d)", len(hub_ids), delay, outages
+            )
+            message = apply_messages(settings, hub_ids, retries=retries, outages=outages)
+            broker.enqueue(message, delay=delay)
 
-    # Dramatiq's own retries are for a batch that failed whole (the database went away); two
-    # spare ones so that recording a failure that itself hit an outage is tried again.
+    # Dramatiq's own retries are left for when even the broker cannot take the batch back.
     return dramatiq.actor(
         broker=broker,
         actor_name=APPLY_ACTOR,
@@ -66,6 +64,31 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
         min_backoff=settings.min_backoff_ms,
         max_backoff=settings.max_backoff_ms,
     )(apply_stored)
+
+
+def _apply_and_retry_alone(
+    broker: dramatiq.Broker, engine: Engine, settings: Settings, hub_ids: list[str], attempt: int
+) -> None:
+    results = apply_batch(engine, [uuid.UUID(h) for h in hub_ids], attempt)
+    for hub_id, exc in results.items():
+        if not isinstance(exc, Exception):
+            continue
+        try:
+            _give_up_or_retry(engine, settings, str(hub_id), attempt, exc)
+        except GaveUp:
+            continue
+        # It goes on alone with its attempt count (the rest of a batch is applied), in a new
+        # message confirmed before this one is acked: a crash in between only duplicates it,
+        # and the inbox makes a duplicate harmless. An expected wait logs no traceback.
+        _, delay = compute_backoff(
+            attempt - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
+        )
+        broker.enqueue(apply_messages(settings, [str(hub_id)], retries=attempt), delay=delay)
+
+
+def _backoff(settings: Settings, tries: int) -> int:
+    """Milliseconds to wait after `tries` earlier tries: exponential with jitter, bounded."""
+    return compute_backoff(tries, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms)[1]
 
 
 class GaveUp(Exception):

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from psop_hub.hub.money import optional_money_text
 from psop_hub.hub.tables import settlement_rows, settlements
-
-CENT = Decimal("0.01")
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.quantize(CENT), "f")
 
 
 def settlement_view(conn: Connection, settlement_id: str) -> dict[str, Any] | None:
@@ -33,10 +27,10 @@ def settlement_view(conn: Connection, settlement_id: str) -> dict[str, Any] | No
         "provider": s.provider,
         "month": f"{s.month:%Y-%m}",
         "reference": s.reference,
-        "amount": _money(s.amount),
+        "amount": optional_money_text(s.amount),
         "status": s.status,
         "paid_date": None if s.paid_date is None else s.paid_date.isoformat(),
-        "paid_amount": _money(s.paid_amount),
+        "paid_amount": optional_money_text(s.paid_amount),
         "payment_reference": s.payment_reference,
         "rows": [
             {
@@ -44,9 +38,9 @@ def settlement_view(conn: Connection, settlement_id: str) -> dict[str, Any] | No
                 "kind": r.kind,
                 "service": {"code": r.service_code, "name": r.service_name},
                 "unit": r.unit,
-                "unit_price": _money(r.unit_price),
+                "unit_price": optional_money_text(r.unit_price),
                 "quantity": format(r.quantity, "f"),
-                "amount": _money(r.amount),
+                "amount": optional_money_text(r.amount),
             }
             for r in rows
         ],

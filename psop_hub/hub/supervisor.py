@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,12 @@ class Component:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
-    started: list[float] = field(default_factory=list)
+    started_at: float = 0.0
 
     def start(self) -> None:
         """Start (or restart) the process in its own session, so Ctrl-C reaches only the supervisor."""
         self.process = subprocess.Popen(self.argv, start_new_session=True, preexec_fn=_die_with_parent)
-        self.started.append(time.monotonic())
+        self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
 
@@ -63,6 +63,8 @@ class Supervisor:
             now = time.monotonic()
             for c in self.components:
                 if c.process is not None and c.process.poll() is not None:
+                    if now - c.started_at > 60:
+                        c.restarts = 0  # it ran fine for a while: this is a new crash, not a loop
                     delay = min(30.0, 0.5 * 2 ** min(c.restarts, 6))
                     log.error("%s exited with %s; restarting in %.1fs", c.name, c.process.returncode, delay)
                     c.process = None

@@ -70,17 +70,20 @@ def _with_defaults(url: str) -> str:
     return url + ("&" if "?" in url else "?") + "heartbeat=30&blocked_connection_timeout=10"
 
 
-def apply_messages(settings: Settings, hub_ids: Sequence[str], retries: int = 0) -> dramatiq.Message[Any]:
+def apply_messages(
+    settings: Settings, hub_ids: Sequence[str], retries: int = 0, outages: int = 0
+) -> dramatiq.Message[Any]:
     """The Dramatiq message that asks a worker to apply stored messages (enqueued by actor name).
 
     One AMQP message carries a batch of hub_ids: publishing, consuming and acking cost the same
     CPU for one id as for twenty, and that CPU bounds the throughput of a small machine.
-    `retries` continues the attempt count of a message retried on its own.
+    `retries` continues the attempt count of a message retried on its own; `outages` counts how
+    often the batch came back because the database was away (it sets only the wait).
     """
     return dramatiq.Message(
         queue_name=settings.queue_name,
         actor_name=APPLY_ACTOR,
         args=(list(hub_ids),),
         kwargs={},
-        options={"retries": retries} if retries else {},
+        options={k: v for k, v in (("retries", retries), ("outages", outages)) if v},
     )

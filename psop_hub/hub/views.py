@@ -9,11 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from psop_hub.hub.money import optional_money_text
 from psop_hub.hub.tables import deliveries, orders, vouchers
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
 
 
 def _day(value: date | None) -> str | None:
@@ -82,7 +79,7 @@ def voucher_view(conn: Connection, organiser: str, voucher_number: str) -> dict[
         "valid_from": v.valid_from.isoformat(),
         "valid_to": v.valid_to.isoformat(),
         "provider": v.provider,
-        "provider_price": _money(v.provider_price),
+        "provider_price": optional_money_text(v.provider_price),
         "assigned_from": _day(v.assigned_from),
         "revoked_from": _day(v.effective_end),
         "revoked_reason": v.revoked_reason,
