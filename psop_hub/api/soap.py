@@ -1,0 +1,229 @@
+"""The SOAP 1.1 endpoint of INTERFACES §4: WSDL and XSD, three operations, faults.
+
+Faults are chosen here: bad input, bad credentials, scope and conflicts are `soap:Client`
+(the sender must change something); a temporary failure is `soap:Server` (send it again).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from psop_hub.adapters.intake import submit
+from psop_hub.api.metrics import RECEIVED
+from psop_hub.hub import store
+from psop_hub.hub.errors import (
+    AuthenticationFailed,
+    ConflictError,
+    FieldError,
+    PermanentError,
+    TransientError,
+)
+from psop_hub.hub.senders import Sender
+from psop_hub.mappings.canonical import parse_message
+from psop_hub.mappings.soap import (
+    NS,
+    PASSWORD_TEXT,
+    SOAP11,
+    SOAP12,
+    WSDL_FILE,
+    WSSE,
+    XSD_FILE,
+    XmlRejected,
+    parse_xml,
+    soap_field,
+    to_canonical,
+    validate,
+)
+
+router = APIRouter(tags=["soap"])
+XML = "text/xml; charset=utf-8"
+SOAP_ENV = ElementMaker(namespace=SOAP11, nsmap={"soap": SOAP11, "tns": NS})
+T = ElementMaker(namespace=NS, nsmap={"tns": NS})
+PLACEHOLDER = b'location="http://localhost:8000/soap/v1"'
+
+
+class SoapFault(Exception):
+    """A fault to answer with: code `Client`, `Server` or `VersionMismatch`."""
+
+    def __init__(self, code: str, text: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(text)
+        self.code, self.text, self.errors = code, text, errors or []
+
+
+def _envelope(body: Any) -> Response:
+    return Response(
+        etree.tostring(SOAP_ENV.Envelope(SOAP_ENV.Body(body)), xml_declaration=True, encoding="utf-8"),
+        media_type=XML,
+    )
+
+
+def fault_response(fault: SoapFault) -> Response:
+    """A SOAP 1.1 fault, HTTP 500 as the SOAP 1.1 HTTP binding says."""
+    element = SOAP_ENV.Fault(
+        etree.Element("faultcode"),
+        etree.Element("faultstring"),
+    )
+    element[0].text = f"soap:{fault.code}"
+    element[1].text = fault.text
+    if fault.errors:
+        detail = etree.SubElement(element, "detail")
+        for error in fault.errors:
+            item = etree.SubElement(detail, f"{{{NS}}}Error", field=error.field)
+            item.text = error.message
+    response = _envelope(element)
+    response.status_code = 500
+    return response
+
+
+@router.get("/soap/v1", include_in_schema=False)
+def wsdl(request: Request) -> Response:
+    """`?wsdl`: the WSDL, addressed to this server; `?xsd`: the schema it imports."""
+    if "xsd" in request.query_params:
+        return Response(XSD_FILE.read_bytes(), media_type=XML)
+    address = str(request.base_url).rstrip("/") + "/soap/v1"
+    text = WSDL_FILE.read_bytes().replace(PLACEHOLDER, f'location="{address}"'.encode())
+    return Response(text, media_type=XML)
+
+
+@router.post("/soap/v1", include_in_schema=False)
+async def soap(request: Request) -> Response:
+    """One SOAP call: parse safely, authenticate, validate, dispatch; every problem is a fault."""
+    services = request.app.state.services
+    try:
+        body = await _read_limited(request, services.settings.max_body_bytes)
+        operation, sender_hint = _operation(request, body)
+        sender = await run_in_threadpool(_authenticate, services, request, sender_hint)
+        name = etree.QName(operation).localname
+        if name == "GetMessageStatus":
+            return await run_in_threadpool(_status, services, sender, operation)
+        if name in ("SubmitVoucherDecision", "SubmitServiceOrder"):
+            return await run_in_threadpool(_submit, services, sender, operation)
+        raise SoapFault("Client", f"unknown operation {name}; see the WSDL at /soap/v1?wsdl")
+    except SoapFault as fault:
+        return fault_response(fault)
+    except XmlRejected as exc:
+        return fault_response(SoapFault("Client", exc.reason))
+    except AuthenticationFailed as exc:
+        return fault_response(SoapFault("Client", f"authentication failed: {exc}"))
+    except TransientError:
+        return fault_response(
+            SoapFault("Server", "the hub cannot take the message durably right now; send it again")
+        )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise SoapFault("Client", f"the message is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise SoapFault("Client", f"the message is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _operation(request: Request, body: bytes) -> tuple[Any, Any]:
+    """The operation element of the Body, and the Header (for WS-Security)."""
+    if "application/soap+xml" in request.headers.get("content-type", ""):
+        raise SoapFault(
+            "VersionMismatch", "this endpoint speaks SOAP 1.1: send text/xml with a SOAP 1.1 envelope"
+        )
+    root = parse_xml(body)
+    if root.tag == f"{{{SOAP12}}}Envelope":
+        raise SoapFault(
+            "VersionMismatch", "this endpoint speaks SOAP 1.1: use the envelope namespace " + SOAP11
+        )
+    if root.tag != f"{{{SOAP11}}}Envelope":
+        raise SoapFault("Client", "the body is not a SOAP 1.1 Envelope")
+    soap_body = root.find(f"{{{SOAP11}}}Body")
+    operations = [] if soap_body is None else [c for c in soap_body if isinstance(c.tag, str)]
+    if len(operations) != 1:
+        raise SoapFault("Client", "the SOAP Body must hold exactly one operation element")
+    return operations[0], root.find(f"{{{SOAP11}}}Header")
+
+
+def _authenticate(services: Any, request: Request, header: Any) -> Sender:
+    token = None if header is None else header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
+    if token is not None:
+        username = token.findtext(f"{{{WSSE}}}Username") or ""
+        password = token.find(f"{{{WSSE}}}Password")
+        if password is None or password.get("Type", PASSWORD_TEXT) != PASSWORD_TEXT:
+            raise AuthenticationFailed("send the UsernameToken password as PasswordText")
+        return services.authenticator.by_name_and_secret(username.strip(), (password.text or "").strip())  # type: ignore[no-any-return]
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            name, _, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise AuthenticationFailed("the Basic credentials are not valid base64") from exc
+        return services.authenticator.by_name_and_secret(name, secret)  # type: ignore[no-any-return]
+    raise AuthenticationFailed("send a WS-Security UsernameToken (PasswordText) or HTTP Basic credentials")
+
+
+def _submit(services: Any, sender: Sender, operation: Any) -> Response:
+    name = etree.QName(operation).localname
+    root_name = "VoucherDecision" if name == "SubmitVoucherDecision" else "ServiceOrder"
+    try:
+        validate(operation)
+        element = operation.find(f"{{{NS}}}{root_name}")
+        envelope = parse_message(to_canonical(root_name, element))
+    except PermanentError as exc:
+        RECEIVED.labels("soap", root_name, type(exc).__name__).inc()
+        errors = [
+            FieldError(soap_field(root_name, e.field) if "/" not in e.field else e.field, e.message)
+            for e in exc.errors
+        ]
+        raise SoapFault(
+            "Client", "the message is not valid; every problem is listed in the detail", errors
+        ) from None
+    try:
+        accepted = submit(services.engine, sender, envelope, "soap")
+    except ConflictError as exc:
+        raise SoapFault("Client", f"{exc.reason}; the first message is {exc.hub_id}") from None
+    except PermanentError as exc:  # scope
+        raise SoapFault("Client", str(exc)) from None
+    RECEIVED.labels("soap", envelope.type, "duplicate" if accepted.duplicate else "accepted").inc()
+    if not accepted.duplicate:
+        services.dispatcher.submit(accepted.hub_id)
+    result = T.SubmitResult(
+        T.HubId(str(accepted.hub_id)),
+        T.MessageId(envelope.message_id),
+        T.Status("DUPLICATE" if accepted.duplicate else "ACCEPTED"),
+    )
+    return _envelope(_wrap(f"{name}Response", result))
+
+
+def _wrap(name: str, child: Any) -> Any:
+    element = etree.Element(f"{{{NS}}}{name}", nsmap={"tns": NS})
+    element.append(child)
+    return element
+
+
+def _status(services: Any, sender: Sender, operation: Any) -> Response:
+    text = (operation.findtext(f"{{{NS}}}HubId") or "").strip()
+    try:
+        found = store.describe(services.engine, uuid.UUID(text))
+    except ValueError:
+        found = None
+    if found is None or not (sender.is_admin or found["sender"] == sender.name):
+        raise SoapFault("Client", f"no message {text}")
+    errors = T.Errors(*[T.Error(e.get("message", ""), field=e.get("field", "")) for e in found["errors"]])
+    status = T.MessageStatus(
+        T.HubId(found["hub_id"]),
+        T.MessageId(found["message_id"]),
+        T.Type(found["type"]),
+        T.Status(found["status"].upper()),
+        errors,
+    )
+    return _envelope(_wrap("GetMessageStatusResponse", status))

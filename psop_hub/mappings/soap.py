@@ -1,0 +1,195 @@
+"""SOAP 1.1 bodies to canonical messages: a hardened XML parse, XSD validation, and the mapping of
+VoucherDecision / ServiceOrder elements to the same canonical dicts the REST API takes."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from psop_hub.hub.errors import FieldError, ValidationFailed
+from psop_hub.mappings.identifiers import HETU_PATTERN
+
+WSDL_DIR = Path(__file__).resolve().parents[1] / "adapters" / "wsdl"
+WSDL_FILE = WSDL_DIR / "psop-hub-v1.wsdl"
+XSD_FILE = WSDL_DIR / "psop-hub-v1.xsd"
+NS = "urn:psop-hub:soap:v1"
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+_USERNAME_PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+PASSWORD_TEXT = _USERNAME_PROFILE + "#PasswordText"  # the name of a password type, not a password
+
+# Canonical payload fields each decision or order type takes, by SOAP element name.
+DECISIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "GRANTED": (
+        "voucher.granted",
+        ("DecisionDate", "Client", "Service", "Unit", "UnitValue", "Quantity", "ValidFrom", "ValidTo"),
+    ),
+    "AMENDED": ("voucher.amended", ("Version", "UnitValue", "Quantity", "ValidTo")),
+    "REVOKED": ("voucher.revoked", ("Version", "EffectiveDate", "Reason")),
+    "ASSIGNED": ("voucher.assigned", ("Provider", "ProviderPrice", "StartDate")),
+}
+ORDERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "PLACED": (
+        "order.placed",
+        ("Provider", "Client", "Service", "Unit", "UnitPrice", "Quantity", "StartDate", "EndDate"),
+    ),
+    "ENDED": ("order.ended", ("Version", "EndDate")),
+}
+ENVELOPE_FIELDS = ("MessageId", "SentAt", "CorrelationId")
+
+
+class XmlRejected(ValidationFailed):
+    """The body is not XML the hub will read (not well-formed, a DTD, too deep)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__([FieldError("", reason)])
+        self.reason = reason
+
+
+def _parser() -> etree.XMLParser:
+    # No entity expansion, no DTD loading, no network; libxml2's default depth and size limits
+    # stay on (huge_tree off).
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def parse_xml(body: bytes) -> Any:
+    """Parse untrusted XML; DTDs are refused outright (billion laughs, external entities)."""
+    if re.search(rb"<!DOCTYPE", body[:4096], re.IGNORECASE) or b"<!ENTITY" in body:
+        raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
+    try:
+        root = etree.fromstring(body, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise XmlRejected(f"the body is not well-formed XML: {_mask(str(exc))}") from None
+    if root is None:
+        raise XmlRejected("the body is empty")
+    return root
+
+
+@lru_cache(maxsize=1)
+def schema() -> etree.XMLSchema:
+    """The service's XML Schema (the file the WSDL imports)."""
+    return etree.XMLSchema(etree.parse(str(XSD_FILE), _parser()))
+
+
+def _mask(text: str) -> str:
+    return HETU_PATTERN.sub(lambda m: m.group(0)[:7] + "****", text)
+
+
+def _path(element_path: str) -> str:
+    """`/soap:Envelope/soap:Body/ns:SubmitVoucherDecision/ns:VoucherDecision/ns:Client/ns:Hetu`
+    -> `VoucherDecision/Client/Hetu`."""
+    names = [re.sub(r"\[\d+\]$", "", p.split(":")[-1]) for p in element_path.split("/") if p]
+    return "/".join(names[1:]) if len(names) > 1 else "/".join(names)
+
+
+_MISSING = re.compile(r"Missing child element\(s\)\. Expected is .*?\(? ?\{[^}]*\}(\w+)")
+_UNEXPECTED = re.compile(
+    r"Element '\{[^}]*\}(\w+)': This element is not expected\.( Expected is .*?\{[^}]*\}(\w+))?"
+)
+
+
+def validate(operation: Any) -> None:
+    """Check an operation element against the XSD; every problem becomes one field error."""
+    xsd = schema()
+    if xsd.validate(operation):
+        return
+    errors: list[FieldError] = []
+    for entry in xsd.error_log:
+        field = _path(entry.path or "")
+        message = _mask(entry.message)
+        missing = _MISSING.search(message)
+        unexpected = _UNEXPECTED.search(message)
+        if missing:
+            field, message = f"{field}/{missing.group(1)}", "is required"
+        elif unexpected and unexpected.group(3):
+            # An element out of place usually means the one expected there is missing.
+            parent = field.rsplit("/", 1)[0]
+            field, message = f"{parent}/{unexpected.group(3)}", "is required (or elements are out of order)"
+        else:
+            message = re.sub(r"^Element '\{[^}]*\}\w+': ", "", message)
+        errors.append(FieldError(field, message))
+    raise ValidationFailed(errors)
+
+
+def _text(element: Any, name: str) -> str | None:
+    child = element.find(f"{{{NS}}}{name}")
+    if child is None:
+        return None
+    return (child.text or "").strip()
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def _value(element: Any, name: str) -> Any:
+    if name in ("Client", "Service"):
+        child = element.find(f"{{{NS}}}{name}")
+        return {_snake(c.tag.split("}")[1]): (c.text or "").strip() for c in child}
+    text = _text(element, name)
+    return int(text) if name == "Version" and text is not None else text
+
+
+def to_canonical(root_name: str, element: Any, now: datetime | None = None) -> dict[str, Any]:
+    """A validated VoucherDecision or ServiceOrder element as a canonical message dict.
+
+    Raises ValidationFailed for elements the decision or order type does not use.
+    """
+    kind_field, number_field, table = (
+        ("DecisionType", "VoucherNumber", DECISIONS)
+        if root_name == "VoucherDecision"
+        else ("OrderType", "OrderNumber", ORDERS)
+    )
+    kind = _text(element, kind_field) or ""
+    message_type, fields = table[kind]
+    allowed = {*ENVELOPE_FIELDS, kind_field, number_field, "Organiser", *fields}
+    unused = [
+        FieldError(f"{root_name}/{child.tag.split('}')[1]}", f"is not used with {kind_field} {kind}")
+        for child in element
+        if child.tag.split("}")[1] not in allowed
+    ]
+    if unused:
+        raise ValidationFailed(unused)
+    payload: dict[str, Any] = {
+        _snake(number_field): _text(element, number_field),
+        "organiser": _text(element, "Organiser"),
+    }
+    for name in fields:
+        if element.find(f"{{{NS}}}{name}") is not None:
+            payload[_snake(name)] = _value(element, name)
+    message: dict[str, Any] = {
+        "message_id": _text(element, "MessageId"),
+        "type": message_type,
+        "sent_at": _text(element, "SentAt") or (now or datetime.now(UTC)).isoformat(),
+        "payload": payload,
+    }
+    correlation = _text(element, "CorrelationId")
+    if correlation is not None:
+        message["correlation_id"] = correlation
+    return message
+
+
+def soap_field(root_name: str, canonical_field: str) -> str:
+    """A canonical error path in SOAP names: `payload.client.hetu` -> `VoucherDecision/Client/Hetu`."""
+    if canonical_field in ("", "payload"):
+        return root_name
+    parts = canonical_field.split(".")
+    if parts[0] == "payload":
+        parts = parts[1:]
+    elif parts[0] == "type":
+        parts = ["DecisionType" if root_name == "VoucherDecision" else "OrderType"]
+    return "/".join([root_name, *("".join(w.capitalize() for w in p.split("_")) for p in parts)])
