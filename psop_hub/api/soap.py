@@ -28,7 +28,6 @@ from psop_hub.hub.errors import (
     TransientError,
 )
 from psop_hub.hub.senders import Sender
-from psop_hub.mappings.canonical import parse_message
 from psop_hub.mappings.soap import (
     NS,
     PASSWORD_TEXT,
@@ -39,9 +38,7 @@ from psop_hub.mappings.soap import (
     XSD_FILE,
     XmlRejected,
     parse_xml,
-    soap_field,
-    to_canonical,
-    validate,
+    to_message,
 )
 
 router = APIRouter(tags=["soap"])
@@ -175,18 +172,11 @@ def _submit(services: Any, sender: Sender, operation: Any) -> Response:
     name = etree.QName(operation).localname
     root_name = "VoucherDecision" if name == "SubmitVoucherDecision" else "ServiceOrder"
     try:
-        validate(operation)
-        element = operation.find(f"{{{NS}}}{root_name}")
-        envelope = parse_message(to_canonical(root_name, element))
+        envelope = to_message(root_name, operation)
     except PermanentError as exc:
         RECEIVED.labels("soap", root_name, type(exc).__name__).inc()
-        errors = [
-            FieldError(soap_field(root_name, e.field) if "/" not in e.field else e.field, e.message)
-            for e in exc.errors
-        ]
-        raise SoapFault(
-            "Client", "the message is not valid; every problem is listed in the detail", errors
-        ) from None
+        text = "the message is not valid; every problem is listed in the detail"
+        raise SoapFault("Client", text, exc.errors) from None
     try:
         accepted = submit(services.engine, sender, envelope, "soap")
     except ConflictError as exc:

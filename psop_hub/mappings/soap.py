@@ -12,6 +12,7 @@ from typing import Any
 from lxml import etree
 
 from psop_hub.hub.errors import FieldError, ValidationFailed
+from psop_hub.mappings.canonical import Envelope, parse_message
 from psop_hub.mappings.identifiers import HETU_PATTERN
 
 WSDL_DIR = Path(__file__).resolve().parents[1] / "adapters" / "wsdl"
@@ -50,6 +51,9 @@ class XmlRejected(ValidationFailed):
     def __init__(self, reason: str) -> None:
         super().__init__([FieldError("", reason)])
         self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 def _parser() -> etree.XMLParser:
@@ -102,11 +106,11 @@ _UNEXPECTED = re.compile(
 )
 
 
-def validate(operation: Any) -> None:
+def schema_errors(operation: Any) -> list[FieldError]:
     """Check an operation element against the XSD; every problem becomes one field error."""
     xsd = schema()
     if xsd.validate(operation):
-        return
+        return []
     errors: list[FieldError] = []
     for entry in xsd.error_log:
         field = _path(entry.path or "")
@@ -122,7 +126,35 @@ def validate(operation: Any) -> None:
         else:
             message = re.sub(r"^Element '\{[^}]*\}\w+': ", "", message)
         errors.append(FieldError(field, message))
-    raise ValidationFailed(errors)
+    return errors
+
+
+def to_message(root_name: str, operation: Any, now: datetime | None = None) -> Envelope:
+    """Validate an operation element (XSD, then the canonical rules) into a canonical message.
+
+    Raises ValidationFailed listing every problem with SOAP element paths. After a structural
+    error libxml2 stops checking the rest of that element, so the canonical rules still run
+    where the element can be read, and their findings are added for the fields not yet named.
+    """
+    errors = schema_errors(operation)
+    element = operation.find(f"{{{NS}}}{root_name}")
+    try:
+        if element is None:
+            raise ValidationFailed([FieldError(root_name, "is required")])
+        message = parse_message(to_canonical(root_name, element, now))
+    except ValidationFailed as exc:
+        named = {e.field for e in errors}
+        for e in exc.errors:
+            field = e.field if "/" in e.field else soap_field(root_name, e.field)
+            if field not in named:
+                errors.append(FieldError(field, e.message))
+                named.add(field)
+    except (KeyError, ValueError, TypeError):
+        # The element cannot be read at all: the schema errors say why.
+        errors = errors or [FieldError(root_name, "cannot be read as the WSDL describes it")]
+    if errors:
+        raise ValidationFailed(errors)
+    return message
 
 
 def _text(element: Any, name: str) -> str | None:
@@ -187,9 +219,9 @@ def soap_field(root_name: str, canonical_field: str) -> str:
     """A canonical error path in SOAP names: `payload.client.hetu` -> `VoucherDecision/Client/Hetu`."""
     if canonical_field in ("", "payload"):
         return root_name
+    if canonical_field == "type":
+        return f"{root_name}/{'DecisionType' if root_name == 'VoucherDecision' else 'OrderType'}"
     parts = canonical_field.split(".")
     if parts[0] == "payload":
         parts = parts[1:]
-    elif parts[0] == "type":
-        parts = ["DecisionType" if root_name == "VoucherDecision" else "OrderType"]
     return "/".join([root_name, *("".join(w.capitalize() for w in p.split("_")) for p in parts)])
