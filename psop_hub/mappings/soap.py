@@ -93,11 +93,19 @@ def _mask(text: str) -> str:
     return HETU_PATTERN.sub(lambda m: m.group(0)[:7] + "****", text)
 
 
-def _path(element_path: str) -> str:
-    """`/soap:Envelope/soap:Body/ns:SubmitVoucherDecision/ns:VoucherDecision/ns:Client/ns:Hetu`
-    -> `VoucherDecision/Client/Hetu`."""
-    names = [re.sub(r"\[\d+\]$", "", p.split(":")[-1]) for p in element_path.split("/") if p]
-    return "/".join(names[1:]) if len(names) > 1 else "/".join(names)
+def _field_of(document: Any, element_path: str) -> str:
+    """The element an XSD error points at, as local names below the operation element:
+    `VoucherDecision/Client/Hetu`. libxml2's path text has no names for default-namespace
+    elements (`/*/*/*[5]`), so it is evaluated on the document rather than read as text."""
+    namespaces = {k: v for e in document.iter() if isinstance(e.tag, str) for k, v in e.nsmap.items() if k}
+    try:
+        nodes = document.getroottree().xpath(element_path, namespaces=namespaces) if element_path else []
+    except etree.XPathError:
+        nodes = []
+    if not nodes or not isinstance(nodes[0], etree._Element):
+        return ""
+    chain = [nodes[0], *nodes[0].iterancestors()]
+    return "/".join(etree.QName(e).localname for e in reversed(chain[:-1]))
 
 
 _MISSING = re.compile(r"Missing child element\(s\)\. Expected is .*?\(? ?\{[^}]*\}(\w+)")
@@ -109,11 +117,13 @@ _UNEXPECTED = re.compile(
 def schema_errors(operation: Any) -> list[FieldError]:
     """Check an operation element against the XSD; every problem becomes one field error."""
     xsd = schema()
-    if xsd.validate(operation):
+    # A document of its own, so that the error paths are relative to the operation element.
+    document = etree.fromstring(etree.tostring(operation), _parser())
+    if xsd.validate(document):
         return []
     errors: list[FieldError] = []
     for entry in xsd.error_log:
-        field = _path(entry.path or "")
+        field = _field_of(document, entry.path or "")
         message = _mask(entry.message)
         missing = _MISSING.search(message)
         unexpected = _UNEXPECTED.search(message)
