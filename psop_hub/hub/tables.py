@@ -233,4 +233,33 @@ settlement_items = Table(
     Index("ix_settlement_items_delivery", "provider", "event_id"),
 )
 
+# Organisers' and providers' invoicing details (Finvoice needs names, addresses and accounts).
+parties = Table(
+    "parties",
+    metadata,
+    Column("business_id", String(9), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("street", String(200), nullable=False, server_default=""),
+    Column("postcode", String(10), nullable=False, server_default=""),
+    Column("town", String(100), nullable=False, server_default=""),
+    Column("iban", String(34)),
+    Column("bic", String(11)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Files the file adapter has finished (their receipts written), by sender and content hash.
+files = Table(
+    "files",
+    metadata,
+    Column("sender", String(100), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("outcome", String(12), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("sender", "sha256", "name", name="pk_files"),
+)
+
 settlement_reference_seq = Sequence("settlement_reference_seq", metadata=metadata)
