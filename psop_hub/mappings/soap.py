@@ -114,16 +114,17 @@ _UNEXPECTED = re.compile(
 )
 
 
-def schema_errors(operation: Any) -> list[FieldError]:
-    """Check an operation element against the XSD; every problem becomes one field error."""
+def schema_errors(element: Any, prefix: str = "") -> list[FieldError]:
+    """Check an operation element (or a file record, naming it `prefix`) against the XSD; every
+    problem becomes one field error."""
     xsd = schema()
-    # A document of its own, so that the error paths are relative to the operation element.
-    document = etree.fromstring(etree.tostring(operation), _parser())
+    # A document of its own, so that the error paths are relative to this element.
+    document = etree.fromstring(etree.tostring(element), _parser())
     if xsd.validate(document):
         return []
     errors: list[FieldError] = []
     for entry in xsd.error_log:
-        field = _field_of(document, entry.path or "")
+        field = "/".join(p for p in (prefix, _field_of(document, entry.path or "")) if p)
         message = _mask(entry.message)
         missing = _MISSING.search(message)
         unexpected = _UNEXPECTED.search(message)
@@ -140,18 +141,31 @@ def schema_errors(operation: Any) -> list[FieldError]:
 
 
 def to_message(root_name: str, operation: Any, now: datetime | None = None) -> Envelope:
-    """Validate an operation element (XSD, then the canonical rules) into a canonical message.
+    """Validate a SOAP operation element (XSD, then the canonical rules) into a canonical message.
 
     Raises ValidationFailed listing every problem with SOAP element paths. After a structural
     error libxml2 stops checking the rest of that element, so the canonical rules still run
     where the element can be read, and their findings are added for the fields not yet named.
     """
-    errors = schema_errors(operation)
     element = operation.find(f"{{{NS}}}{root_name}")
+    errors = schema_errors(operation)
+    if element is not None and element.find(f"{{{NS}}}MessageId") is None:
+        errors.append(FieldError(f"{root_name}/MessageId", "is required: it is the idempotency key"))
+    return _checked(root_name, element, errors, None, now)
+
+
+def record_to_message(root_name: str, record: Any, message_id: str, now: datetime | None = None) -> Envelope:
+    """Validate one record of a file batch into a canonical message with the derived `message_id`."""
+    return _checked(root_name, record, schema_errors(record, root_name), message_id, now)
+
+
+def _checked(
+    root_name: str, element: Any, errors: list[FieldError], message_id: str | None, now: datetime | None
+) -> Envelope:
     try:
         if element is None:
             raise ValidationFailed([FieldError(root_name, "is required")])
-        message = parse_message(to_canonical(root_name, element, now))
+        message = parse_message(to_canonical(root_name, element, now, message_id))
     except ValidationFailed as exc:
         named = {e.field for e in errors}
         for e in exc.errors:
@@ -186,10 +200,13 @@ def _value(element: Any, name: str) -> Any:
     return int(text) if name == "Version" and text is not None else text
 
 
-def to_canonical(root_name: str, element: Any, now: datetime | None = None) -> dict[str, Any]:
+def to_canonical(
+    root_name: str, element: Any, now: datetime | None = None, message_id: str | None = None
+) -> dict[str, Any]:
     """A validated VoucherDecision or ServiceOrder element as a canonical message dict.
 
-    Raises ValidationFailed for elements the decision or order type does not use.
+    `message_id` overrides the element's own (file records: the element's MessageId is then
+    kept as the correlation id). Raises ValidationFailed for elements the type does not use.
     """
     kind_field, number_field, table = (
         ("DecisionType", "VoucherNumber", DECISIONS)
@@ -213,13 +230,14 @@ def to_canonical(root_name: str, element: Any, now: datetime | None = None) -> d
     for name in fields:
         if element.find(f"{{{NS}}}{name}") is not None:
             payload[_snake(name)] = _value(element, name)
+    own_id = _text(element, "MessageId")
     message: dict[str, Any] = {
-        "message_id": _text(element, "MessageId"),
+        "message_id": message_id or own_id,
         "type": message_type,
         "sent_at": _text(element, "SentAt") or (now or datetime.now(UTC)).isoformat(),
         "payload": payload,
     }
-    correlation = _text(element, "CorrelationId")
+    correlation = _text(element, "CorrelationId") or (own_id if message_id else None)
     if correlation is not None:
         message["correlation_id"] = correlation
     return message
