@@ -67,6 +67,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_files(args: argparse.Namespace) -> int:
+    """Run the file adapter alone."""
+    from psop_hub.adapters.filedrop import run_files
+
+    run_files(_settings())
+    return 0
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
     """Run the settlement scheduler: settles the previous month when it is due."""
     from psop_hub.consumers.settlement import run_scheduler
@@ -84,14 +92,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     workers = args.workers or settings.worker_processes
     components = [python_component("api", "api")]
     components += [python_component(f"worker-{i + 1}", "worker") for i in range(workers)]
-    extra = ""
+    if settings.files_enabled:
+        components.append(python_component("files", "files"))
     if settings.scheduler_enabled:
         components.append(python_component("scheduler", "scheduler"))
-        extra = " and the settlement scheduler"
-    print(
-        f"hub running on port {settings.http_port}: api and {workers} workers{extra} (Ctrl-C stops)",
-        flush=True,
-    )
+    names = ", ".join(c.name for c in components)
+    print(f"hub running on port {settings.http_port}: {names} (Ctrl-C stops)", flush=True)
     return Supervisor(components).run()
 
 
@@ -172,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     sub.add_parser("api", help="run the HTTP API alone").set_defaults(func=cmd_api)
     sub.add_parser("worker", help="run one worker process alone").set_defaults(func=cmd_worker)
+    sub.add_parser("files", help="run the file adapter alone").set_defaults(func=cmd_files)
     sub.add_parser("scheduler", help="run the monthly settlement scheduler alone").set_defaults(
         func=cmd_scheduler
     )

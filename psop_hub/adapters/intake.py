@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.engine import Engine
 
 from psop_hub.hub import store
 from psop_hub.hub.envelope import Accepted, Incoming
+from psop_hub.hub.errors import NotAllowed, PermanentError
 from psop_hub.hub.senders import Sender, check_may_send
 from psop_hub.mappings.canonical import Envelope
 
@@ -35,3 +38,22 @@ def submit(engine: Engine, sender: Sender, envelope: Envelope, channel: str) -> 
     payload = envelope.payload
     check_may_send(sender, envelope.type, payload.organiser, payload.provider)  # type: ignore[attr-defined]
     return store.accept(engine, to_incoming(sender, envelope, channel))
+
+
+def submit_many(
+    engine: Engine, sender: Sender, envelopes: Sequence[Envelope], channel: str
+) -> list[Accepted | PermanentError]:
+    """Scope-check and store a batch in one transaction; each gets Accepted or why it was refused."""
+    results: list[Accepted | PermanentError | None] = [None] * len(envelopes)
+    allowed: list[tuple[int, Incoming]] = []
+    for i, envelope in enumerate(envelopes):
+        payload = envelope.payload
+        try:
+            check_may_send(sender, envelope.type, payload.organiser, payload.provider)  # type: ignore[attr-defined]
+        except NotAllowed as exc:
+            results[i] = exc
+            continue
+        allowed.append((i, to_incoming(sender, envelope, channel)))
+    for (i, _), outcome in zip(allowed, store.accept_many(engine, [inc for _, inc in allowed]), strict=True):
+        results[i] = outcome
+    return [r for r in results if r is not None]

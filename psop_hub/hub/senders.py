@@ -78,6 +78,17 @@ def add_client(engine: Engine, name: str, role: str, organiser: str | None, prov
     return secret
 
 
+def by_name(engine: Engine, name: str) -> Sender | None:
+    """The enabled sender with this client name (the file drop's folder name), or None."""
+    with unavailable_on_outage(), engine.connect() as conn:
+        row = conn.execute(
+            select(clients.c.name, clients.c.role, clients.c.organiser, clients.c.provider).where(
+                clients.c.name == name, clients.c.disabled_at.is_(None)
+            )
+        ).one_or_none()
+    return Sender(row.name, row.role, row.organiser, row.provider) if row else None
+
+
 class Authenticator:
     """Looks senders up by secret; remembers answers briefly so each request costs no query."""
 

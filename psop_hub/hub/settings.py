@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # (its AMQP message was lost); well above the longest backoff plus the actor time limit.
     stale_after_s: float = Field(default=600.0, gt=0)
 
+    # The file drop: scan interval (inotify wakes it sooner), records per stored batch, and how
+    # long a claimed file may go untouched before another adapter takes it over.
+    files_poll_s: float = Field(default=2.0, gt=0)
+    files_batch: int = Field(default=500, ge=1, le=10_000)
+    files_lease_s: float = Field(default=60.0, gt=0)
+    files_enabled: bool = True
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -41,6 +41,26 @@ WITH m AS (
 SELECT hub_id FROM m
 """
 
+
+def _accept_params(incoming: Incoming, fingerprint: str) -> dict[str, Any]:
+    return {
+        "hub_id": incoming.hub_id,
+        "sender": incoming.sender,
+        "message_id": incoming.message_id,
+        "type": incoming.type,
+        "sent_at": incoming.sent_at,
+        "correlation_id": incoming.correlation_id,
+        "payload": Jsonb(incoming.payload),
+        "sha": fingerprint,
+        "organiser": incoming.organiser,
+        "provider": incoming.provider,
+        "reference": incoming.reference,
+        "channel": incoming.channel,
+        "replay_of": incoming.replay_of,
+        "received": f"{incoming.channel} from {incoming.sender}",
+    }
+
+
 FIRST_COPY = "SELECT hub_id, payload_sha256 FROM messages WHERE sender = %s AND message_id = %s"
 
 
@@ -53,25 +73,7 @@ def accept(engine: Engine, incoming: Incoming) -> Accepted:
     fingerprint = incoming.payload_sha256()
     with unavailable_on_outage(), engine.begin() as conn:
         cur = raw(conn)
-        cur.execute(
-            ACCEPT,
-            {
-                "hub_id": incoming.hub_id,
-                "sender": incoming.sender,
-                "message_id": incoming.message_id,
-                "type": incoming.type,
-                "sent_at": incoming.sent_at,
-                "correlation_id": incoming.correlation_id,
-                "payload": Jsonb(incoming.payload),
-                "sha": fingerprint,
-                "organiser": incoming.organiser,
-                "provider": incoming.provider,
-                "reference": incoming.reference,
-                "channel": incoming.channel,
-                "replay_of": incoming.replay_of,
-                "received": f"{incoming.channel} from {incoming.sender}",
-            },
-        )
+        cur.execute(ACCEPT, _accept_params(incoming, fingerprint))
         if cur.fetchone() is not None:
             return Accepted(hub_id=incoming.hub_id, duplicate=False)
         first = cur.execute(FIRST_COPY, (incoming.sender, incoming.message_id)).fetchone()
@@ -81,6 +83,32 @@ def accept(engine: Engine, incoming: Incoming) -> Accepted:
             f"message_id {incoming.message_id!r} was already used with a different payload", str(first.hub_id)
         )
     return Accepted(hub_id=first.hub_id, duplicate=True)
+
+
+def accept_many(engine: Engine, incoming: Sequence[Incoming]) -> list[Accepted | ConflictError]:
+    """Store a batch in one transaction (one commit); each gets Accepted, or the ConflictError of
+    a message_id used before with another payload (which stores nothing for that one)."""
+    results: list[Accepted | ConflictError] = []
+    with unavailable_on_outage(), engine.begin() as conn:
+        cur = raw(conn)
+        for item in incoming:
+            fingerprint = item.payload_sha256()
+            cur.execute(ACCEPT, _accept_params(item, fingerprint))
+            if cur.fetchone() is not None:
+                results.append(Accepted(hub_id=item.hub_id, duplicate=False))
+                continue
+            first = cur.execute(FIRST_COPY, (item.sender, item.message_id)).fetchone()
+            assert first is not None
+            if first.payload_sha256 != fingerprint:
+                results.append(
+                    ConflictError(
+                        f"message_id {item.message_id!r} was already used with a different payload",
+                        str(first.hub_id),
+                    )
+                )
+            else:
+                results.append(Accepted(hub_id=first.hub_id, duplicate=True))
+    return results
 
 
 MARK_PUBLISHED = """

@@ -134,7 +134,7 @@ def detect_encoding(head: bytes, *, complete: bool = True) -> str:
 
 
 def finnish_decimal(text: str, *, euro: bool = False) -> str | None:
-    """`1 234,50` (space, NBSP or narrow NBSP groups; with `euro`, an optional ` €`) as "1234.50"; None if not."""
+    """`1 234,50` (groups by space, NBSP or narrow NBSP; ` €` allowed with `euro`) as "1234.50", else None."""
     value = text.strip()
     if euro and value.endswith("€"):
         value = value[:-1].rstrip()
@@ -257,24 +257,24 @@ def _header_names(row: list[str]) -> list[str]:
 
 
 def _read_header(rows: Iterator[list[str]], lines: _Lines) -> Layout:
-    try:
-        for row in rows:
-            if lines.overlong:
-                break
-            if _blank(row):
-                continue
-            names = _header_names(row)
-            for layout in Layout:
-                if tuple(names) == layout.columns:
-                    return layout
-            if len(names) == 1 and tuple(names[0].replace(" ", "").split(",")) in _COLUMNS.values():
-                raise UnreadableFile(f'the columns are separated by "," but must be separated by ";"; {_EXPECTED}')
-            raise UnreadableFile(f"the first line is not a known header; {_EXPECTED}")
-        else:
-            raise UnreadableFile(f"the file has no header line; {_EXPECTED}")
-    except csv.Error:
-        pass
-    raise UnreadableFile(f"the first line is not a well-formed CSV header; {_EXPECTED}")
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            raise UnreadableFile(f"the file has no header line; {_EXPECTED}") from None
+        except csv.Error:
+            raise UnreadableFile(f"the first line is not a well-formed CSV header; {_EXPECTED}") from None
+        if lines.overlong:
+            raise UnreadableFile(f"the first line is longer than {MAX_LINE_CHARS} characters; {_EXPECTED}")
+        if not _blank(row):
+            break
+    names = _header_names(row)
+    for layout in Layout:
+        if tuple(names) == layout.columns:
+            return layout
+    if len(names) == 1 and tuple(names[0].replace(" ", "").split(",")) in _COLUMNS.values():
+        raise UnreadableFile(f'the columns are separated by "," but must be separated by ";"; {_EXPECTED}')
+    raise UnreadableFile(f"the first line is not a known header; {_EXPECTED}")
 
 
 def _records(
@@ -293,7 +293,8 @@ def _records(
             index += 1
             yield Record(index, start, None, [FieldError("", f"the record is not well-formed CSV ({exc})")])
             continue
-        overlong, lines.overlong[:] = list(lines.overlong), []
+        overlong = list(lines.overlong)
+        lines.overlong.clear()
         if not overlong and _blank(row):
             continue
         index += 1
@@ -312,7 +313,9 @@ def _record(
     while len(cells) > len(columns) and not cells[-1]:
         cells.pop()
     if len(cells) != len(columns):
-        return Record(index, line, None, [FieldError("", f"expected {len(columns)} columns, found {len(cells)}")])
+        return Record(
+            index, line, None, [FieldError("", f"expected {len(columns)} columns, found {len(cells)}")]
+        )
     errors: list[FieldError] = []
     payload: dict[str, str] = {}
     for column, cell in zip(columns, cells, strict=True):

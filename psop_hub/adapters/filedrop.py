@@ -1,0 +1,418 @@
+"""The file drop (INTERFACES §5): batch files from `inbox/<client>/` become messages.
+
+A file is claimed by an atomic rename into `work/<client>/` (two adapters on one inbox: only one
+rename succeeds), read as a stream, and its valid records are stored in batches through the same
+intake as REST and SOAP. A record's message_id derives from the file's SHA-256 and its position,
+so a file dropped twice, or re-read after a crash, applies nothing twice. When done, the receipt
+is written (atomically) to `outbox/<client>/receipts/` and the file moved to
+`archive/<client>/YYYY-MM-DD/`; a file that cannot be read at all goes to `error/<client>/` with
+a receipt that says why. A claimed file whose adapter died is taken over once its lease (the
+file's mtime, renewed after every batch) has run out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lxml import etree
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Engine
+
+from psop_hub.adapters.intake import submit_many
+from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, ValidationFailed
+from psop_hub.hub.publishing import Publisher
+from psop_hub.hub.senders import Sender, by_name
+from psop_hub.hub.settings import Settings
+from psop_hub.hub.tables import files
+from psop_hub.mappings.canonical import Envelope, parse_message
+from psop_hub.mappings.csvfiles import UnreadableFile, read_records, record_message_id
+from psop_hub.mappings.soap import NS, record_to_message
+
+log = logging.getLogger(__name__)
+FILE_NS = "urn:psop-hub:file:v1"
+BATCHES = {
+    f"{{{FILE_NS}}}VoucherDecisionBatch": "VoucherDecision",
+    f"{{{FILE_NS}}}ServiceOrderBatch": "ServiceOrder",
+}
+CLAIM = re.compile(r"^[0-9a-f]{32}__(?P<name>.+)$")
+
+
+@dataclass
+class Receipt:
+    """What the sender gets back for one file."""
+
+    file: str
+    sha256: str
+    records: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The receipt document."""
+        body: dict[str, Any] = {
+            "file": self.file,
+            "sha256": self.sha256,
+            "records": self.records,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+    def reject(self, record: int, line: int | None, errors: list[FieldError]) -> None:
+        """List one record as rejected."""
+        self.rejected.append({"record": record, "line": line, "errors": [e.as_dict() for e in errors]})
+
+
+class Unreadable(Exception):
+    """The file as a whole cannot be read; `reason` goes into its receipt."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parser_events(stream: BinaryIO, tag: str | None = None) -> Iterator[tuple[str, Any]]:
+    # The same hardening as the SOAP parser: no entities, no DTD, no network, libxml2's limits.
+    return etree.iterparse(  # type: ignore[no-any-return]
+        stream,
+        events=("start", "end"),
+        tag=tag,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def _check_xml(path: Path) -> str:
+    """First pass over an XML batch: well-formed, no DTD, a known root. Returns the record name."""
+    with path.open("rb") as stream:
+        if re.search(rb"<!DOCTYPE|<!ENTITY", stream.read(4096), re.IGNORECASE):
+            raise Unreadable("DTDs and entity declarations are not allowed in a batch file")
+    record_name = None
+    try:
+        with path.open("rb") as stream:
+            for event, element in _parser_events(stream):
+                if record_name is None and event == "start":
+                    record_name = BATCHES.get(element.tag)
+                    if record_name is None:
+                        raise Unreadable(
+                            f"unknown root element {element.tag}: expected VoucherDecisionBatch or "
+                            f"ServiceOrderBatch in namespace {FILE_NS}"
+                        )
+                if event == "end":
+                    element.clear()
+    except etree.XMLSyntaxError as exc:
+        raise Unreadable(f"the file is not well-formed XML: {exc}") from None
+    if record_name is None:
+        raise Unreadable("the file is empty")
+    return record_name
+
+
+def _xml_records(
+    path: Path, record_name: str, sha: str, now: datetime
+) -> Iterator[tuple[int, int | None, Envelope | list[FieldError]]]:
+    with path.open("rb") as stream:
+        index = 0
+        for event, element in _parser_events(stream, tag=f"{{{NS}}}{record_name}"):
+            if event != "end":
+                continue
+            index += 1
+            line = element.sourceline
+            try:
+                yield index, line, record_to_message(record_name, element, record_message_id(sha, index), now)
+            except ValidationFailed as exc:
+                yield index, line, exc.errors
+            # Streaming: drop the record and what came before it.
+            element.clear()
+            while element.getprevious() is not None:
+                del element.getparent()[0]
+
+
+def _csv_records(
+    path: Path, sender: Sender, sha: str, now: datetime
+) -> Iterator[tuple[int, int | None, Envelope | list[FieldError]]]:
+    with path.open("rb") as stream:
+        try:
+            _, records = read_records(stream, provider=sender.provider)
+        except UnreadableFile as exc:
+            raise Unreadable(exc.reason) from None
+        for record in records:
+            if record.errors or record.message is None:
+                yield record.index, record.line, record.errors
+                continue
+            raw = {
+                "message_id": record_message_id(sha, record.index),
+                "sent_at": now.isoformat(),
+                **record.message,
+            }
+            try:
+                yield record.index, record.line, parse_message(raw)
+            except ValidationFailed as exc:
+                yield record.index, record.line, exc.errors
+
+
+class FileDrop:
+    """One file adapter: scans the inboxes, claims files, turns them into messages."""
+
+    def __init__(self, settings: Settings, engine: Engine, publisher: Publisher) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.publisher = publisher
+        self.root = Path(settings.data_dir)
+        self.batch = settings.files_batch
+
+    def scan_once(self) -> int:
+        """Claim and process every waiting file (and every abandoned claim); returns how many."""
+        done = 0
+        for client_dir in sorted(p for p in (self.root / "inbox").glob("*") if p.is_dir()):
+            for path in sorted(client_dir.iterdir()):
+                if path.name.startswith(".") or path.name.endswith(".part") or not path.is_file():
+                    continue
+                claimed = self._claim(path, client_dir.name, path.name)
+                if claimed is not None:
+                    self.process(client_dir.name, claimed, path.name)
+                    done += 1
+        for work_dir in sorted(p for p in (self.root / "work").glob("*") if p.is_dir()):
+            for path in sorted(work_dir.iterdir()):
+                match = CLAIM.match(path.name)
+                if match is None or time.time() - path.stat().st_mtime < self.settings.files_lease_s:
+                    continue
+                claimed = self._claim(path, work_dir.name, match["name"])
+                if claimed is not None:
+                    log.warning("taking over %s of %s: its adapter stopped", match["name"], work_dir.name)
+                    self.process(work_dir.name, claimed, match["name"])
+                    done += 1
+        return done
+
+    def _claim(self, path: Path, client: str, name: str) -> Path | None:
+        work = self.root / "work" / client
+        work.mkdir(parents=True, exist_ok=True)
+        target = work / f"{uuid.uuid4().hex}__{name}"
+        try:
+            os.rename(path, target)  # atomic: of two adapters, one wins
+        except FileNotFoundError:
+            return None
+        os.utime(target)
+        return target
+
+    def process(self, client: str, path: Path, name: str) -> Receipt:
+        """Read one claimed file to the end: store its records, write its receipt, move it."""
+        sha = sha256_of(path)
+        receipt = Receipt(file=name, sha256=sha)
+        sender = by_name(self.engine, client)
+        try:
+            if sender is None:
+                raise Unreadable(
+                    f"there is no client named {client!r}: the folder name must be a client's name"
+                )
+            now = datetime.now(UTC)
+            if name.lower().endswith(".xml"):
+                records = _xml_records(path, _check_xml(path), sha, now)
+            elif name.lower().endswith(".csv"):
+                records = _csv_records(path, sender, sha, now)
+            else:
+                raise Unreadable("unknown file type: a batch file ends in .xml or .csv")
+            self._store(sender, path, records, receipt)
+        except Unreadable as exc:
+            receipt.error = exc.reason
+            self._finish(client, path, name, receipt, self.root / "error" / client)
+            return receipt
+        self._finish(client, path, name, receipt, self.root / "archive" / client / date.today().isoformat())
+        return receipt
+
+    def _store(
+        self,
+        sender: Sender,
+        path: Path,
+        records: Iterator[tuple[int, int | None, Envelope | list[FieldError]]],
+        receipt: Receipt,
+    ) -> None:
+        pending: list[tuple[int, int | None, Envelope]] = []
+        for index, line, outcome in records:
+            receipt.records += 1
+            if isinstance(outcome, list):
+                receipt.reject(index, line, outcome)
+            else:
+                pending.append((index, line, outcome))
+            if len(pending) >= self.batch:
+                self._flush(sender, path, pending, receipt)
+        self._flush(sender, path, pending, receipt)
+
+    def _flush(
+        self, sender: Sender, path: Path, pending: list[tuple[int, int | None, Envelope]], receipt: Receipt
+    ) -> None:
+        if not pending:
+            return
+        results = submit_many(self.engine, sender, [envelope for _, _, envelope in pending], "file")
+        fresh = []
+        for (index, line, _), result in zip(pending, results, strict=True):
+            if isinstance(result, ConflictError):
+                receipt.reject(index, line, [FieldError("", f"{result.reason} (hub_id {result.hub_id})")])
+            elif isinstance(result, PermanentError):
+                receipt.reject(index, line, result.errors or [FieldError("", str(result))])
+            elif result.duplicate:
+                receipt.accepted += 1
+                receipt.duplicates += 1
+            else:
+                receipt.accepted += 1
+                fresh.append(result.hub_id)
+        # The records are stored (their outbox rows too); publishing now only saves the relay's wait.
+        self.publisher.try_publish(fresh)
+        os.utime(path)  # renew the lease: this adapter is alive and at work on the file
+        pending.clear()
+
+    def _finish(self, client: str, path: Path, name: str, receipt: Receipt, destination: Path) -> None:
+        receipts = self.root / "outbox" / client / "receipts"
+        write_atomically(
+            receipts / f"{name}.receipt.json",
+            json.dumps(receipt.as_json(), indent=2, ensure_ascii=False).encode(),
+        )
+        destination.mkdir(parents=True, exist_ok=True)
+        target = destination / name
+        n = 1
+        while target.exists():
+            target = destination / f"{name}.{n}"
+            n += 1
+        os.replace(path, target)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(files)
+                .values(
+                    sender=client,
+                    sha256=receipt.sha256,
+                    name=name,
+                    records=receipt.records,
+                    accepted=receipt.accepted,
+                    rejected=len(receipt.rejected),
+                    outcome="unreadable" if receipt.error else "done",
+                )
+                # The same file (name and content) dropped again is one row, its last outcome.
+                .on_conflict_do_update(
+                    constraint="pk_files",
+                    set_={
+                        "finished_at": func.now(),
+                        "accepted": receipt.accepted,
+                        "outcome": "unreadable" if receipt.error else "done",
+                    },
+                )
+            )
+        log.info(
+            "file %s of %s: %d records, %d accepted (%d duplicates), %d rejected%s",
+            name,
+            client,
+            receipt.records,
+            receipt.accepted,
+            receipt.duplicates,
+            len(receipt.rejected),
+            f"; unreadable: {receipt.error}" if receipt.error else "",
+        )
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a file so that readers see the old one or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with temporary.open("wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def watch(root: Path, wake: threading.Event) -> Any:
+    """Wake the scan loop on inotify events where watchdog can have them; None means: poll only."""
+    try:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+    except ImportError:
+        return None
+
+    class _Wake(FileSystemEventHandler):
+        def on_any_event(self, event: Any) -> None:
+            wake.set()
+
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    observer = Observer()
+    observer.schedule(_Wake(), str(inbox), recursive=True)
+    try:
+        observer.start()
+    except OSError:
+        log.warning("no inotify here: polling %s", inbox)
+        return None
+    return observer
+
+
+def run_files(settings: Settings) -> None:
+    """`hub files`: scan on every inotify wake-up or poll interval until SIGTERM/SIGINT; the file
+    in hand is finished first. A relay runs here too, so records are published without an API."""
+    import signal
+
+    from psop_hub.hub.database import make_engine
+    from psop_hub.hub.deadletters import DeadLetters
+    from psop_hub.hub.publishing import Relay
+    from psop_hub.hub.topology import make_broker
+
+    engine = make_engine(settings, pool_size=2)
+    publisher = Publisher(settings, engine, make_broker(settings))
+    relay = Relay(settings, publisher, DeadLetters(settings, engine, publisher.broker))
+    drop = FileDrop(settings, engine, publisher)
+    stopping, wake = threading.Event(), threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stopping.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    observer = watch(drop.root, wake)
+    relay.start()
+    log.info("file adapter watching %s (%s)", drop.root / "inbox", "inotify" if observer else "polling")
+    while not stopping.is_set():
+        wake.clear()
+        try:
+            drop.scan_once()
+        except Exception:
+            # The files stay where they are (inbox or claimed in work/): the next round retries.
+            log.exception("file scan failed; trying again in %.1fs", settings.files_poll_s)
+        wake.wait(settings.files_poll_s)
+    if observer is not None:
+        observer.stop()
+    relay.stop()
+    publisher.broker.close()
+    engine.dispose()

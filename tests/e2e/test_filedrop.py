@@ -1,0 +1,173 @@
+"""The file drop against `hub run`: batch files in, receipts and archive out, state through REST."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import Hub
+from tests.messages import HETU, ORGANISER, PROVIDER, uid
+
+FILE_NS = "urn:psop-hub:file:v1"
+SOAP_NS = "urn:psop-hub:soap:v1"
+
+
+def data_dir(hub: Hub) -> Path:
+    """The hub's HUB_DATA_DIR."""
+    return Path(hub.env["HUB_DATA_DIR"])
+
+
+def drop(hub: Hub, client: str, name: str, content: bytes) -> Path:
+    """Write NAME.part, then rename it to NAME, as a sender does; returns the receipt's path."""
+    inbox = data_dir(hub) / "inbox" / client
+    inbox.mkdir(parents=True, exist_ok=True)
+    receipt = data_dir(hub) / "outbox" / client / "receipts" / f"{name}.receipt.json"
+    receipt.unlink(missing_ok=True)
+    (inbox / f"{name}.part").write_bytes(content)
+    (inbox / f"{name}.part").rename(inbox / name)
+    return receipt
+
+
+def receipt_of(path: Path, timeout: float = 60) -> dict[str, Any]:
+    """Wait for a receipt and read it."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"no receipt {path}"
+        time.sleep(0.2)
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def decision(kind: str, number: str, **fields: str) -> str:
+    """One VoucherDecision record."""
+    inner = "".join(f"<v:{k}>{v}</v:{k}>" for k, v in fields.items())
+    return (
+        f"<v:VoucherDecision><v:DecisionType>{kind}</v:DecisionType><v:VoucherNumber>{number}</v:VoucherNumber>"
+        f"<v:Organiser>{ORGANISER}</v:Organiser>{inner}</v:VoucherDecision>"
+    )
+
+
+def granted(number: str, quantity: str = "40") -> str:
+    """A valid GRANTED record."""
+    return decision(
+        "GRANTED",
+        number,
+        DecisionDate="2026-11-01",
+        Client=f"<v:Hetu>{HETU}</v:Hetu><v:HomeMunicipality>853</v:HomeMunicipality>",
+        Service="<v:Code>KH01</v:Code><v:Name>Säännöllinen kotihoito</v:Name>",
+        Unit="hour",
+        UnitValue="25.00",
+        Quantity=quantity,
+        ValidFrom="2026-11-01",
+        ValidTo="2027-10-31",
+    )
+
+
+def batch(*records: str) -> bytes:
+    """A VoucherDecisionBatch file."""
+    body = "\n  ".join(records)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<VoucherDecisionBatch xmlns="{FILE_NS}" xmlns:v="{SOAP_NS}">\n  {body}\n</VoucherDecisionBatch>\n'
+    ).encode()
+
+
+def voucher(hub: Hub, number: str, wanted: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll the voucher over REST until quantity_used is `wanted`."""
+    deadline = time.monotonic() + timeout
+    with hub.client("county") as county:
+        while True:
+            answer = county.get(f"/api/v1/vouchers/{ORGANISER}/{number}")
+            if answer.status_code == 200 and answer.json()["quantity_used"] == wanted:
+                return answer.json()  # type: ignore[no-any-return]
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.3)
+
+
+def test_xml_batch_and_provider_csv_with_invalid_records(hub: Hub) -> None:
+    first, second = uid("FDX"), uid("FDX")
+    assign = decision("ASSIGNED", first, Provider=PROVIDER, ProviderPrice="30.00", StartDate="2026-11-01")
+    bad_hetu = granted(uid("FDX")).replace(HETU, "131052-308U")
+    bad_type = granted(uid("FDX")).replace(
+        "<v:UnitValue>25.00</v:UnitValue>", "<v:UnitValue>abc</v:UnitValue>"
+    )
+    receipt = receipt_of(
+        drop(
+            hub, "county", "paatokset.xml", batch(granted(first), bad_hetu, granted(second), assign, bad_type)
+        )
+    )
+    assert (receipt["records"], receipt["accepted"], receipt["duplicates"]) == (5, 3, 0)
+    rejected = {r["record"]: r for r in receipt["rejected"]}
+    assert set(rejected) == {2, 5}
+    assert rejected[2]["errors"] == [
+        {"field": "VoucherDecision/Client/Hetu", "message": "has a wrong check character"}
+    ]
+    assert rejected[5]["errors"][0]["field"] == "VoucherDecision/UnitValue"
+    assert "131052-308U" not in json.dumps(receipt)
+    assert (data_dir(hub) / "archive" / "county").glob("*/paatokset.xml")
+
+    # A spreadsheet's CSV from the provider: UTF-8 with a BOM, CRLF, decimal commas.
+    rows = [
+        "event_id;organiser;voucher_number;order_number;service_date;quantity;unit;price",
+        f"{uid('ev')};{ORGANISER};{first};;03.11.2026;2,5;hour;",
+        f"{uid('ev')};{ORGANISER};{first};;04.11.2026;1,25;hour;28,00",
+        f"{uid('ev')};{ORGANISER};{first};;05.11.2026;0;hour;",
+    ]
+    csv = ("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8")
+    receipt = receipt_of(drop(hub, "provider", "toteumat.csv", csv))
+    assert (receipt["records"], receipt["accepted"]) == (3, 2)
+    assert [r["record"] for r in receipt["rejected"]] == [3]
+    assert receipt["rejected"][0]["errors"][0]["field"] == "quantity"
+    state = voucher(hub, first, "3.75")
+    shares = sorted(d["voucher_share"] for d in state["deliveries"])
+    assert shares == ["31.25", "62.50"]
+
+    # The same file again: every record a duplicate, nothing applied twice.
+    again = receipt_of(drop(hub, "provider", "toteumat.csv", csv))
+    assert (again["accepted"], again["duplicates"]) == (2, 2)
+    time.sleep(2)
+    assert voucher(hub, first, "3.75")["quantity_used"] == "3.75"
+
+
+def test_latin9_payment_csv_from_an_erp(hub: Hub) -> None:
+    rows = [
+        "settlement_id;paid_date;amount;reference",
+        "PS-20774740-15728600-202610;20.11.2026;1\u00a0234,50 €;1232",
+        "PS-20774740-15728600-202609;31.02.2026;98,00;1232",
+    ]
+    receipt = receipt_of(
+        drop(hub, "county", f"maksut-{uid('m')}.csv", "\r\n".join(rows).encode("iso-8859-15"))
+    )
+    assert (receipt["records"], receipt["accepted"]) == (2, 1)
+    assert receipt["rejected"][0]["record"] == 2
+    assert receipt["rejected"][0]["errors"][0]["field"] == "paid_date"
+
+
+def test_unreadable_files_go_to_error_with_a_receipt(hub: Hub) -> None:
+    cases = {
+        "rikki.xml": b"<VoucherDecisionBatch xmlns='urn:psop-hub:file:v1'><v:VoucherDecision>",
+        "tuntematon.csv": b"asiakas;summa\r\nMatti;12,00\r\n",
+        "tyhja.csv": b"",
+        "binaari.csv": bytes(range(256)) * 16,
+        "vieras.xml": b"<?xml version='1.0'?><Invoice/>",
+    }
+    for name, content in cases.items():
+        receipt = receipt_of(drop(hub, "county", name, content))
+        assert receipt["error"], name
+        assert receipt["accepted"] == 0
+        assert (data_dir(hub) / "error" / "county" / name).exists(), name
+    assert (
+        "well-formed" in receipt_of(data_dir(hub) / "outbox/county/receipts/rikki.xml.receipt.json")["error"]
+    )
+
+
+def test_part_files_and_dotfiles_are_left_alone(hub: Hub) -> None:
+    inbox = data_dir(hub) / "inbox" / "county"
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / "kesken.xml.part").write_bytes(batch(granted(uid("FDX"))))
+    (inbox / ".piilossa.xml").write_bytes(batch(granted(uid("FDX"))))
+    time.sleep(5)
+    assert (inbox / "kesken.xml.part").exists()
+    assert (inbox / ".piilossa.xml").exists()
+    assert not (data_dir(hub) / "outbox/county/receipts/kesken.xml.part.receipt.json").exists()
