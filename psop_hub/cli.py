@@ -166,6 +166,41 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parties_set(args: argparse.Namespace) -> int:
+    """Set an organiser's or provider's invoicing details (Finvoice needs them)."""
+    from psop_hub.hub.database import make_engine
+    from psop_hub.hub.parties import Party, set_party
+
+    engine = make_engine(_settings(), pool_size=1)
+    party = Party(args.business_id, args.name, args.street, args.postcode, args.town, args.iban, args.bic)
+    try:
+        set_party(engine, party)
+    except ValueError as exc:
+        raise SystemExit(f"hub: {exc}") from None
+    finally:
+        engine.dispose()
+    print(f"party {args.business_id} saved")
+    return 0
+
+
+def cmd_invoices_write(args: argparse.Namespace) -> int:
+    """Write (or write again) one settlement's Finvoice invoice."""
+    from psop_hub.adapters.finvoice import write_invoice
+    from psop_hub.hub.database import make_engine
+    from psop_hub.hub.errors import HubError
+
+    settings = _settings()
+    engine = make_engine(settings, pool_size=1)
+    try:
+        path = write_invoice(engine, args.settlement, settings.data_dir)
+    except (ValueError, HubError) as exc:
+        raise SystemExit(f"hub: {exc}") from None
+    finally:
+        engine.dispose()
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="hub", description="psop-hub integration hub")
@@ -194,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--organiser", help="the organiser's business ID (role system)")
     add.add_argument("--provider", help="the provider's business ID (role provider)")
     add.set_defaults(func=cmd_clients_add)
+    parties = sub.add_parser("parties", help="invoicing details").add_subparsers(
+        dest="parties_command", required=True
+    )
+    party = parties.add_parser("set", help="set an organiser's or provider's name, address and account")
+    party.add_argument("business_id")
+    party.add_argument("--name", required=True)
+    party.add_argument("--street", default="")
+    party.add_argument("--postcode", default="")
+    party.add_argument("--town", default="")
+    party.add_argument("--iban")
+    party.add_argument("--bic")
+    party.set_defaults(func=cmd_parties_set)
+    invoices = sub.add_parser("invoices", help="Finvoice invoices").add_subparsers(
+        dest="invoices_command", required=True
+    )
+    write = invoices.add_parser("write", help="write one settlement's invoice to the organiser's outbox")
+    write.add_argument("--settlement", required=True)
+    write.set_defaults(func=cmd_invoices_write)
     return parser
 
 

@@ -380,9 +380,11 @@ def watch(root: Path, wake: threading.Event) -> Any:
 
 def run_files(settings: Settings) -> None:
     """`hub files`: scan on every inotify wake-up or poll interval until SIGTERM/SIGINT; the file
-    in hand is finished first. A relay runs here too, so records are published without an API."""
+    in hand is finished first. A relay runs here too, so records are published without an API,
+    and new settlements' Finvoice invoices are written to the organisers' outboxes."""
     import signal
 
+    from psop_hub.adapters.invoices import write_pending
     from psop_hub.hub.database import make_engine
     from psop_hub.hub.deadletters import DeadLetters
     from psop_hub.hub.publishing import Relay
@@ -402,11 +404,13 @@ def run_files(settings: Settings) -> None:
     signal.signal(signal.SIGINT, _stop)
     observer = watch(drop.root, wake)
     relay.start()
+    told: set[str] = set()
     log.info("file adapter watching %s (%s)", drop.root / "inbox", "inotify" if observer else "polling")
     while not stopping.is_set():
         wake.clear()
         try:
             drop.scan_once()
+            write_pending(engine, drop.root, told)
         except Exception:
             # The files stay where they are (inbox or claimed in work/): the next round retries.
             log.exception("file scan failed; trying again in %.1fs", settings.files_poll_s)

@@ -201,6 +201,8 @@ settlements = Table(
     Column("paid_amount", MONEY),
     Column("payment_reference", String(40)),
     Column("payment_hub_id", UUID(as_uuid=True)),
+    # When its Finvoice invoice was written to the organiser's outbox (NULL: not yet).
+    Column("invoice_written_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("organiser", "provider", "month", name="uq_settlements_period"),

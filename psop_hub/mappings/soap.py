@@ -118,10 +118,11 @@ def schema_errors(element: Any, prefix: str = "") -> list[FieldError]:
     """Check an operation element (or a file record, naming it `prefix`) against the XSD; every
     problem becomes one field error."""
     xsd = schema()
-    # A document of its own, so that the error paths are relative to this element.
-    document = etree.fromstring(etree.tostring(element), _parser())
-    if xsd.validate(document):
+    if xsd.validate(element):
         return []
+    # Invalid: again on a document of its own, so that the error paths start at this element.
+    document = etree.fromstring(etree.tostring(element), _parser())
+    xsd.validate(document)
     errors: list[FieldError] = []
     for entry in xsd.error_log:
         field = "/".join(p for p in (prefix, _field_of(document, entry.path or "")) if p)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
+
+from lxml import etree
 
 from tests.e2e.conftest import Hub, hub_cli, wait_for_status
 from tests.messages import ORGANISER, PROVIDER, assigned, delivery, envelope, granted, uid
@@ -63,6 +67,55 @@ def test_month_settled_and_paid_to_the_cent(hub: Hub) -> None:
         assert short["status"] == "rejected"
         assert "-0.01" in short["errors"][0]["message"]  # type: ignore[index]
         assert county.get(f"/api/v1/settlements/{settlement_id}").json()["status"] == "open"
+
+        # The invoice waits for the parties' invoicing details, then the file adapter writes it.
+        invoice = Path(hub.env["HUB_DATA_DIR"]) / "outbox" / ORGANISER / "invoices" / f"{settlement_id}.xml"
+        time.sleep(3)
+        assert not invoice.exists()
+        hub_cli(
+            hub.env,
+            "parties",
+            "set",
+            PROVIDER,
+            "--name",
+            "Hoivapalvelu Onnela Oy",
+            "--street",
+            "Kauppakatu 12",
+            "--postcode",
+            "40100",
+            "--town",
+            "Jyväskylä",
+            "--iban",
+            "FI21 1234 5600 0007 85",
+            "--bic",
+            "NDEAFIHH",
+        )
+        hub_cli(
+            hub.env,
+            "parties",
+            "set",
+            ORGANISER,
+            "--name",
+            "Keski-Suomen hyvinvointialue",
+            "--street",
+            "Keskussairaalantie 19",
+            "--postcode",
+            "40620",
+            "--town",
+            "Jyväskylä",
+        )
+        deadline = time.monotonic() + 30
+        while not invoice.exists():
+            assert time.monotonic() < deadline, "no invoice written"
+            time.sleep(0.3)
+        doc = etree.parse(str(invoice))
+        assert doc.getroot().get("Version") == "3.0"
+        assert doc.findtext("InvoiceDetails/InvoiceTotalVatIncludedAmount") == "113,74"
+        assert (
+            doc.findtext("EpiDetails/EpiPaymentInstructionDetails/EpiRemittanceInfoIdentifier") == reference
+        )
+        rows = [r.findtext("RowAmount") for r in doc.findall("InvoiceRow")]
+        assert sum(int(r.replace(",", "")) for r in rows if r) == 11374
 
         paid = wait_for_status(
             county,

@@ -18,7 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     """Apply this revision."""
-
+    op.add_column("settlements", sa.Column("invoice_written_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "files",
         sa.Column("sender", sa.String(length=100), nullable=False),
@@ -47,6 +47,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert this revision."""
-
+    op.drop_column("settlements", "invoice_written_at")
     op.drop_table("parties")
     op.drop_table("files")

@@ -1,0 +1,51 @@
+"""Writing the Finvoice invoices of new settlements into the organisers' outboxes.
+
+The file adapter calls `write_pending` on every round: each settlement without an invoice gets
+one (atomically written, then marked). One that cannot be written yet (the provider's IBAN is
+missing, say) is logged once per process with what to do, and tried again on later rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from psop_hub.adapters.finvoice import write_invoice
+from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.tables import settlements
+
+log = logging.getLogger(__name__)
+
+
+def write_pending(engine: Engine, data_dir: Path, told: set[str], limit: int = 100) -> int:
+    """Write the invoices still missing; returns how many were written."""
+    with unavailable_on_outage(), engine.connect() as conn:
+        pending = list(
+            conn.execute(
+                select(settlements.c.settlement_id)
+                .where(settlements.c.invoice_written_at.is_(None), settlements.c.amount > 0)
+                .order_by(settlements.c.created_at)
+                .limit(limit)
+            ).scalars()
+        )
+    written = 0
+    for settlement_id in pending:
+        try:
+            path = write_invoice(engine, settlement_id, data_dir)
+        except ValueError as exc:
+            if settlement_id not in told:
+                told.add(settlement_id)
+                log.error("invoice of settlement %s not written yet: %s", settlement_id, exc)
+            continue
+        with unavailable_on_outage(), engine.begin() as conn:
+            conn.execute(
+                update(settlements)
+                .where(settlements.c.settlement_id == settlement_id)
+                .values(invoice_written_at=func.now())
+            )
+        log.info("invoice of settlement %s written to %s", settlement_id, path)
+        written += 1
+    return written
