@@ -37,7 +37,7 @@ from psop_hub.hub.publishing import Publisher
 from psop_hub.hub.senders import Sender, by_name
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import files
-from psop_hub.mappings.canonical import Envelope, parse_message
+from psop_hub.mappings.canonical import Envelope
 from psop_hub.mappings.csvfiles import UnreadableFile, read_records, record_message_id
 from psop_hub.mappings.soap import NS, record_to_message
 
@@ -167,18 +167,12 @@ def _csv_records(
         except UnreadableFile as exc:
             raise Unreadable(exc.reason) from None
         for record in records:
-            if record.errors or record.message is None:
+            if record.errors or record.envelope is None:
                 yield record.index, record.line, record.errors
                 continue
-            raw = {
-                "message_id": record_message_id(sha, record.index),
-                "sent_at": now.isoformat(),
-                **record.message,
-            }
-            try:
-                yield record.index, record.line, parse_message(raw)
-            except ValidationFailed as exc:
-                yield record.index, record.line, exc.errors
+            # Validated once, by the CSV reader; only the id and the time are its own here.
+            update = {"message_id": record_message_id(sha, record.index), "sent_at": now}
+            yield record.index, record.line, record.envelope.model_copy(update=update)
 
 
 class FileDrop:

@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any, BinaryIO
 
 from psop_hub.hub.errors import FieldError, ValidationFailed
-from psop_hub.mappings.canonical import parse_message
+from psop_hub.mappings.canonical import Envelope, parse_message
 
 __all__ = [
     "HEAD_BYTES",
@@ -109,6 +109,9 @@ class Record:
     line: int  # 1-based physical line where the record starts
     message: dict[str, Any] | None  # {"type": ..., "payload": {...}} when valid
     errors: list[FieldError] = field(default_factory=list)  # fields are CSV column names
+    # The validated message (with a placeholder message_id and sent_at), so that a caller need
+    # not validate it a second time: `envelope.model_copy(update={"message_id": ...})`.
+    envelope: Envelope | None = field(default=None, compare=False, repr=False)
 
     @property
     def valid(self) -> bool:
@@ -335,7 +338,9 @@ def _record(
         return Record(index, line, None, sorted(errors, key=lambda e: order.get(e.field, len(order))))
     if errors:
         return Record(index, line, None, errors)
-    return Record(index, line, {"type": layout.message_type, "payload": envelope.payload_json()}, [])
+    return Record(
+        index, line, {"type": layout.message_type, "payload": envelope.payload_json()}, [], envelope
+    )
 
 
 def _canonical_value(column: str, cell: str) -> str:

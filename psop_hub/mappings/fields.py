@@ -142,8 +142,11 @@ def _timestamp(value: object) -> datetime:
         raise _error("timestamp_invalid", "is not a valid date and time") from None
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # exactly the characters of category Cc
+
+
 def _no_controls(value: str) -> str:
-    if any(unicodedata.category(char) == "Cc" for char in value):
+    if _CONTROLS.search(value):
         raise _error("control_character", "must not contain control characters")
     if not value.strip():
         raise _error("blank", "must not be blank")

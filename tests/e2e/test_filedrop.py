@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.e2e.conftest import Hub
 from tests.messages import HETU, ORGANISER, PROVIDER, uid
@@ -171,3 +174,20 @@ def test_part_files_and_dotfiles_are_left_alone(hub: Hub) -> None:
     assert (inbox / "kesken.xml.part").exists()
     assert (inbox / ".piilossa.xml").exists()
     assert not (data_dir(hub) / "outbox/county/receipts/kesken.xml.part.receipt.json").exists()
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+@pytest.mark.parametrize(
+    ("sample", "client"),
+    [("paatokset.xml", "county"), ("maksut_latin9.csv", "county"), ("toteumat_bom.csv", "provider")],
+)
+def test_sample_files_give_their_receipts(hub: Hub, sample: str, client: str) -> None:
+    content = (SAMPLES / sample).read_bytes()
+    receipt = receipt_of(drop(hub, client, sample, content))
+    expected = json.loads(
+        (SAMPLES / sample.replace(".xml", ".receipt.json").replace(".csv", ".receipt.json")).read_text()
+    )
+    assert receipt.pop("sha256") == hashlib.sha256(content).hexdigest()
+    assert receipt == expected
