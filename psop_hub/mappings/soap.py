@@ -182,22 +182,25 @@ def _checked(
     return message
 
 
-def _text(element: Any, name: str) -> str | None:
-    child = element.find(f"{{{NS}}}{name}")
-    if child is None:
-        return None
-    return (child.text or "").strip()
+def _children(element: Any) -> dict[str, Any]:
+    """An element's children by local name (comments and the like left out)."""
+    return {etree.QName(c).localname: c for c in element if isinstance(c.tag, str)}
 
 
+def _text(children: dict[str, Any], name: str) -> str | None:
+    child = children.get(name)
+    return None if child is None else (child.text or "").strip()
+
+
+@lru_cache(maxsize=256)
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
 
 
-def _value(element: Any, name: str) -> Any:
+def _value(children: dict[str, Any], name: str) -> Any:
     if name in ("Client", "Service"):
-        child = element.find(f"{{{NS}}}{name}")
-        return {_snake(c.tag.split("}")[1]): (c.text or "").strip() for c in child}
-    text = _text(element, name)
+        return {_snake(k): (v.text or "").strip() for k, v in _children(children[name]).items()}
+    text = _text(children, name)
     return int(text) if name == "Version" and text is not None else text
 
 
@@ -214,31 +217,32 @@ def to_canonical(
         if root_name == "VoucherDecision"
         else ("OrderType", "OrderNumber", ORDERS)
     )
-    kind = _text(element, kind_field) or ""
+    children = _children(element)
+    kind = _text(children, kind_field) or ""
     message_type, fields = table[kind]
     allowed = {*ENVELOPE_FIELDS, kind_field, number_field, "Organiser", *fields}
     unused = [
-        FieldError(f"{root_name}/{child.tag.split('}')[1]}", f"is not used with {kind_field} {kind}")
-        for child in element
-        if child.tag.split("}")[1] not in allowed
+        FieldError(f"{root_name}/{name}", f"is not used with {kind_field} {kind}")
+        for name in children
+        if name not in allowed
     ]
     if unused:
         raise ValidationFailed(unused)
     payload: dict[str, Any] = {
-        _snake(number_field): _text(element, number_field),
-        "organiser": _text(element, "Organiser"),
+        _snake(number_field): _text(children, number_field),
+        "organiser": _text(children, "Organiser"),
     }
     for name in fields:
-        if element.find(f"{{{NS}}}{name}") is not None:
-            payload[_snake(name)] = _value(element, name)
-    own_id = _text(element, "MessageId")
+        if name in children:
+            payload[_snake(name)] = _value(children, name)
+    own_id = _text(children, "MessageId")
     message: dict[str, Any] = {
         "message_id": message_id or own_id,
         "type": message_type,
-        "sent_at": _text(element, "SentAt") or (now or datetime.now(UTC)).isoformat(),
+        "sent_at": _text(children, "SentAt") or (now or datetime.now(UTC)).isoformat(),
         "payload": payload,
     }
-    correlation = _text(element, "CorrelationId") or (own_id if message_id else None)
+    correlation = _text(children, "CorrelationId") or (own_id if message_id else None)
     if correlation is not None:
         message["correlation_id"] = correlation
     return message
