@@ -167,13 +167,27 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
 
 
 def cmd_parties_set(args: argparse.Namespace) -> int:
-    """Set an organiser's or provider's invoicing details (Finvoice needs them)."""
+    """Set an organiser's or provider's invoicing details; options not given keep their value."""
     from psop_hub.hub.database import make_engine
-    from psop_hub.hub.parties import Party, set_party
+    from psop_hub.hub.parties import Party, get_party, set_party
 
     engine = make_engine(_settings(), pool_size=1)
-    party = Party(args.business_id, args.name, args.street, args.postcode, args.town, args.iban, args.bic)
     try:
+        with engine.connect() as conn:
+            old = get_party(conn, args.business_id)
+        given = {k: getattr(args, k) for k in ("name", "street", "postcode", "town", "iban", "bic")}
+        kept = {k: (v if v is not None else (getattr(old, k) if old else None)) for k, v in given.items()}
+        if not kept["name"]:
+            raise SystemExit(f"hub: party {args.business_id} is new: --name is required")
+        party = Party(
+            args.business_id,
+            kept["name"],
+            kept["street"] or "",
+            kept["postcode"] or "",
+            kept["town"] or "",
+            kept["iban"],
+            kept["bic"],
+        )
         set_party(engine, party)
     except ValueError as exc:
         raise SystemExit(f"hub: {exc}") from None
@@ -234,10 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     party = parties.add_parser("set", help="set an organiser's or provider's name, address and account")
     party.add_argument("business_id")
-    party.add_argument("--name", required=True)
-    party.add_argument("--street", default="")
-    party.add_argument("--postcode", default="")
-    party.add_argument("--town", default="")
+    party.add_argument("--name", help="required for a new party")
+    party.add_argument("--street")
+    party.add_argument("--postcode")
+    party.add_argument("--town")
     party.add_argument("--iban")
     party.add_argument("--bic")
     party.set_defaults(func=cmd_parties_set)

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
 from psop_hub.adapters.intake import submit_many
-from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, ValidationFailed
+from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError, ValidationFailed
 from psop_hub.hub.publishing import Publisher
 from psop_hub.hub.senders import Sender, by_name
 from psop_hub.hub.settings import Settings
@@ -113,49 +113,70 @@ def _parser_events(stream: BinaryIO, tag: str | None = None) -> Iterator[tuple[s
     )
 
 
+def _top_level(path: Path) -> Iterator[tuple[Any, Any]]:
+    """(root, child) for every direct child of the root, streamed: each child is cleared and
+    dropped after the caller is done with it, whatever its name, so memory stays flat."""
+    depth = 0
+    root = None
+    with path.open("rb") as stream:
+        for event, element in _parser_events(stream):
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    root = element
+                    # Any encoding, anywhere before the root: the parser saw the DOCTYPE, if any.
+                    if element.getroottree().docinfo.doctype:
+                        raise Unreadable("DTDs and entity declarations are not allowed in a batch file")
+                continue
+            depth -= 1
+            if depth == 1:
+                yield root, element
+                element.clear()
+                while element.getprevious() is not None:
+                    del root[0]  # type: ignore[index,union-attr]
+
+
 def _check_xml(path: Path) -> str:
     """First pass over an XML batch: well-formed, no DTD, a known root. Returns the record name."""
-    with path.open("rb") as stream:
-        if re.search(rb"<!DOCTYPE|<!ENTITY", stream.read(4096), re.IGNORECASE):
-            raise Unreadable("DTDs and entity declarations are not allowed in a batch file")
     record_name = None
     try:
-        with path.open("rb") as stream:
-            for event, element in _parser_events(stream):
-                if record_name is None and event == "start":
-                    record_name = BATCHES.get(element.tag)
-                    if record_name is None:
-                        raise Unreadable(
-                            f"unknown root element {element.tag}: expected VoucherDecisionBatch or "
-                            f"ServiceOrderBatch in namespace {FILE_NS}"
-                        )
-                if event == "end":
-                    element.clear()
+        for root, _ in _top_level(path):
+            record_name = record_name or BATCHES.get(root.tag)
+            if record_name is None:
+                raise Unreadable(
+                    f"unknown root element {root.tag}: expected VoucherDecisionBatch or "
+                    f"ServiceOrderBatch in namespace {FILE_NS}"
+                )
     except etree.XMLSyntaxError as exc:
         raise Unreadable(f"the file is not well-formed XML: {exc}") from None
     if record_name is None:
-        raise Unreadable("the file is empty")
+        raise Unreadable(
+            f"the file holds no records (a VoucherDecisionBatch or ServiceOrderBatch in {FILE_NS})"
+        )
     return record_name
 
 
 def _xml_records(
     path: Path, record_name: str, sha: str, now: datetime
 ) -> Iterator[tuple[int, int | None, Envelope | list[FieldError]]]:
-    with path.open("rb") as stream:
-        index = 0
-        for event, element in _parser_events(stream, tag=f"{{{NS}}}{record_name}"):
-            if event != "end":
-                continue
-            index += 1
-            line = element.sourceline
-            try:
-                yield index, line, record_to_message(record_name, element, record_message_id(sha, index), now)
-            except ValidationFailed as exc:
-                yield index, line, exc.errors
-            # Streaming: drop the record and what came before it.
-            element.clear()
-            while element.getprevious() is not None:
-                del element.getparent()[0]
+    expected = f"{{{NS}}}{record_name}"
+    for index, (_, element) in enumerate(_top_level(path), start=1):
+        line = element.sourceline
+        if element.tag != expected:
+            # Never skipped silently: a record in another namespace or of another kind is listed.
+            name = etree.QName(element).localname if isinstance(element.tag, str) else "?"
+            yield (
+                index,
+                line,
+                [FieldError(name, f"unexpected element {element.tag}: this batch holds {expected} records")],
+            )
+            continue
+        try:
+            yield index, line, record_to_message(record_name, element, record_message_id(sha, index), now)
+        except ValidationFailed as exc:
+            yield index, line, exc.errors
+        except etree.Error as exc:
+            yield index, line, [FieldError(record_name, f"cannot be read: {type(exc).__name__}")]
 
 
 def _csv_records(
@@ -241,6 +262,17 @@ class FileDrop:
             receipt.error = exc.reason
             self._finish(client, path, name, receipt, self.root / "error" / client)
             return receipt
+        except TransientError:
+            raise  # the file stays claimed in work/ and is taken over (read again) after its lease
+        except Exception as exc:
+            # Not silent and not retried for ever: what was stored stays stored (and is counted
+            # in the receipt), the rest of the file is refused with the reason.
+            log.exception("file %s of %s could not be processed", name, client)
+            receipt.error = (
+                f"the file could not be processed to the end ({type(exc).__name__}); see the hub log"
+            )
+            self._finish(client, path, name, receipt, self.root / "error" / client)
+            return receipt
         self._finish(client, path, name, receipt, self.root / "archive" / client / date.today().isoformat())
         return receipt
 
@@ -292,12 +324,15 @@ class FileDrop:
             json.dumps(receipt.as_json(), indent=2, ensure_ascii=False).encode(),
         )
         destination.mkdir(parents=True, exist_ok=True)
-        target = destination / name
-        n = 1
-        while target.exists():
-            target = destination / f"{name}.{n}"
-            n += 1
-        os.replace(path, target)
+        n, target = 0, destination / name
+        while True:  # os.link fails if the name is taken, even by another adapter at this instant
+            try:
+                os.link(path, target)
+                break
+            except FileExistsError:
+                n += 1
+                target = destination / f"{name}.{n}"
+        os.unlink(path)
         with self.engine.begin() as conn:
             conn.execute(
                 insert(files)
@@ -378,7 +413,7 @@ def run_files(settings: Settings) -> None:
     and new settlements' Finvoice invoices are written to the organisers' outboxes."""
     import signal
 
-    from psop_hub.adapters.invoices import write_pending
+    from psop_hub.adapters.invoices import Backlog, write_pending
     from psop_hub.hub.database import make_engine
     from psop_hub.hub.deadletters import DeadLetters
     from psop_hub.hub.publishing import Relay
@@ -398,13 +433,13 @@ def run_files(settings: Settings) -> None:
     signal.signal(signal.SIGINT, _stop)
     observer = watch(drop.root, wake)
     relay.start()
-    told: set[str] = set()
+    backlog = Backlog()
     log.info("file adapter watching %s (%s)", drop.root / "inbox", "inotify" if observer else "polling")
     while not stopping.is_set():
         wake.clear()
         try:
             drop.scan_once()
-            write_pending(engine, drop.root, told)
+            write_pending(engine, drop.root, backlog)
         except Exception:
             # The files stay where they are (inbox or claimed in work/): the next round retries.
             log.exception("file scan failed; trying again in %.1fs", settings.files_poll_s)

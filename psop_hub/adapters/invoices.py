@@ -8,25 +8,51 @@ missing, say) is logged once per process with what to do, and tried again on lat
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from psop_hub.adapters.finvoice import write_invoice
 from psop_hub.hub.database import unavailable_on_outage
-from psop_hub.hub.tables import settlements
+from psop_hub.hub.tables import parties, settlements
 
 log = logging.getLogger(__name__)
 
 
-def write_pending(engine: Engine, data_dir: Path, told: set[str], limit: int = 100) -> int:
+RETRY_BLOCKED_S = 300.0
+
+
+@dataclass
+class Backlog:
+    """Settlements whose invoice could not be written (and when), and the newest party change
+    seen: a blocked one neither starves the others nor fills the log, and is tried again every
+    few minutes, or at once when invoicing details change (`hub parties set`)."""
+
+    blocked: dict[str, float] = field(default_factory=dict)
+    parties_seen: Any = None
+
+
+def write_pending(engine: Engine, data_dir: Path, backlog: Backlog, limit: int = 100) -> int:
     """Write the invoices still missing; returns how many were written."""
+    now = time.monotonic()
     with unavailable_on_outage(), engine.connect() as conn:
+        changed = conn.execute(select(func.max(parties.c.updated_at))).scalar()
+        if changed != backlog.parties_seen:
+            backlog.blocked.clear()
+            backlog.parties_seen = changed
+        skip = [sid for sid, at in backlog.blocked.items() if now - at < RETRY_BLOCKED_S]
         pending = list(
             conn.execute(
                 select(settlements.c.settlement_id)
-                .where(settlements.c.invoice_written_at.is_(None), settlements.c.amount > 0)
+                .where(
+                    settlements.c.invoice_written_at.is_(None),
+                    settlements.c.amount > 0,
+                    settlements.c.settlement_id.not_in(skip),
+                )
                 .order_by(settlements.c.created_at)
                 .limit(limit)
             ).scalars()
@@ -36,9 +62,8 @@ def write_pending(engine: Engine, data_dir: Path, told: set[str], limit: int = 1
         try:
             path = write_invoice(engine, settlement_id, data_dir)
         except ValueError as exc:
-            if settlement_id not in told:
-                told.add(settlement_id)
-                log.error("invoice of settlement %s not written yet: %s", settlement_id, exc)
+            backlog.blocked[settlement_id] = now
+            log.error("invoice of settlement %s not written yet: %s", settlement_id, exc)
             continue
         with unavailable_on_outage(), engine.begin() as conn:
             conn.execute(

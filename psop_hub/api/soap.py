@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import uuid
 from typing import Any
 
@@ -41,6 +42,7 @@ from psop_hub.mappings.soap import (
     to_message,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["soap"])
 XML = "text/xml; charset=utf-8"
 SOAP_ENV = ElementMaker(namespace=SOAP11, nsmap={"soap": SOAP11, "tns": NS})
@@ -114,6 +116,12 @@ async def soap(request: Request) -> Response:
     except TransientError:
         return fault_response(
             SoapFault("Server", "the hub cannot take the message durably right now; send it again")
+        )
+    except Exception:
+        # Still a SOAP answer: the sender's stack expects a fault, not a plain 500 page.
+        log.exception("SOAP call failed")
+        return fault_response(
+            SoapFault("Server", "the hub could not process the message; send it again later")
         )
 
 

@@ -80,6 +80,8 @@ def parse_xml(body: bytes) -> Any:
         raise XmlRejected(f"the body is not well-formed XML: {_mask(str(exc))}") from None
     if root is None:
         raise XmlRejected("the body is empty")
+    if root.getroottree().docinfo.doctype:  # past the byte check (UTF-16, a long prolog): still no
+        raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
     return root
 
 

@@ -191,3 +191,28 @@ def test_sample_files_give_their_receipts(hub: Hub, sample: str, client: str) ->
     )
     assert receipt.pop("sha256") == hashlib.sha256(content).hexdigest()
     assert receipt == expected
+
+
+def test_records_of_the_wrong_kind_or_namespace_are_listed_not_skipped(hub: Hub) -> None:
+    wrong_ns = granted(uid("FDX")).replace(
+        "<v:VoucherDecision>", '<VoucherDecision xmlns="urn:psop-hub:file:v1">', 1
+    )
+    wrong_ns = wrong_ns[: wrong_ns.rindex("</v:VoucherDecision>")] + "</VoucherDecision>"
+    order = "<v:ServiceOrder><v:OrderType>ENDED</v:OrderType></v:ServiceOrder>"
+    receipt = receipt_of(
+        drop(hub, "county", f"sekaisin-{uid('f')}.xml", batch(granted(uid("FDX")), wrong_ns, order))
+    )
+    assert (receipt["records"], receipt["accepted"]) == (3, 1)
+    assert [r["record"] for r in receipt["rejected"]] == [2, 3]
+    assert "unexpected element" in receipt["rejected"][0]["errors"][0]["message"]
+
+
+def test_a_doctype_past_the_first_kilobytes_is_refused(hub: Hub) -> None:
+    content = (
+        b'<?xml version="1.0"?>\n<!--'
+        + b"x" * 6000
+        + b'-->\n<!DOCTYPE x [<!ENTITY e "e">]>\n'
+        + batch(granted(uid("FDX"))).split(b"\n", 1)[1]
+    )
+    receipt = receipt_of(drop(hub, "county", f"dtd-{uid('f')}.xml", content))
+    assert "DTD" in receipt["error"]

@@ -113,3 +113,13 @@ def test_deep_nesting_and_garbage_are_refused() -> None:
         parse_xml(b"<a>" * 100_000 + b"</a>" * 100_000)
     with pytest.raises(XmlRejected, match="not well-formed"):
         parse_xml(b"<soap:Envelope")
+
+
+def test_a_doctype_behind_a_long_prolog_is_still_refused() -> None:
+    body = (
+        b'<?xml version="1.0"?>\n<!--'
+        + b"x" * 6000
+        + b'-->\n<!DOCTYPE x SYSTEM "http://example.invalid/x.dtd">\n<x/>'
+    )
+    with pytest.raises(XmlRejected, match="DTD"):
+        parse_xml(body)
