@@ -194,7 +194,7 @@ def main() -> int:
                 f"file adapter peak memory (VmHWM) after both: {peak_mb(adapter):.0f} MB (target < 150)"
             )
             if a.big_mb:
-                write_xml(tmp / "iso.xml", a.big_mb * 1_000_000 // 640, "X")
+                write_xml(tmp / "iso.xml", a.big_mb * 1_000_000 // 547, "X")  # 547 bytes a record
                 lines.append(drop_and_measure(data, "county", tmp / "iso.xml", db, a.wait, apply=False))
                 lines.append(
                     f"file adapter peak memory after the {a.big_mb} MB file: {peak_mb(adapter):.0f} MB"

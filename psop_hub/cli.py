@@ -69,7 +69,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_files(args: argparse.Namespace) -> int:
     """Run the file adapter alone."""
-    from psop_hub.adapters.filedrop import run_files
+    from psop_hub.adapters.filewatch import run_files
 
     run_files(_settings())
     return 0

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
+from psop_hub.adapters.atomic import write_atomically
 from psop_hub.adapters.intake import submit_many
 from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError, ValidationFailed
 from psop_hub.hub.publishing import Publisher
@@ -39,7 +39,7 @@ from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import files
 from psop_hub.mappings.canonical import Envelope
 from psop_hub.mappings.csvfiles import UnreadableFile, read_records, record_message_id
-from psop_hub.mappings.soap import NS, record_to_message
+from psop_hub.mappings.soap import HARDENED, NS, record_to_message
 
 log = logging.getLogger(__name__)
 FILE_NS = "urn:psop-hub:file:v1"
@@ -100,17 +100,7 @@ def sha256_of(path: Path) -> str:
 
 def _parser_events(stream: BinaryIO, tag: str | None = None) -> Iterator[tuple[str, Any]]:
     # The same hardening as the SOAP parser: no entities, no DTD, no network, libxml2's limits.
-    return etree.iterparse(  # type: ignore[no-any-return]
-        stream,
-        events=("start", "end"),
-        tag=tag,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    return etree.iterparse(stream, events=("start", "end"), tag=tag, **HARDENED)  # type: ignore[no-any-return]
 
 
 def _top_level(path: Path) -> Iterator[tuple[Any, Any]]:
@@ -365,87 +355,3 @@ class FileDrop:
             len(receipt.rejected),
             f"; unreadable: {receipt.error}" if receipt.error else "",
         )
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old one or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with temporary.open("wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def watch(root: Path, wake: threading.Event) -> Any:
-    """Wake the scan loop on inotify events where watchdog can have them; None means: poll only."""
-    try:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-    except ImportError:
-        return None
-
-    class _Wake(FileSystemEventHandler):
-        def on_any_event(self, event: Any) -> None:
-            wake.set()
-
-    inbox = root / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
-    observer = Observer()
-    observer.schedule(_Wake(), str(inbox), recursive=True)
-    try:
-        observer.start()
-    except OSError:
-        log.warning("no inotify here: polling %s", inbox)
-        return None
-    return observer
-
-
-def run_files(settings: Settings) -> None:
-    """`hub files`: scan on every inotify wake-up or poll interval until SIGTERM/SIGINT; the file
-    in hand is finished first. A relay runs here too, so records are published without an API,
-    and new settlements' Finvoice invoices are written to the organisers' outboxes."""
-    import signal
-
-    from psop_hub.adapters.invoices import Backlog, write_pending
-    from psop_hub.hub.database import make_engine
-    from psop_hub.hub.deadletters import DeadLetters
-    from psop_hub.hub.publishing import Relay
-    from psop_hub.hub.topology import make_broker
-
-    engine = make_engine(settings, pool_size=2)
-    publisher = Publisher(settings, engine, make_broker(settings))
-    relay = Relay(settings, publisher, DeadLetters(settings, engine, publisher.broker))
-    drop = FileDrop(settings, engine, publisher)
-    stopping, wake = threading.Event(), threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stopping.set()
-        wake.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    observer = watch(drop.root, wake)
-    relay.start()
-    backlog = Backlog()
-    log.info("file adapter watching %s (%s)", drop.root / "inbox", "inotify" if observer else "polling")
-    while not stopping.is_set():
-        wake.clear()
-        try:
-            drop.scan_once()
-            write_pending(engine, drop.root, backlog)
-        except Exception:
-            # The files stay where they are (inbox or claimed in work/): the next round retries.
-            log.exception("file scan failed; trying again in %.1fs", settings.files_poll_s)
-        wake.wait(settings.files_poll_s)
-    if observer is not None:
-        observer.stop()
-    relay.stop()
-    publisher.broker.close()
-    engine.dispose()

@@ -25,10 +25,8 @@ Choices the contract leaves open (element order follows the Finvoice 3.0 schema)
 from __future__ import annotations
 
 import logging
-import os
 import re
 import textwrap
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -39,6 +37,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 from sqlalchemy.engine import Engine
 
+from psop_hub.adapters.atomic import write_atomically
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import NotFound
 from psop_hub.hub.money import cents
@@ -348,7 +347,7 @@ def write_invoice(
     day = invoice_date or datetime.fromisoformat(view["created_at"]).astimezone(HELSINKI).date()
     data = build_invoice(view, seller, buyer, invoice_date=day)
     path = invoice_path(data_dir, view["organiser"], settlement_id)
-    _write_atomically(path, data)
+    write_atomically(path, data)
     log.info("invoice of %s written to %s (%d bytes)", settlement_id, path, len(data))
     return path
 
@@ -356,23 +355,3 @@ def write_invoice(
 def _no_party(role: str, business_id: str, account: str) -> ValueError:
     flags = f"--name ... --street ... --postcode ... --town ... {account}".rstrip()
     return ValueError(f"{role} {business_id} has no invoicing details: hub parties set {business_id} {flags}")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the whole new one: temporary file, fsync, rename, fsync the dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with temporary.open("wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
