@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # How long a publishing thread waits for more ids to share one AMQP message with.
     publish_linger_ms: int = Field(default=5, ge=0, le=1000)
     # Most hub_ids one AMQP message carries to a worker (a batch is applied one by one).
-    publish_batch: int = Field(default=20, ge=1, le=500)
+    publish_batch: int = Field(default=100, ge=1, le=500)
     relay_after_s: float = Field(default=5.0, gt=0)
     relay_interval_s: float = Field(default=1.0, gt=0)
     # A published message still accepted/retrying this long after its last step is sent again
