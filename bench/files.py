@@ -21,7 +21,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
@@ -37,10 +36,8 @@ from ingest import (
     PG_ADMIN,
     ROOT,
     add_client,
-    admin_sql,
     cleanup,
-    rabbitmqctl,
-    report,
+    provision,
     setup,
     wait_ready,
 )
@@ -149,20 +146,12 @@ def main() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    base, db_url, started, lines = (
-        f"http://127.0.0.1:{port}",
-        PG_ADMIN.replace("/postgres", f"/{name}"),
-        time.monotonic(),
-        [],
-    )
+    base = f"http://127.0.0.1:{port}"
+    db_url = PG_ADMIN.replace("/postgres", f"/{name}")
+    started = time.monotonic()
+    lines: list[str] = []
     with ExitStack() as undo:
-        tmp = Path(undo.enter_context(tempfile.TemporaryDirectory(prefix="psop_bench_")))
-        undo.callback(report, lines, tmp / "hub.log", started)
-        admin_sql(f'CREATE DATABASE "{name}"')
-        undo.callback(cleanup, f"drop database {name}", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        rabbitmqctl("add_vhost", name)
-        undo.callback(cleanup, f"delete vhost {name}", ("delete_vhost", name))
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        tmp = provision(undo, name, lines, started)
         data = tmp / "data"
         env = {
             **os.environ,

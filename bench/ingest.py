@@ -286,6 +286,19 @@ def report(lines: list[str], log_path: Path, started: float) -> None:
         print(f"  {line}")
 
 
+def provision(undo: ExitStack, name: str, lines: list[str], started: float) -> Path:
+    """A temp directory, a database and a vhost named `name`, each registered for removal as soon
+    as it exists (removals run in reverse order, also on Ctrl-C); returns the directory."""
+    tmp = Path(undo.enter_context(tempfile.TemporaryDirectory(prefix="psop_bench_")))
+    undo.callback(report, lines, tmp / "hub.log", started)
+    admin_sql(f'CREATE DATABASE "{name}"')
+    undo.callback(cleanup, f"drop database {name}", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    rabbitmqctl("add_vhost", name)
+    undo.callback(cleanup, f"delete vhost {name}", ("delete_vhost", name))
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    return tmp
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--senders", type=int, default=8, help="phase A concurrent senders")
@@ -305,15 +318,8 @@ def main() -> int:
     db_url = PG_ADMIN.replace("/postgres", f"/{name}")
     started = time.monotonic()
     lines: list[str] = []
-    # Every resource registers its removal as soon as it exists; they run in reverse order.
     with ExitStack() as undo:
-        tmp = Path(undo.enter_context(tempfile.TemporaryDirectory(prefix="psop_bench_")))
-        undo.callback(report, lines, tmp / "hub.log", started)
-        admin_sql(f'CREATE DATABASE "{name}"')
-        undo.callback(cleanup, f"drop database {name}", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        rabbitmqctl("add_vhost", name)
-        undo.callback(cleanup, f"delete vhost {name}", ("delete_vhost", name))
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        tmp = provision(undo, name, lines, started)
         ours = {
             "HUB_DATABASE_URL": db_url,
             "HUB_AMQP_URL": f"{AMQP}/{name}",

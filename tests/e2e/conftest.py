@@ -138,3 +138,17 @@ def wait_for_status(
             return body
         time.sleep(0.1)
     raise AssertionError(f"message {hub_id} still {body.get('status')}: {body}")
+
+
+def ready_vouchers(hub: Hub, count: int, prefix: str = "V") -> list[str]:
+    """Vouchers granted (room for 100,000 hours) and assigned to PROVIDER, each applied."""
+    from tests.messages import assigned, granted, uid
+
+    numbers = [uid(prefix) for _ in range(count)]
+    with hub.client("county") as county:
+        for number in numbers:
+            for raw in (granted(number, quantity="100000"), assigned(number)):
+                wait_for_status(
+                    county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"}
+                )
+    return numbers

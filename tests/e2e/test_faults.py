@@ -14,19 +14,8 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 from psop_hub.hub.tables import inbox, journey, messages, vouchers
-from tests.e2e.conftest import Hub, wait_for_status
-from tests.messages import ORGANISER, assigned, delivery, granted, uid
-
-
-def _setup_vouchers(hub: Hub, count: int) -> list[str]:
-    numbers = [uid("F") for _ in range(count)]
-    with hub.client("county") as county:
-        for number in numbers:
-            for raw in (granted(number, quantity="100000"), assigned(number)):
-                wait_for_status(
-                    county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"}
-                )
-    return numbers
+from tests.e2e.conftest import Hub, ready_vouchers
+from tests.messages import ORGANISER, delivery
 
 
 def _stream(
@@ -97,7 +86,7 @@ def _assert_applied_exactly_once(hub: Hub, acked: dict[str, Decimal]) -> None:
 
 
 def test_rabbitmq_restart_mid_stream(hub: Hub) -> None:
-    numbers = _setup_vouchers(hub, 5)
+    numbers = ready_vouchers(hub, 5, "F")
 
     def restart() -> None:
         subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
@@ -110,7 +99,7 @@ def test_rabbitmq_restart_mid_stream(hub: Hub) -> None:
 
 
 def test_postgresql_restart_mid_stream(hub: Hub) -> None:
-    numbers = _setup_vouchers(hub, 5)
+    numbers = ready_vouchers(hub, 5, "F")
     cluster = sorted(p.name for p in Path("/etc/postgresql").iterdir())[0]
 
     def restart() -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select
 
 from psop_hub.hub.tables import messages
-from tests.e2e.conftest import ROOT, Hub, wait_for_status
+from tests.e2e.conftest import ROOT, Hub, ready_vouchers
 from tests.e2e.test_filedrop import receipt_of
-from tests.messages import ORGANISER, assigned, granted, uid
+from tests.messages import ORGANISER, uid
 
 HEADER = "event_id;organiser;voucher_number;order_number;service_date;quantity;unit;price"
 
@@ -41,18 +41,6 @@ def adapter(hub: Hub, data: Path, log: Path, **extra: str) -> Iterator[subproces
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
-
-
-def vouchers(hub: Hub, count: int) -> list[str]:
-    """Granted and assigned vouchers with room for everything."""
-    numbers = [uid("FK") for _ in range(count)]
-    with hub.client("county") as county:
-        for number in numbers:
-            for raw in (granted(number, quantity="100000"), assigned(number)):
-                wait_for_status(
-                    county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"}
-                )
-    return numbers
 
 
 def deliveries_csv(numbers: list[str], count: int) -> bytes:
@@ -83,7 +71,7 @@ def stored_from(engine: object, prefix: str) -> int:
 def test_sigkill_half_way_through_a_file_then_restart(hub: Hub, tmp_path: Path) -> None:
     import hashlib
 
-    numbers = vouchers(hub, 5)
+    numbers = ready_vouchers(hub, 5, "FK")
     content = deliveries_csv(numbers, 5000)
     prefix = f"file-{hashlib.sha256(content).hexdigest()[:32]}-"
     engine = create_engine(hub.env["HUB_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
@@ -122,7 +110,7 @@ def test_sigkill_half_way_through_a_file_then_restart(hub: Hub, tmp_path: Path) 
 
 
 def test_two_adapters_on_one_inbox_process_each_file_once(hub: Hub, tmp_path: Path) -> None:
-    numbers = vouchers(hub, 2)
+    numbers = ready_vouchers(hub, 2, "FK")
     files = {f"erä-{i:02d}.csv": deliveries_csv(numbers, 40) for i in range(12)}
     log = tmp_path / "files.log"
     with adapter(hub, tmp_path, log), adapter(hub, tmp_path, log):
