@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from psop_hub.hub.errors import (
     AuthenticationFailed,
@@ -19,8 +20,10 @@ from psop_hub.hub.errors import (
     NotFound,
     PermanentError,
     TransientError,
+    Unreadable,
     ValidationFailed,
 )
+from psop_hub.hub.privacy import mask_text
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -30,27 +33,26 @@ class BodyTooLarge(HubError):
     """The request body is over the configured limit."""
 
 
-class BadBody(HubError):
-    """The request body is not JSON at all."""
-
-
 def problem(
     status: int, title: str, detail: str, errors: list[FieldError] | None = None, **extra: Any
 ) -> JSONResponse:
-    """A problem+json response."""
+    """A problem+json response; every text in it passes the HETU masker (a HETU sent as a voucher
+    number or a message id must not come back in a 404 or a 409)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
         "status": status,
-        "detail": detail,
-        "errors": [e.as_dict() for e in errors or []],
+        "detail": mask_text(detail),
+        "errors": [{"field": mask_text(e.field), "message": mask_text(e.message)} for e in errors or []],
     }
-    body.update(extra)
+    body.update({k: mask_text(v) if isinstance(v, str) else v for k, v in extra.items()})
     headers = {"WWW-Authenticate": 'Bearer realm="psop-hub"'} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def _status_of(exc: HubError) -> tuple[int, str]:
+    if isinstance(exc, Unreadable):
+        return 400, "Bad request"
     if isinstance(exc, ValidationFailed):
         return 422, "Invalid message"
     if isinstance(exc, ConflictError):
@@ -63,8 +65,6 @@ def _status_of(exc: HubError) -> tuple[int, str]:
         return 404, "Not found"
     if isinstance(exc, BodyTooLarge):
         return 413, "Body too large"
-    if isinstance(exc, BadBody):
-        return 400, "Bad request"
     if isinstance(exc, TransientError):
         return 503, "Service unavailable"
     if isinstance(exc, PermanentError):
@@ -99,8 +99,41 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), str(exc.detail))
 
 
+class ProblemOnCrash:
+    """ASGI middleware: an unexpected exception becomes a logged 500 problem+json answer.
+
+    Starlette's own last resort answers `text/plain` and re-raises into the server; here the
+    error is logged once (through the HETU filter) and the connection stays usable.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; answer 500 if it fails before a response has started."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unexpected error answering %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            answer = problem(500, "Internal error", "the hub could not answer this request; it is logged")
+            await answer(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn errors into problem documents."""
+    app.add_middleware(ProblemOnCrash)
     app.add_exception_handler(HubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)

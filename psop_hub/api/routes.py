@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -12,13 +11,14 @@ from fastapi.responses import JSONResponse
 
 from psop_hub.adapters.intake import submit
 from psop_hub.api.metrics import RECEIVED
-from psop_hub.api.problems import BadBody, BodyTooLarge
+from psop_hub.api.problems import BodyTooLarge
 from psop_hub.hub import store
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import AuthenticationFailed, HubError, NotFound
 from psop_hub.hub.senders import Sender
 from psop_hub.hub.views import order_view, voucher_view
 from psop_hub.mappings.canonical import MESSAGE_TYPES, parse_message
+from psop_hub.mappings.jsontext import parse_json
 
 router = APIRouter(prefix="/api/v1")
 
@@ -85,10 +85,7 @@ async def post_message(request: Request, sender: SenderDep) -> JSONResponse:
     """Accept one canonical message: 202 once it is stored durably, 200 for a duplicate."""
     services = request.app.state.services
     body = await _read_body(request, services.settings.max_body_bytes)
-    try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadBody("the body is not valid JSON") from exc
+    raw = parse_json(body, services.settings.max_json_depth)
     # Only known types become a metrics label: raw sender text there could be anything, a HETU too.
     claimed = raw.get("type") if isinstance(raw, dict) else None
     type_label = claimed if claimed in MESSAGE_TYPES else "unknown"
@@ -125,6 +122,13 @@ def get_message(request: Request, sender: SenderDep, hub_id: str) -> dict[str, A
     return _message_of(request, sender, hub_id)
 
 
+def lookup_key(*values: str) -> bool:
+    """Whether path values can name a record at all: identifiers are 1-100 characters without
+    control characters (INTERFACES §2), so anything else (a NUL byte, which the database driver
+    refuses in text) is simply not found, as any unknown number."""
+    return all(0 < len(v) <= 100 and v.isprintable() for v in values)
+
+
 def _visible(sender: Sender, organiser: str, view: dict[str, Any] | None) -> bool:
     """The organiser's systems, the voucher's or order's provider, and admins may see it."""
     return view is not None and (
@@ -137,6 +141,8 @@ def _visible(sender: Sender, organiser: str, view: dict[str, Any] | None) -> boo
 @router.get("/vouchers/{organiser}/{voucher_number}")
 def get_voucher(request: Request, sender: SenderDep, organiser: str, voucher_number: str) -> dict[str, Any]:
     """A voucher with its deliveries."""
+    if not lookup_key(organiser, voucher_number):
+        raise NotFound(f"no voucher {voucher_number} of organiser {organiser}")
     with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
         view = voucher_view(conn, organiser, voucher_number)
     if view is None or not _visible(sender, organiser, view):
@@ -147,6 +153,8 @@ def get_voucher(request: Request, sender: SenderDep, organiser: str, voucher_num
 @router.get("/orders/{organiser}/{order_number}")
 def get_order(request: Request, sender: SenderDep, organiser: str, order_number: str) -> dict[str, Any]:
     """An order with its deliveries."""
+    if not lookup_key(organiser, order_number):
+        raise NotFound(f"no order {order_number} of organiser {organiser}")
     with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
         view = order_view(conn, organiser, order_number)
     if view is None or not _visible(sender, organiser, view):

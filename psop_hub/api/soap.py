@@ -28,6 +28,7 @@ from psop_hub.hub.errors import (
     PermanentError,
     TransientError,
 )
+from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.senders import Sender
 from psop_hub.mappings.soap import (
     NS,
@@ -72,12 +73,12 @@ def fault_response(fault: SoapFault) -> Response:
         etree.Element("faultstring"),
     )
     element[0].text = f"soap:{fault.code}"
-    element[1].text = fault.text
+    element[1].text = mask_text(fault.text)  # a HETU sent as a MessageId must not come back
     if fault.errors:
         detail = etree.SubElement(element, "detail")
         for error in fault.errors:
-            item = etree.SubElement(detail, f"{{{NS}}}Error", field=error.field)
-            item.text = error.message
+            item = etree.SubElement(detail, f"{{{NS}}}Error", field=mask_text(error.field))
+            item.text = mask_text(error.message)
     response = _envelope(element)
     response.status_code = 500
     return response

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from psop_hub.consumers.handlers import HANDLERS
 from psop_hub.consumers.outcome import Context, Outcome
 from psop_hub.hub import store
-from psop_hub.hub.database import is_unavailable, raw, unavailable_on_outage
+from psop_hub.hub.database import bad_data, is_unavailable, raw, unavailable_on_outage
 from psop_hub.hub.errors import PermanentError, RuleBroken
 from psop_hub.mappings.canonical import parse_payload
 
@@ -85,7 +85,8 @@ def apply_batch(
                 if is_unavailable(exc):
                     raise  # the connection is gone: the whole batch is retried
                 cur.execute("ROLLBACK TO SAVEPOINT one")
-                results[hub_id] = exc
+                rejected = bad_data(exc)  # the same values would fail every time: no retry
+                results[hub_id] = exc if rejected is None else _reject(conn, hub_id, attempt, rejected)
             cur.execute("RELEASE SAVEPOINT one")
     for hub_id in hub_ids:  # ids that are not in the store at all
         if hub_id not in results:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError
 
-from psop_hub.hub.errors import Unavailable
+from psop_hub.hub.errors import DataRejected, Unavailable
 from psop_hub.hub.settings import Settings
 
 
@@ -63,6 +64,22 @@ def is_temporary(exc: BaseException) -> bool:
     """True for database errors worth trying again: an outage, or a statement that clashed or timed out."""
     driver = _driver_error(exc)
     return is_unavailable(exc) or (isinstance(driver, psycopg.Error) and driver.sqlstate in _TRY_AGAIN)
+
+
+def bad_data(exc: BaseException) -> DataRejected | None:
+    """A database *data exception* (SQLSTATE class 22: a numeric overflow, a value too long, a
+    NUL byte in text) as a permanent error, or None for anything else. Sending the same values
+    again would fail the same way: it is bad data, not an outage. The reason names the condition
+    only; the driver's text can quote row values."""
+    driver = _driver_error(exc)
+    if isinstance(driver, psycopg.DataError) or (
+        isinstance(driver, psycopg.Error) and (driver.sqlstate or "").startswith("22")
+    ):
+        condition = re.sub(r"(?<!^)([A-Z])", r" \1", type(driver).__name__).lower()
+        return DataRejected(
+            f"the hub's state cannot hold the message's values ({condition}, SQLSTATE {driver.sqlstate})"
+        )
+    return None
 
 
 @contextmanager

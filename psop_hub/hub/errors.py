@@ -3,6 +3,8 @@
 HubError
 ├── PermanentError          bad data or a broken business rule: reject, never retry
 │   ├── ValidationFailed    the message does not match the contract (every field error listed)
+│   │   └── Unreadable      not even readable: not JSON/XML, bad encoding, too deep, a DTD
+│   ├── DataRejected        the database refused the message's values while applying it
 │   ├── RuleBroken          a domain rule refused the message (rule name and reason)
 │   ├── ConflictError       same sender and message_id, different payload
 │   └── NotAllowed          the sender may not send or see this (scope)
@@ -48,6 +50,22 @@ class ValidationFailed(PermanentError):
 
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("invalid message", errors)
+
+
+class Unreadable(ValidationFailed):
+    """The input cannot be read at all (bad encoding, not well-formed, too deep, a DTD)."""
+
+    def __init__(self, reason: str, field: str = "") -> None:
+        super().__init__([FieldError(field, reason)])
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class DataRejected(PermanentError):
+    """The database refused a value while applying a message (a data error, not an outage):
+    the same message would fail the same way every time, so it is rejected, not retried."""
 
 
 class RuleBroken(PermanentError):

@@ -7,15 +7,8 @@ every logger's lines (ours, Dramatiq's, uvicorn's, SQLAlchemy's) and their trace
 from __future__ import annotations
 
 import logging
-import re
 
-# DDMMYY, a century sign (including those added in 2023), three digits, a check character.
-HETU = re.compile(r"\b(\d{6})[-+A-FU-Y]\d{3}[0-9A-Y]\b")
-
-
-def mask(text: str) -> str:
-    """`text` with every HETU-shaped string masked as `DDMMYY-****`."""
-    return HETU.sub(r"\1-****", text)
+from psop_hub.hub.privacy import mask_text as mask
 
 
 class HetuFilter(logging.Filter):

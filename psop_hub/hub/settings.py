@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Deepest nesting of objects and arrays a JSON body may have (a message needs 3).
+    max_json_depth: int = Field(default=32, ge=4, le=500)
     log_level: str = "INFO"
 
     # Monthly settlement (`hub scheduler`): from this day and hour of a month (Europe/Helsinki)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from psop_hub.hub.database import raw, unavailable_on_outage
 from psop_hub.hub.envelope import Accepted, Incoming
 from psop_hub.hub.errors import ConflictError
+from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.tables import journey, messages
 
 STATUSES = ("accepted", "applied", "retrying", "rejected", "superseded", "failed", "replaced")
@@ -111,9 +112,16 @@ def accept_many(engine: Engine, incoming: Sequence[Incoming]) -> list[Accepted |
     return results
 
 
+# A worker can take a message before its publish confirm is back here: the `queued` step then
+# takes a time just before the worker's first step, so the journey (ordered by time) stays causal.
 MARK_PUBLISHED = """
 WITH sent AS (DELETE FROM outbox WHERE hub_id = ANY(%(ids)s) RETURNING hub_id)
-INSERT INTO journey (hub_id, step, detail) SELECT hub_id, 'queued', %(detail)s FROM sent
+INSERT INTO journey (hub_id, step, detail, at)
+SELECT s.hub_id, 'queued', %(detail)s,
+       LEAST(clock_timestamp(),
+             (SELECT min(j.at) - interval '1 microsecond' FROM journey j
+              WHERE j.hub_id = s.hub_id AND j.step NOT IN ('received', 'validated')))
+FROM sent s
 """
 
 
@@ -282,7 +290,7 @@ def describe(engine: Engine, hub_id: uuid.UUID) -> dict[str, Any] | None:
         steps = conn.execute(
             select(journey.c.at, journey.c.step, journey.c.detail)
             .where(journey.c.hub_id == hub_id)
-            .order_by(journey.c.id)
+            .order_by(journey.c.at, journey.c.id)
         ).all()
     return {
         "hub_id": str(row.hub_id),
@@ -294,8 +302,9 @@ def describe(engine: Engine, hub_id: uuid.UUID) -> dict[str, Any] | None:
         "received_at": _iso(row.received_at),
         "updated_at": _iso(row.updated_at),
         "attempts": row.attempts,
-        "errors": row.errors,
-        "journey": [{"at": _iso(s.at), "step": s.step, "detail": s.detail} for s in steps],
+        # Rule reasons quote voucher numbers and ids, which a sender may have filled with a HETU.
+        "errors": [{k: mask_text(str(v)) for k, v in e.items()} for e in row.errors],
+        "journey": [{"at": _iso(s.at), "step": s.step, "detail": mask_text(s.detail)} for s in steps],
     }
 
 

@@ -15,8 +15,8 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from psop_hub.hub.errors import FieldError, ValidationFailed
+from psop_hub.hub.privacy import mask_text
 from psop_hub.mappings.fields import Identifier, Timestamp
-from psop_hub.mappings.identifiers import HETU_PATTERN, mask_hetu
 from psop_hub.mappings.payloads import (
     CROSS_FIELD_ERROR,
     MESSAGE_TYPES,
@@ -254,10 +254,7 @@ def _scrubbed(errors: list[FieldError]) -> list[FieldError]:
     seen: set[FieldError] = set()
     clean: list[FieldError] = []
     for error in errors:
-        masked = FieldError(
-            HETU_PATTERN.sub(lambda match: mask_hetu(match.group()), error.field),
-            HETU_PATTERN.sub(lambda match: mask_hetu(match.group()), error.message),
-        )
+        masked = FieldError(mask_text(error.field), mask_text(error.message))
         if masked not in seen:
             seen.add(masked)
             clean.append(masked)

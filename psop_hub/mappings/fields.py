@@ -26,6 +26,8 @@ from pydantic_core import PydanticCustomError
 from psop_hub.mappings import identifiers
 
 __all__ = [
+    "MAX_QUANTITY",
+    "MAX_UNIT_AMOUNT",
     "UNITS",
     "BusinessId",
     "Code",
@@ -41,6 +43,7 @@ __all__ = [
     "Reason",
     "Timestamp",
     "Unit",
+    "UnitMoney",
     "format_money",
     "format_quantity",
     "parse_day",
@@ -83,14 +86,30 @@ def _decimal(value: object, example: str) -> Decimal:
     return Decimal(value)
 
 
+# Per-unit amounts and quantities are bounded so that every product of the two (a delivery's
+# share, an order row) fits the state tables' NUMERIC(14, 2) columns: 999999.99 squared is below
+# 10^12. Totals (a payment's amount) may use all twelve integer digits.
+MAX_UNIT_AMOUNT = Decimal("999999.99")
+MAX_QUANTITY = Decimal("999999.99")
+
+
 def _money(value: object) -> Decimal:
     return _decimal(value, _MONEY_EXAMPLE).quantize(_CENT)
+
+
+def _unit_money(value: object) -> Decimal:
+    amount = _money(value)
+    if amount > MAX_UNIT_AMOUNT:
+        raise _error("unit_amount_too_large", f"must be at most {MAX_UNIT_AMOUNT} per unit")
+    return amount
 
 
 def _quantity(value: object) -> Decimal:
     amount = _decimal(value, _QUANTITY_EXAMPLE)
     if amount <= 0:
         raise _error("quantity_not_positive", "must be greater than zero")
+    if amount > MAX_QUANTITY:
+        raise _error("quantity_too_large", f"must be at most {MAX_QUANTITY}")
     return amount
 
 
@@ -191,6 +210,11 @@ def _string(max_length: int) -> StringConstraints:
 Money = Annotated[
     Decimal,
     PlainValidator(_money, json_schema_input_type=str),
+    PlainSerializer(format_money, return_type=str, when_used="json"),
+]
+UnitMoney = Annotated[
+    Decimal,
+    PlainValidator(_unit_money, json_schema_input_type=str),
     PlainSerializer(format_money, return_type=str, when_used="json"),
 ]
 Quantity = Annotated[

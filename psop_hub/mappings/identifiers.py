@@ -16,18 +16,14 @@ from stdnum.fi import hetu as stdnum_hetu
 from stdnum.fi import ytunnus as stdnum_ytunnus
 
 __all__ = [
-    "HETU_PATTERN",
     "check_business_id",
     "check_hetu",
     "check_municipality",
     "check_payment_reference",
     "finnish_reference",
     "is_valid_finnish_reference",
-    "mask_hetu",
 ]
 
-# Matches anything shaped like a HETU (valid or not), so callers can scrub free text before it leaves.
-HETU_PATTERN = re.compile(r"[0-9]{6}[-+A-FU-Y][0-9]{3}[0-9A-Y]", re.IGNORECASE)
 
 # Kept here rather than read from stdnum's private table; the 2023 reform added Y-U and B-F.
 _CENTURIES = {"+": 1800, **dict.fromkeys("-YXWVU", 1900), **dict.fromkeys("ABCDEF", 2000)}
@@ -67,11 +63,6 @@ def check_hetu(value: str, today: date | None = None) -> str:
 def _birth_date(number: str) -> date:
     century = _CENTURIES[number[6]]
     return date(century + int(number[4:6]), int(number[2:4]), int(number[0:2]))
-
-
-def mask_hetu(hetu: str) -> str:
-    """Show a HETU as its birth date and century sign only: `131052-****`."""
-    return hetu.strip()[:7] + "****"
 
 
 def check_business_id(value: str) -> str:

@@ -23,6 +23,7 @@ from psop_hub.mappings.fields import (
     Quantity,
     Reason,
     Unit,
+    UnitMoney,
     parse_day,
 )
 
@@ -169,7 +170,7 @@ class VoucherGranted(_NoProvider, PayloadBase):
     client: Client
     service: Service
     unit: Unit
-    unit_value: Money
+    unit_value: UnitMoney
     quantity: Quantity
     valid_from: Day
     valid_to: Day
@@ -183,7 +184,7 @@ class VoucherAmended(_NoProvider, PayloadBase):
     voucher_number: Identifier
     organiser: BusinessId
     version: LaterVersion
-    unit_value: Money | None = None
+    unit_value: UnitMoney | None = None
     quantity: Quantity | None = None
     valid_to: Day | None = None
 
@@ -204,7 +205,7 @@ class VoucherAssigned(PayloadBase):
     voucher_number: Identifier
     organiser: BusinessId
     provider: BusinessId
-    provider_price: Money | None = None
+    provider_price: UnitMoney | None = None
     start_date: Day
 
 
@@ -219,7 +220,7 @@ class OrderPlaced(PayloadBase):
     client: Client
     service: Service
     unit: Unit
-    unit_price: Money
+    unit_price: UnitMoney
     quantity: Quantity | None = None
     start_date: Day
     end_date: Day | None = None
@@ -247,7 +248,7 @@ class DeliveryReported(PayloadBase):
     service_date: Day
     quantity: Quantity
     unit: Unit
-    price: Money | None = None
+    price: UnitMoney | None = None
 
 
 class DeliveryCorrected(_NoOrganiser, PayloadBase):

@@ -4,6 +4,7 @@ VoucherDecision / ServiceOrder elements to the same canonical dicts the REST API
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -11,9 +12,9 @@ from typing import Any
 
 from lxml import etree
 
-from psop_hub.hub.errors import FieldError, ValidationFailed
+from psop_hub.hub.errors import FieldError, Unreadable, ValidationFailed
+from psop_hub.hub.privacy import mask_text
 from psop_hub.mappings.canonical import Envelope, parse_message
-from psop_hub.mappings.identifiers import HETU_PATTERN
 
 WSDL_DIR = Path(__file__).resolve().parents[1] / "adapters" / "wsdl"
 WSDL_FILE = WSDL_DIR / "psop-hub-v1.wsdl"
@@ -45,15 +46,8 @@ ORDERS: dict[str, tuple[str, tuple[str, ...]]] = {
 ENVELOPE_FIELDS = ("MessageId", "SentAt", "CorrelationId")
 
 
-class XmlRejected(ValidationFailed):
+class XmlRejected(Unreadable):
     """The body is not XML the hub will read (not well-formed, a DTD, too deep)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__([FieldError("", reason)])
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.reason
 
 
 # Every parser of untrusted XML (SOAP bodies, batch files): no entity expansion, no DTD loading,
@@ -79,7 +73,7 @@ def parse_xml(body: bytes) -> Any:
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
-        raise XmlRejected(f"the body is not well-formed XML: {_mask(str(exc))}") from None
+        raise XmlRejected(f"the body is not well-formed XML: {mask_text(str(exc))}") from None
     if root is None:
         raise XmlRejected("the body is empty")
     if root.getroottree().docinfo.doctype:  # past the byte check (UTF-16, a long prolog): still no
@@ -87,14 +81,21 @@ def parse_xml(body: bytes) -> Any:
     return root
 
 
-@lru_cache(maxsize=1)
+_SCHEMAS = threading.local()
+
+
 def schema() -> etree.XMLSchema:
-    """The service's XML Schema (the file the WSDL imports)."""
-    return etree.XMLSchema(etree.parse(str(XSD_FILE), _parser()))
+    """The service's XML Schema (the file the WSDL imports), compiled once per thread.
 
-
-def _mask(text: str) -> str:
-    return HETU_PATTERN.sub(lambda m: m.group(0)[:7] + "****", text)
+    An `XMLSchema` keeps its `error_log` (and libxml2 its validation state) on the object: shared
+    by request threads, one call's errors showed up in another sender's fault and an invalid
+    message could pass. Each thread gets its own compiled copy (a few ms, once).
+    """
+    compiled: etree.XMLSchema | None = getattr(_SCHEMAS, "schema", None)
+    if compiled is None:
+        compiled = etree.XMLSchema(etree.parse(str(XSD_FILE), _parser()))
+        _SCHEMAS.schema = compiled
+    return compiled
 
 
 def _field_of(document: Any, element_path: str) -> str:
@@ -130,7 +131,7 @@ def schema_errors(element: Any, prefix: str = "") -> list[FieldError]:
     errors: list[FieldError] = []
     for entry in xsd.error_log:
         field = "/".join(p for p in (prefix, _field_of(document, entry.path or "")) if p)
-        message = _mask(entry.message)
+        message = mask_text(entry.message)
         missing = _MISSING.search(message)
         unexpected = _UNEXPECTED.search(message)
         if missing:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from psop_hub.hub.privacy import HETU_SHAPE as HETU_PATTERN
 from psop_hub.mappings.csvfiles import (
     HEAD_BYTES,
     LATIN9,
@@ -24,7 +25,6 @@ from psop_hub.mappings.csvfiles import (
     read_records,
     record_message_id,
 )
-from psop_hub.mappings.identifiers import HETU_PATTERN
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PROVIDER = "1572860-0"

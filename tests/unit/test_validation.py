@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from psop_hub.hub.errors import FieldError, ValidationFailed
+from psop_hub.hub.privacy import mask_hetu
 from psop_hub.mappings.canonical import (
     MESSAGE_TYPES,
     DeliveryReported,
@@ -21,6 +22,7 @@ from psop_hub.mappings.canonical import (
     parse_payload,
     payload_model,
 )
+from psop_hub.mappings.fields import MAX_QUANTITY, MAX_UNIT_AMOUNT
 from psop_hub.mappings.identifiers import (
     check_business_id,
     check_hetu,
@@ -28,7 +30,6 @@ from psop_hub.mappings.identifiers import (
     check_payment_reference,
     finnish_reference,
     is_valid_finnish_reference,
-    mask_hetu,
 )
 
 TODAY = date(2026, 11, 2)
@@ -248,6 +249,40 @@ def test_money_is_normalised_to_two_decimals(value: str, expected: str) -> None:
 )
 def test_bad_money_is_refused(value: object, message_part: str) -> None:
     assert message_part in error_fields(message(unit_value=value))["payload.unit_value"]
+
+
+def test_the_outside_testers_voucher_is_refused_naming_both_fields() -> None:
+    # 999999999999.99 x 999999999999.99 would overflow every share column when delivered against.
+    found = error_fields(message(unit_value="999999999999.99", quantity="999999999999.99"))
+    assert found["payload.unit_value"] == "must be at most 999999.99 per unit"
+    assert found["payload.quantity"] == "must be at most 999999.99"
+
+
+@pytest.mark.parametrize(
+    ("type", "field"),
+    [
+        ("voucher.amended", "unit_value"),
+        ("voucher.assigned", "provider_price"),
+        ("order.placed", "unit_price"),
+        ("delivery.reported", "price"),
+    ],
+)
+def test_every_per_unit_amount_is_bounded(type: str, field: str) -> None:
+    assert error_fields(message(type, **{field: "1000000.00"}))[f"payload.{field}"] == (
+        "must be at most 999999.99 per unit"
+    )
+    parse_message(message(type, **{field: "999999.99"}), today=TODAY)
+
+
+def test_the_largest_amounts_fit_the_state_tables() -> None:
+    # The product of the largest unit amount and quantity must fit NUMERIC(14, 2): below 10^12.
+    assert MAX_UNIT_AMOUNT * MAX_QUANTITY < Decimal("1000000000000")
+    envelope = parse_message(message(unit_value="999999.99", quantity="999999.99"), today=TODAY)
+    assert envelope.payload_json()["quantity"] == "999999.99"
+
+
+def test_a_payment_total_may_use_twelve_digits() -> None:
+    parse_message(message("payment.confirmed", amount="999999999999.99"), today=TODAY)
 
 
 @pytest.mark.parametrize(("value", "expected"), [("1.5", "1.5"), ("2", "2"), ("0.25", "0.25")])

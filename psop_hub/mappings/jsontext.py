@@ -1,0 +1,79 @@
+"""Request bodies to JSON values, strictly and within limits, before any model sees them.
+
+`json.loads` alone answers hostile bodies with the wrong errors: a body nested a thousand levels
+deep raises RecursionError, an integer of 5,000 digits a ValueError from Python's conversion
+limit, `1e999999` becomes infinity and `NaN` a float. Here each is an `Unreadable` error that
+says what is wrong, and the hub answers 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, NoReturn
+
+from psop_hub.hub.errors import Unreadable
+
+__all__ = ["MAX_NUMBER_CHARS", "parse_json"]
+
+# Longest number literal taken: versions are 32-bit integers, amounts are strings.
+MAX_NUMBER_CHARS = 30
+_BOM = b"\xef\xbb\xbf"
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise Unreadable(f"the body holds {name}, which is not a JSON number")
+
+
+def _integer(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise Unreadable(f"the body holds a number of {len(text)} digits (at most {MAX_NUMBER_CHARS})")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise Unreadable(f"the body holds a number of {len(text)} characters (at most {MAX_NUMBER_CHARS})")
+    value = float(text)
+    if not math.isfinite(value):
+        raise Unreadable("the body holds a number too large to represent")
+    return value
+
+
+def _depth_within(value: Any, max_depth: int) -> bool:
+    # Iterative, so that it cannot itself run out of stack.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def parse_json(body: bytes, max_depth: int) -> Any:
+    """Decode a UTF-8 JSON body (a UTF-8 BOM is tolerated) nested at most `max_depth` deep;
+    raise `Unreadable` naming the problem otherwise."""
+    if body.startswith(_BOM):
+        body = body[len(_BOM) :]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Unreadable(f"the body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise Unreadable(f"the body is nested more than {max_depth} levels deep") from None
+    except json.JSONDecodeError as exc:
+        raise Unreadable(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not _depth_within(value, max_depth):
+        raise Unreadable(f"the body is nested more than {max_depth} levels deep")
+    return value
