@@ -1,4 +1,8 @@
-"""The `hub` command: the composition root that wires settings to every component."""
+"""The `hub` command: parses the command line; `bootstrap.py` wires, `processes.py` runs.
+
+One-shot commands (migrate, settle, clients, parties, invoices) get an engine from the
+composition root for their duration; long-running ones hand over to their process.
+"""
 
 from __future__ import annotations
 
@@ -7,98 +11,52 @@ import sys
 from datetime import date
 from decimal import Decimal
 
-from pydantic import ValidationError
-
-from psop_hub.hub.settings import Settings, get_settings
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        problems = "; ".join(f"HUB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise SystemExit(f"hub: invalid configuration: {problems}") from None
-
-
-def _logging(settings: Settings) -> None:
-    from psop_hub.hub.logs import configure_logging
-
-    configure_logging(settings.log_level)
+from psop_hub import processes
+from psop_hub.bootstrap import engine_for, load_settings
+from psop_hub.hub.errors import HubError
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the schema."""
-    from psop_hub.hub.database import make_engine
     from psop_hub.hub.schema import ensure_database, migrate
 
-    engine = make_engine(_settings(), pool_size=1)
-    if ensure_database(engine):
-        print(f"created database {engine.url.database}")
-    migrate(engine)
-    engine.dispose()
+    with engine_for(load_settings()) as engine:
+        if ensure_database(engine):
+            print(f"created database {engine.url.database}")
+        migrate(engine)
     print("schema is up to date")
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """Run the HTTP API (REST, health, metrics) and the publishing relay."""
-    import uvicorn
-
-    settings = _settings()
-    uvicorn.run(
-        "psop_hub.api.app:create_app",
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        workers=settings.api_workers,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=20,
-        access_log=False,
-        log_config=None,  # uvicorn logs through our handler and its HETU filter
-    )
+    """Run the HTTP API (REST, SOAP, health, metrics) and the publishing relay."""
+    processes.run_api(load_settings())
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one Dramatiq worker process."""
-    from psop_hub.consumers.worker import run_worker
-
-    run_worker(_settings())
+    processes.run_worker(load_settings())
     return 0
 
 
 def cmd_files(args: argparse.Namespace) -> int:
     """Run the file adapter alone."""
-    from psop_hub.adapters.filewatch import run_files
-
-    run_files(_settings())
+    processes.run_files(load_settings())
     return 0
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     """Run the settlement scheduler: settles the previous month when it is due."""
-    from psop_hub.consumers.settlement import run_scheduler
-
-    run_scheduler(_settings())
+    processes.run_scheduler(load_settings())
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Migrate, then run every component in one supervised process tree."""
-    from psop_hub.hub.supervisor import Supervisor, python_component
-
-    settings = _settings()
+    settings = load_settings()
     cmd_migrate(args)
-    workers = args.workers or settings.worker_processes
-    components = [python_component("api", "api")]
-    components += [python_component(f"worker-{i + 1}", "worker") for i in range(workers)]
-    if settings.files_enabled:
-        components.append(python_component("files", "files"))
-    if settings.scheduler_enabled:
-        components.append(python_component("scheduler", "scheduler"))
-    names = ", ".join(c.name for c in components)
-    print(f"hub running on port {settings.http_port}: {names} (Ctrl-C stops)", flush=True)
-    return Supervisor(components).run()
+    return processes.run_all(settings, args.workers or settings.worker_processes)
 
 
 def _month(value: str) -> date:
@@ -113,8 +71,6 @@ def _month(value: str) -> date:
 def cmd_settle(args: argparse.Namespace) -> int:
     """Build the settlements of one month and print what was created."""
     from psop_hub.consumers.settlement import build_settlements, first_of_month, helsinki_now
-    from psop_hub.hub.database import make_engine
-    from psop_hub.hub.errors import HubError
 
     month: date = args.month
     label = f"{month:%Y-%m}"
@@ -124,13 +80,11 @@ def cmd_settle(args: argparse.Namespace) -> int:
             "goes into a later settlement",
             file=sys.stderr,
         )
-    engine = make_engine(_settings(), pool_size=1)
     try:
-        created = build_settlements(engine, month)
+        with engine_for(load_settings()) as engine:
+            created = build_settlements(engine, month)
     except HubError as exc:
         raise SystemExit(f"hub: {exc}") from None
-    finally:
-        engine.dispose()
     if not created:
         print(f"nothing to settle for {label}: no new or changed deliveries")
         return 0
@@ -143,8 +97,6 @@ def cmd_settle(args: argparse.Namespace) -> int:
 
 def cmd_clients_add(args: argparse.Namespace) -> int:
     """Register a sender; its secret is printed once, as the last line."""
-    from psop_hub.hub.database import make_engine
-    from psop_hub.hub.errors import HubError
     from psop_hub.hub.senders import add_client
     from psop_hub.mappings.identifiers import check_business_id
 
@@ -154,13 +106,11 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
                 check_business_id(value)
             except ValueError as exc:
                 raise SystemExit(f"hub: {flag}: {exc}") from None
-    engine = make_engine(_settings(), pool_size=1)
     try:
-        secret = add_client(engine, args.name, args.role, args.organiser, args.provider)
+        with engine_for(load_settings()) as engine:
+            secret = add_client(engine, args.name, args.role, args.organiser, args.provider)
     except (ValueError, HubError) as exc:
         raise SystemExit(f"hub: {exc}") from None
-    finally:
-        engine.dispose()
     print(f"client {args.name} ({args.role}) added; its secret is shown only now:")
     print(secret)
     return 0
@@ -168,31 +118,28 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
 
 def cmd_parties_set(args: argparse.Namespace) -> int:
     """Set an organiser's or provider's invoicing details; options not given keep their value."""
-    from psop_hub.hub.database import make_engine
     from psop_hub.hub.parties import Party, get_party, set_party
 
-    engine = make_engine(_settings(), pool_size=1)
-    try:
+    with engine_for(load_settings()) as engine:
         with engine.connect() as conn:
             old = get_party(conn, args.business_id)
         given = {k: getattr(args, k) for k in ("name", "street", "postcode", "town", "iban", "bic")}
         kept = {k: (v if v is not None else (getattr(old, k) if old else None)) for k, v in given.items()}
         if not kept["name"]:
             raise SystemExit(f"hub: party {args.business_id} is new: --name is required")
-        party = Party(
-            args.business_id,
-            kept["name"],
-            kept["street"] or "",
-            kept["postcode"] or "",
-            kept["town"] or "",
-            kept["iban"],
-            kept["bic"],
-        )
-        set_party(engine, party)
-    except ValueError as exc:
-        raise SystemExit(f"hub: {exc}") from None
-    finally:
-        engine.dispose()
+        try:
+            party = Party(
+                args.business_id,
+                kept["name"],
+                kept["street"] or "",
+                kept["postcode"] or "",
+                kept["town"] or "",
+                kept["iban"],
+                kept["bic"],
+            )
+            set_party(engine, party)
+        except ValueError as exc:
+            raise SystemExit(f"hub: {exc}") from None
     print(f"party {args.business_id} saved")
     return 0
 
@@ -200,17 +147,13 @@ def cmd_parties_set(args: argparse.Namespace) -> int:
 def cmd_invoices_write(args: argparse.Namespace) -> int:
     """Write (or write again) one settlement's Finvoice invoice."""
     from psop_hub.adapters.finvoice import write_invoice
-    from psop_hub.hub.database import make_engine
-    from psop_hub.hub.errors import HubError
 
-    settings = _settings()
-    engine = make_engine(settings, pool_size=1)
+    settings = load_settings()
     try:
-        path = write_invoice(engine, args.settlement, settings.data_dir)
+        with engine_for(settings) as engine:
+            path = write_invoice(engine, args.settlement, settings.data_dir)
     except (ValueError, HubError) as exc:
         raise SystemExit(f"hub: {exc}") from None
-    finally:
-        engine.dispose()
     print(path)
     return 0
 
@@ -266,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hub` console script."""
+    from psop_hub.hub.logs import configure_logging
+
     args = build_parser().parse_args(argv)
-    _logging(_settings())
+    configure_logging(load_settings().log_level)
     return int(args.func(args))
 
 

@@ -1,4 +1,4 @@
-"""Running the file adapter (`hub files`): watch the inboxes, scan, write pending invoices."""
+"""Waking the file adapter (`hub files`, run in `psop_hub.processes`) when a file arrives."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import logging
 import threading
 from pathlib import Path
 from typing import Any
-
-from psop_hub.adapters.filedrop import FileDrop
-from psop_hub.hub.publishing import Publisher
-from psop_hub.hub.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,47 +32,3 @@ def watch(root: Path, wake: threading.Event) -> Any:
         log.warning("no inotify here: polling %s", inbox)
         return None
     return observer
-
-
-def run_files(settings: Settings) -> None:
-    """`hub files`: scan on every inotify wake-up or poll interval until SIGTERM/SIGINT; the file
-    in hand is finished first. A relay runs here too, so records are published without an API,
-    and new settlements' Finvoice invoices are written to the organisers' outboxes."""
-    import signal
-
-    from psop_hub.adapters.invoices import Backlog, write_pending
-    from psop_hub.hub.database import make_engine
-    from psop_hub.hub.deadletters import DeadLetters
-    from psop_hub.hub.publishing import Relay
-    from psop_hub.hub.topology import make_broker
-
-    engine = make_engine(settings, pool_size=2)
-    publisher = Publisher(settings, engine, make_broker(settings))
-    relay = Relay(settings, publisher, DeadLetters(settings, engine, publisher.broker))
-    drop = FileDrop(settings, engine, publisher)
-    stopping, wake = threading.Event(), threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stopping.set()
-        wake.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    observer = watch(drop.root, wake)
-    relay.start()
-    backlog = Backlog()
-    log.info("file adapter watching %s (%s)", drop.root / "inbox", "inotify" if observer else "polling")
-    while not stopping.is_set():
-        wake.clear()
-        try:
-            drop.scan_once()
-            write_pending(engine, drop.root, backlog)
-        except Exception:
-            # The files stay where they are (inbox or claimed in work/): the next round retries.
-            log.exception("file scan failed; trying again in %.1fs", settings.files_poll_s)
-        wake.wait(settings.files_poll_s)
-    if observer is not None:
-        observer.stop()
-    relay.stop()
-    publisher.broker.close()
-    engine.dispose()

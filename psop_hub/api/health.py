@@ -9,6 +9,8 @@ from pika.exceptions import AMQPError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from psop_hub.api.deps import services_of
+
 router = APIRouter(tags=["health"])
 
 
@@ -21,7 +23,7 @@ def live() -> dict[str, str]:
 @router.get("/health/ready")
 def ready(request: Request) -> JSONResponse:
     """200 when the database and the broker are reachable, else 503 naming which is not."""
-    services = request.app.state.services
+    services = services_of(request)
     checks: dict[str, str] = {}
     try:
         with services.engine.connect() as conn:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from sqlalchemy import func, select
 
+from psop_hub.api.deps import services_of
 from psop_hub.hub.tables import messages
 
 REGISTRY = CollectorRegistry()
@@ -22,7 +23,7 @@ router = APIRouter()
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     """Prometheus text format."""
-    engine = request.app.state.services.engine
+    engine = services_of(request).engine
     with engine.connect() as conn:
         rows = conn.execute(select(messages.c.status, func.count()).group_by(messages.c.status)).all()
     for status, count in rows:

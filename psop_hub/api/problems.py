@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from psop_hub.api.deps import BodyTooLarge
 from psop_hub.hub.errors import (
     AuthenticationFailed,
     ConflictError,
@@ -27,10 +28,6 @@ from psop_hub.hub.privacy import mask_text
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
-
-
-class BodyTooLarge(HubError):
-    """The request body is over the configured limit."""
 
 
 def problem(

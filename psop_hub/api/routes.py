@@ -3,54 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from psop_hub.adapters.intake import submit
+from psop_hub.api.deps import SenderDep, Services, ServicesDep, read_body
 from psop_hub.api.metrics import RECEIVED
-from psop_hub.api.problems import BodyTooLarge
 from psop_hub.hub import store
 from psop_hub.hub.database import unavailable_on_outage
-from psop_hub.hub.errors import AuthenticationFailed, HubError, NotFound
+from psop_hub.hub.errors import HubError, NotFound
 from psop_hub.hub.senders import Sender
 from psop_hub.hub.views import order_view, voucher_view
 from psop_hub.mappings.canonical import MESSAGE_TYPES, parse_message
 from psop_hub.mappings.jsontext import parse_json
 
 router = APIRouter(prefix="/api/v1")
-
-
-async def authenticated(request: Request) -> Sender:
-    """The sender behind `Authorization: Bearer <secret>` (a database look-up only on a cache miss)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise AuthenticationFailed("send Authorization: Bearer <secret>")
-    authenticator = request.app.state.services.authenticator
-    cached = authenticator.cached(secret.strip())
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    return await run_in_threadpool(authenticator.by_secret, secret.strip())  # type: ignore[no-any-return]
-
-
-SenderDep = Annotated[Sender, Depends(authenticated)]
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 MESSAGE_BODY = {
@@ -81,10 +51,9 @@ MESSAGE_BODY = {
     openapi_extra=MESSAGE_BODY,
     responses={200: {"description": "duplicate"}, 409: {"description": "conflict"}},
 )
-async def post_message(request: Request, sender: SenderDep) -> JSONResponse:
+async def post_message(request: Request, sender: SenderDep, services: ServicesDep) -> JSONResponse:
     """Accept one canonical message: 202 once it is stored durably, 200 for a duplicate."""
-    services = request.app.state.services
-    body = await _read_body(request, services.settings.max_body_bytes)
+    body = await read_body(request, services.settings.max_body_bytes)
     raw = parse_json(body, services.settings.max_json_depth)
     # Only known types become a metrics label: raw sender text there could be anything, a HETU too.
     claimed = raw.get("type") if isinstance(raw, dict) else None
@@ -104,12 +73,12 @@ async def post_message(request: Request, sender: SenderDep) -> JSONResponse:
     return JSONResponse({**answer, "status": "accepted"}, status_code=202)
 
 
-def _message_of(request: Request, sender: Sender, hub_id: str) -> dict[str, Any]:
+def _message_of(services: Services, sender: Sender, hub_id: str) -> dict[str, Any]:
     try:
         key = uuid.UUID(hub_id)
     except ValueError as exc:
         raise NotFound(f"no message {hub_id}") from exc
-    found = store.describe(request.app.state.services.engine, key)
+    found = store.describe(services.engine, key)
     # Someone else's message is answered exactly like a missing one: its existence is not theirs.
     if found is None or not (sender.is_admin or found["sender"] == sender.name):
         raise NotFound(f"no message {hub_id}")
@@ -117,9 +86,9 @@ def _message_of(request: Request, sender: Sender, hub_id: str) -> dict[str, Any]
 
 
 @router.get("/messages/{hub_id}")
-def get_message(request: Request, sender: SenderDep, hub_id: str) -> dict[str, Any]:
+def get_message(sender: SenderDep, services: ServicesDep, hub_id: str) -> dict[str, Any]:
     """A message's status, errors and journey (its sender and admins only)."""
-    return _message_of(request, sender, hub_id)
+    return _message_of(services, sender, hub_id)
 
 
 def lookup_key(*values: str) -> bool:
@@ -139,11 +108,13 @@ def _visible(sender: Sender, organiser: str, view: dict[str, Any] | None) -> boo
 
 
 @router.get("/vouchers/{organiser}/{voucher_number}")
-def get_voucher(request: Request, sender: SenderDep, organiser: str, voucher_number: str) -> dict[str, Any]:
+def get_voucher(
+    sender: SenderDep, services: ServicesDep, organiser: str, voucher_number: str
+) -> dict[str, Any]:
     """A voucher with its deliveries."""
     if not lookup_key(organiser, voucher_number):
         raise NotFound(f"no voucher {voucher_number} of organiser {organiser}")
-    with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
+    with unavailable_on_outage(), services.engine.connect() as conn:
         view = voucher_view(conn, organiser, voucher_number)
     if view is None or not _visible(sender, organiser, view):
         raise NotFound(f"no voucher {voucher_number} of organiser {organiser}")
@@ -151,11 +122,11 @@ def get_voucher(request: Request, sender: SenderDep, organiser: str, voucher_num
 
 
 @router.get("/orders/{organiser}/{order_number}")
-def get_order(request: Request, sender: SenderDep, organiser: str, order_number: str) -> dict[str, Any]:
+def get_order(sender: SenderDep, services: ServicesDep, organiser: str, order_number: str) -> dict[str, Any]:
     """An order with its deliveries."""
     if not lookup_key(organiser, order_number):
         raise NotFound(f"no order {order_number} of organiser {organiser}")
-    with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
+    with unavailable_on_outage(), services.engine.connect() as conn:
         view = order_view(conn, organiser, order_number)
     if view is None or not _visible(sender, organiser, view):
         raise NotFound(f"no order {order_number} of organiser {organiser}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from psop_hub.api.routes import SenderDep, lookup_key
+from psop_hub.api.deps import SenderDep, ServicesDep
+from psop_hub.api.routes import lookup_key
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import NotFound
 from psop_hub.hub.senders import Sender
@@ -25,11 +26,11 @@ def may_see(sender: Sender, view: dict[str, Any]) -> bool:
 
 
 @router.get("/settlements/{settlement_id}")
-def get_settlement(request: Request, sender: SenderDep, settlement_id: str) -> dict[str, Any]:
+def get_settlement(sender: SenderDep, services: ServicesDep, settlement_id: str) -> dict[str, Any]:
     """A settlement with its rows and payment status (its organiser's systems, its provider, admins)."""
     if not lookup_key(settlement_id):
         raise NotFound(f"no settlement {settlement_id}")
-    with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
+    with unavailable_on_outage(), services.engine.connect() as conn:
         view = settlement_view(conn, settlement_id)
     # Someone else's settlement is answered exactly like a missing one.
     if view is None or not may_see(sender, view):

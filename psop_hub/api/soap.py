@@ -19,6 +19,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from psop_hub.adapters.intake import submit
+from psop_hub.api.deps import BodyTooLarge, Services, read_body, services_of
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
 from psop_hub.hub.errors import (
@@ -97,9 +98,9 @@ def wsdl(request: Request) -> Response:
 @router.post("/soap/v1", include_in_schema=False)
 async def soap(request: Request) -> Response:
     """One SOAP call: parse safely, authenticate, validate, dispatch; every problem is a fault."""
-    services = request.app.state.services
+    services = services_of(request)
     try:
-        body = await _read_limited(request, services.settings.max_body_bytes)
+        body = await read_body(request, services.settings.max_body_bytes)
         operation, sender_hint = _operation(request, body)
         sender = await run_in_threadpool(_authenticate, services, request, sender_hint)
         name = etree.QName(operation).localname
@@ -110,6 +111,8 @@ async def soap(request: Request) -> Response:
         raise SoapFault("Client", f"unknown operation {name}; see the WSDL at /soap/v1?wsdl")
     except SoapFault as fault:
         return fault_response(fault)
+    except BodyTooLarge as exc:
+        return fault_response(SoapFault("Client", str(exc).replace("body", "message")))
     except XmlRejected as exc:
         return fault_response(SoapFault("Client", exc.reason))
     except AuthenticationFailed as exc:
@@ -124,19 +127,6 @@ async def soap(request: Request) -> Response:
         return fault_response(
             SoapFault("Server", "the hub could not process the message; send it again later")
         )
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise SoapFault("Client", f"the message is over the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise SoapFault("Client", f"the message is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _operation(request: Request, body: bytes) -> tuple[Any, Any]:
@@ -159,25 +149,25 @@ def _operation(request: Request, body: bytes) -> tuple[Any, Any]:
     return operations[0], root.find(f"{{{SOAP11}}}Header")
 
 
-def _authenticate(services: Any, request: Request, header: Any) -> Sender:
+def _authenticate(services: Services, request: Request, header: Any) -> Sender:
     token = None if header is None else header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
     if token is not None:
         username = token.findtext(f"{{{WSSE}}}Username") or ""
         password = token.find(f"{{{WSSE}}}Password")
         if password is None or password.get("Type", PASSWORD_TEXT) != PASSWORD_TEXT:
             raise AuthenticationFailed("send the UsernameToken password as PasswordText")
-        return services.authenticator.by_name_and_secret(username.strip(), (password.text or "").strip())  # type: ignore[no-any-return]
+        return services.authenticator.by_name_and_secret(username.strip(), (password.text or "").strip())
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "basic":
         try:
             name, _, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise AuthenticationFailed("the Basic credentials are not valid base64") from exc
-        return services.authenticator.by_name_and_secret(name, secret)  # type: ignore[no-any-return]
+        return services.authenticator.by_name_and_secret(name, secret)
     raise AuthenticationFailed("send a WS-Security UsernameToken (PasswordText) or HTTP Basic credentials")
 
 
-def _submit(services: Any, sender: Sender, operation: Any) -> Response:
+def _submit(services: Services, sender: Sender, operation: Any) -> Response:
     name = etree.QName(operation).localname
     root_name = "VoucherDecision" if name == "SubmitVoucherDecision" else "ServiceOrder"
     try:
@@ -209,7 +199,7 @@ def _wrap(name: str, child: Any) -> Any:
     return element
 
 
-def _status(services: Any, sender: Sender, operation: Any) -> Response:
+def _status(services: Services, sender: Sender, operation: Any) -> Response:
     text = (operation.findtext(f"{{{NS}}}HubId") or "").strip()
     try:
         found = store.describe(services.engine, uuid.UUID(text))

@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from types import FrameType
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, exists, insert, literal, or_, select, text, update
@@ -51,7 +49,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import bindparam
 
-from psop_hub.hub.database import make_engine, unavailable_on_outage
+from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import RuleBroken, TransientError
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import (
@@ -346,32 +344,6 @@ def due_month(now: datetime, settle_day: int, settle_hour: int) -> date | None:
     if (now.day, now.hour) < (settle_day, settle_hour):
         return None
     return previous_month(now.date())
-
-
-def run_scheduler(settings: Settings) -> None:
-    """`hub scheduler`: settle the previous month when due, re-checking until SIGTERM or SIGINT."""
-    engine = make_engine(settings, pool_size=1)
-    stopping = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    log.info(
-        "scheduler started: settles the previous month from day %d at %02d:00 Europe/Helsinki, "
-        "checking every %ss",
-        settings.settle_day,
-        settings.settle_hour,
-        settings.scheduler_interval_s,
-    )
-    try:
-        while not stopping.is_set():
-            scheduled_run(engine, settings, helsinki_now(), stopping)
-            stopping.wait(settings.scheduler_interval_s)
-    finally:
-        engine.dispose()
-    log.info("scheduler stopped")
 
 
 def scheduled_run(

@@ -1,12 +1,12 @@
-"""The Dramatiq worker process (`hub worker`): builds the broker first, then registers the actor."""
+"""The one Dramatiq actor: applies batches of stored messages, retrying what must wait alone.
+
+The process around it (`hub worker`) is wired in `psop_hub.processes`: the broker is set before
+the actor is registered, so the actor binds to it."""
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import uuid
-from types import FrameType
 from typing import Any
 
 import dramatiq
@@ -15,10 +15,9 @@ from dramatiq.middleware import CurrentMessage
 from sqlalchemy.engine import Engine
 
 from psop_hub.consumers.apply import apply_batch, record_failure, record_retry
-from psop_hub.hub.database import make_engine
 from psop_hub.hub.errors import HubError, Unavailable
 from psop_hub.hub.settings import Settings
-from psop_hub.hub.topology import APPLY_ACTOR, apply_messages, make_broker
+from psop_hub.hub.topology import APPLY_ACTOR, apply_messages
 
 log = logging.getLogger(__name__)
 
@@ -103,26 +102,3 @@ def _give_up_or_retry(engine: Engine, settings: Settings, hub_id: str, attempt: 
         record_failure(engine, uuid.UUID(hub_id), attempt, reason)
         raise GaveUp(reason) from exc
     record_retry(engine, uuid.UUID(hub_id), attempt, reason, f"retry {attempt} of {settings.max_retries}")
-
-
-def run_worker(settings: Settings) -> None:
-    """Consume until SIGTERM or SIGINT, then finish the messages in hand and stop."""
-    engine = make_engine(settings, pool_size=settings.worker_threads)
-    broker = make_broker(settings)
-    dramatiq.set_broker(broker)
-    register_actor(broker, settings, engine)
-    worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads)
-    stopping = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    worker.start()
-    log.info("worker started: %d threads on queue %s", settings.worker_threads, settings.queue_name)
-    stopping.wait()
-    log.info("worker stopping: finishing the messages in hand")
-    worker.stop(timeout=30_000)
-    broker.close()
-    engine.dispose()

@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal as D
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from psop_hub.api import problems, settlements
+from psop_hub.api.app import create_app
+from psop_hub.bootstrap import api_services
 from psop_hub.consumers.settlement import (
     SettlementSummary,
     build_settlements,
@@ -29,7 +28,8 @@ from psop_hub.consumers.settlement import (
     settlement_id_for,
 )
 from psop_hub.hub.errors import RuleBroken
-from psop_hub.hub.senders import Authenticator, add_client
+from psop_hub.hub.senders import add_client
+from psop_hub.hub.settings import Settings
 from psop_hub.hub.settlement_views import settlement_view
 from psop_hub.mappings.identifiers import is_valid_finnish_reference
 from tests.integration.settling import (
@@ -204,7 +204,9 @@ def test_a_month_that_has_not_begun_is_refused(engine: Engine) -> None:
         build_settlements(engine, date(2026, 12, 1), today=date(2026, 11, 29))
 
 
-def test_rest_shows_a_settlement_to_its_organiser_provider_and_admins_only(engine: Engine) -> None:
+def test_rest_shows_a_settlement_to_its_organiser_provider_and_admins_only(
+    engine: Engine, settings: Settings
+) -> None:
     org, prov = business_id(), business_id()
     add_delivery(engine, org, prov, date(2026, 10, 2), "2", "25.00")
     build_settlements(engine, date(2026, 10, 1))
@@ -219,11 +221,7 @@ def test_rest_shows_a_settlement_to_its_organiser_provider_and_admins_only(engin
             ("other-provider", "provider", None, business_id()),
         ]
     }
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(settlements.router)
-    app.state.services = SimpleNamespace(engine=engine, authenticator=Authenticator(engine))
-    with TestClient(app) as client:
+    with TestClient(create_app(api_services(settings))) as client:
 
         def get(who: str, settlement_id: str = s.settlement_id) -> tuple[int, dict[str, object]]:
             answer = client.get(

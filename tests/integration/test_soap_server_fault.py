@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from lxml import etree
 
 from psop_hub.api.app import create_app
+from psop_hub.bootstrap import api_services
 from psop_hub.hub.settings import Settings
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -24,7 +25,7 @@ def test_database_down_is_a_server_fault(settings: Settings) -> None:
     down = settings.model_copy(
         update={"database_url": "postgresql://root@127.0.0.1:1/nowhere", "relay_interval_s": 60}
     )
-    with TestClient(create_app(down)) as client:
+    with TestClient(create_app(api_services(down))) as client:
         answer = client.post(
             "/soap/v1", content=ENVELOPE, headers={"Content-Type": "text/xml; charset=utf-8"}
         )
