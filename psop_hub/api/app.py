@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from psop_hub.api import health, problems, routes, settlements, soap
+from psop_hub.api import health, problems, providers, routes, settlements, soap
 from psop_hub.api.metrics import router as metrics_router
 from psop_hub.hub.database import make_engine
 from psop_hub.hub.deadletters import DeadLetters
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(routes.router)
     app.include_router(settlements.router)
+    app.include_router(providers.router)
     app.include_router(soap.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
