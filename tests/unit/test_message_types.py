@@ -12,6 +12,7 @@ from psop_hub.hub.errors import ValidationFailed
 from psop_hub.hub.senders import PROVIDER_TYPES, SYSTEM_TYPES
 from psop_hub.mappings.canonical import MessageType, parse_message
 from psop_hub.mappings.payloads import MESSAGE_TYPES, PAYLOAD_MODELS, ProviderApproved
+from psop_hub.mappings.soap import APPROVAL_TYPE, DECISIONS, ORDERS
 from tests.messages import approval
 
 
@@ -23,6 +24,11 @@ def test_every_list_of_message_types_names_the_same_types() -> None:
     assert set(HANDLERS) == types
     assert SYSTEM_TYPES | PROVIDER_TYPES == types
     assert "provider.approved" in SYSTEM_TYPES and "provider.approved" not in PROVIDER_TYPES
+
+
+def test_every_soap_mapping_names_a_message_type() -> None:
+    mapped = {t for t, _ in (*DECISIONS.values(), *ORDERS.values())} | {APPROVAL_TYPE}
+    assert mapped <= set(PAYLOAD_MODELS)
 
 
 def test_a_valid_approval_parses() -> None:
