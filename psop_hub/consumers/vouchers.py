@@ -54,11 +54,6 @@ def _update(conn: Connection, v: Any, **values: Any) -> None:
     )
 
 
-def _role_of(conn: Connection, sender: str) -> str | None:
-    row = raw(conn).execute("SELECT role FROM clients WHERE name = %s", (sender,)).fetchone()
-    return None if row is None else str(row.role)
-
-
 def _is_organisers_system(conn: Connection, sender: str, organiser: str) -> bool:
     row = raw(conn).execute("SELECT role, organiser FROM clients WHERE name = %s", (sender,)).fetchone()
     return row is not None and row.role == "system" and row.organiser == organiser
@@ -155,7 +150,8 @@ def assigned(conn: Connection, ctx: Context, p: Any) -> Outcome:
     """voucher.assigned: the provider the client chose, from `start_date` on."""
     v = require_voucher(conn, p.organiser, p.voucher_number)
     # Fails closed: only a system client of this very organiser is exempt from the approval.
-    if not _is_organisers_system(conn, ctx.sender, v.organiser):
+    by_organiser = _is_organisers_system(conn, ctx.sender, v.organiser)
+    if not by_organiser:
         problem = approval_problem(conn, v.organiser, p.provider, v.service_code, p.start_date)
         if problem is not None:
             raise RuleBroken("approved_provider", problem, "payload.provider")
@@ -170,7 +166,7 @@ def assigned(conn: Connection, ctx: Context, p: Any) -> Outcome:
             "payload.start_date",
         )
     if v.provider is not None and v.provider != p.provider:
-        if _role_of(conn, ctx.sender) == "provider":
+        if not by_organiser:
             # The client's choice may move to another provider only by the organiser's decision.
             raise RuleBroken(
                 "provider_change_by_organiser",
