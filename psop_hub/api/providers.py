@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from psop_hub.api.routes import SenderDep
+from psop_hub.api.routes import SenderDep, lookup_key
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import NotFound
 from psop_hub.hub.senders import Sender
@@ -29,7 +29,7 @@ def get_approval(request: Request, sender: SenderDep, organiser: str, provider: 
     """The provider's approval by the organiser: version, service codes (null: all) and validity."""
     # Decided before the read, and answered exactly like a missing approval: whether a provider
     # is approved by an organiser is not a stranger's to know.
-    if not may_see(sender, organiser, provider):
+    if not lookup_key(organiser, provider) or not may_see(sender, organiser, provider):
         raise NotFound(f"no approval of provider {provider} by organiser {organiser}")
     with unavailable_on_outage(), request.app.state.services.engine.connect() as conn:
         view = approval_view(conn, organiser, provider)
