@@ -150,3 +150,36 @@ def corrected(event_id: str, version: int, quantity: str, provider: str = PROVID
 def cancelled(event_id: str, version: int, provider: str = PROVIDER) -> dict[str, Any]:
     """delivery.cancelled."""
     return envelope("delivery.cancelled", {"event_id": event_id, "provider": provider, "version": version})
+
+
+def approval(
+    provider: str = PROVIDER,
+    version: int = 1,
+    service_codes: list[str] | None = None,
+    valid_from: str = "2026-01-01",
+    valid_to: str | None = None,
+    organiser: str = ORGANISER,
+) -> dict[str, Any]:
+    """provider.approved: the organiser approves the provider (service_codes None: every service)."""
+    payload: dict[str, Any] = {
+        "organiser": organiser,
+        "provider": provider,
+        "version": version,
+        "valid_from": valid_from,
+    }
+    if service_codes is not None:
+        payload["service_codes"] = service_codes
+    if valid_to is not None:
+        payload["valid_to"] = valid_to
+    return envelope("provider.approved", payload)
+
+
+def new_business_id() -> str:
+    """A fresh valid business ID (Y-tunnus), so a test's approvals are its own."""
+    from stdnum.fi import ytunnus
+
+    while True:
+        digits = f"{uuid.uuid4().int % 10**7:07d}"
+        for check in "0123456789":
+            if ytunnus.is_valid(f"{digits}-{check}"):
+                return f"{digits}-{check}"

@@ -46,7 +46,9 @@ FILE_NS = "urn:psop-hub:file:v1"
 BATCHES = {
     f"{{{FILE_NS}}}VoucherDecisionBatch": "VoucherDecision",
     f"{{{FILE_NS}}}ServiceOrderBatch": "ServiceOrder",
+    f"{{{FILE_NS}}}ProviderApprovalBatch": "ProviderApproval",
 }
+_ROOT_NAMES = ", ".join(etree.QName(tag).localname for tag in BATCHES)
 CLAIM = re.compile(r"^[0-9a-f]{32}__(?P<name>.+)$")
 
 
@@ -134,15 +136,12 @@ def _check_xml(path: Path) -> str:
             record_name = record_name or BATCHES.get(root.tag)
             if record_name is None:
                 raise Unreadable(
-                    f"unknown root element {root.tag}: expected VoucherDecisionBatch or "
-                    f"ServiceOrderBatch in namespace {FILE_NS}"
+                    f"unknown root element {root.tag}: expected one of {_ROOT_NAMES} in namespace {FILE_NS}"
                 )
     except etree.XMLSyntaxError as exc:
         raise Unreadable(f"the file is not well-formed XML: {exc}") from None
     if record_name is None:
-        raise Unreadable(
-            f"the file holds no records (a VoucherDecisionBatch or ServiceOrderBatch in {FILE_NS})"
-        )
+        raise Unreadable(f"the file holds no records (one of {_ROOT_NAMES} in {FILE_NS})")
     return record_name
 
 

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from psop_hub.api import health, problems, routes, settlements, soap
+from psop_hub.api import health, problems, providers, routes, settlements, soap
 from psop_hub.api.deps import Services
 from psop_hub.api.metrics import router as metrics_router
 
@@ -36,6 +36,7 @@ def create_app(services: Services) -> FastAPI:
     problems.install(app)
     app.include_router(routes.router)
     app.include_router(settlements.router)
+    app.include_router(providers.router)
     app.include_router(soap.router)
     app.include_router(health.router)
     app.include_router(metrics_router)

@@ -1,4 +1,4 @@
-"""The SOAP 1.1 endpoint of INTERFACES §4: WSDL and XSD, three operations, faults.
+"""The SOAP 1.1 endpoint of INTERFACES §4: WSDL and XSD, four operations, faults.
 
 Faults are chosen here: bad input, bad credentials, scope and conflicts are `soap:Client`
 (the sender must change something); a temporary failure is `soap:Server` (send it again).
@@ -50,6 +50,12 @@ XML = "text/xml; charset=utf-8"
 SOAP_ENV = ElementMaker(namespace=SOAP11, nsmap={"soap": SOAP11, "tns": NS})
 T = ElementMaker(namespace=NS, nsmap={"tns": NS})
 PLACEHOLDER = b'location="http://localhost:8000/soap/v1"'
+# Each Submit operation and the one record element it carries.
+SUBMIT_OPERATIONS = {
+    "SubmitVoucherDecision": "VoucherDecision",
+    "SubmitServiceOrder": "ServiceOrder",
+    "SubmitProviderApproval": "ProviderApproval",
+}
 
 
 class SoapFault(Exception):
@@ -106,7 +112,7 @@ async def soap(request: Request) -> Response:
         name = etree.QName(operation).localname
         if name == "GetMessageStatus":
             return await run_in_threadpool(_status, services, sender, operation)
-        if name in ("SubmitVoucherDecision", "SubmitServiceOrder"):
+        if name in SUBMIT_OPERATIONS:
             return await run_in_threadpool(_submit, services, sender, operation)
         raise SoapFault("Client", f"unknown operation {name}; see the WSDL at /soap/v1?wsdl")
     except SoapFault as fault:
@@ -169,7 +175,7 @@ def _authenticate(services: Services, request: Request, header: Any) -> Sender:
 
 def _submit(services: Services, sender: Sender, operation: Any) -> Response:
     name = etree.QName(operation).localname
-    root_name = "VoucherDecision" if name == "SubmitVoucherDecision" else "ServiceOrder"
+    root_name = SUBMIT_OPERATIONS[name]
     try:
         envelope = to_message(root_name, operation)
     except PermanentError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from psop_hub.consumers import deliveries, orders, payments, vouchers
+from psop_hub.consumers import approvals, deliveries, orders, payments, vouchers
 from psop_hub.consumers.outcome import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -16,4 +16,5 @@ HANDLERS: dict[str, Handler] = {
     "delivery.corrected": deliveries.corrected,
     "delivery.cancelled": deliveries.cancelled,
     "payment.confirmed": payments.confirmed,
+    "provider.approved": approvals.approved,
 }

@@ -5,6 +5,11 @@ voucher's is recorded as `superseded` and changes nothing. A message about a vou
 has not arrived yet raises `Waiting` and is retried (messages from different systems arrive out
 of order).
 
+Assignment: the organiser's own system assigns whom it likes (the organiser's decision); any
+other sender, that is the provider assigning itself, must be approved by the voucher's organiser
+for the voucher's service on the `start_date` (rule `approved_provider`, checked before anything
+else, so that a provider without an approval learns nothing more about the voucher).
+
 Amending a voucher below what was already delivered: the organiser's decision is the record, so
 it is applied as made. Deliveries already applied stay applied (they were within the voucher when
 they came), `quantity_remaining` shows 0, `quantity_over` shows the excess, and every further
@@ -19,6 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
+from psop_hub.consumers.approvals import approval_problem
 from psop_hub.consumers.outcome import Context, Outcome, superseded
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
@@ -48,9 +54,9 @@ def _update(conn: Connection, v: Any, **values: Any) -> None:
     )
 
 
-def _role_of(conn: Connection, sender: str) -> str | None:
-    row = raw(conn).execute("SELECT role FROM clients WHERE name = %s", (sender,)).fetchone()
-    return None if row is None else str(row.role)
+def _is_organisers_system(conn: Connection, sender: str, organiser: str) -> bool:
+    row = raw(conn).execute("SELECT role, organiser FROM clients WHERE name = %s", (sender,)).fetchone()
+    return row is not None and row.role == "system" and row.organiser == organiser
 
 
 def granted(conn: Connection, ctx: Context, p: Any) -> Outcome:
@@ -143,6 +149,12 @@ def revoked(conn: Connection, ctx: Context, p: Any) -> Outcome:
 def assigned(conn: Connection, ctx: Context, p: Any) -> Outcome:
     """voucher.assigned: the provider the client chose, from `start_date` on."""
     v = require_voucher(conn, p.organiser, p.voucher_number)
+    # Fails closed: only a system client of this very organiser is exempt from the approval.
+    by_organiser = _is_organisers_system(conn, ctx.sender, v.organiser)
+    if not by_organiser:
+        problem = approval_problem(conn, v.organiser, p.provider, v.service_code, p.start_date)
+        if problem is not None:
+            raise RuleBroken("approved_provider", problem, "payload.provider")
     if v.status == "revoked":
         raise RuleBroken(
             "voucher_revoked", f"voucher {p.voucher_number} is revoked", "payload.voucher_number"
@@ -154,7 +166,7 @@ def assigned(conn: Connection, ctx: Context, p: Any) -> Outcome:
             "payload.start_date",
         )
     if v.provider is not None and v.provider != p.provider:
-        if _role_of(conn, ctx.sender) == "provider":
+        if not by_organiser:
             # The client's choice may move to another provider only by the organiser's decision.
             raise RuleBroken(
                 "provider_change_by_organiser",

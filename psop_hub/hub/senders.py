@@ -27,6 +27,7 @@ SYSTEM_TYPES = frozenset(
         "order.placed",
         "order.ended",
         "payment.confirmed",
+        "provider.approved",
     }
 )
 PROVIDER_TYPES = frozenset(

@@ -21,7 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
 
@@ -233,6 +233,23 @@ settlement_items = Table(
     Column("amount", MONEY, nullable=False),
     PrimaryKeyConstraint("settlement_id", "provider", "event_id", name="pk_settlement_items"),
     Index("ix_settlement_items_delivery", "provider", "event_id"),
+)
+
+# The providers each organiser has approved (hyväksytyt palveluntuottajat): the latest version of
+# one approval per pair. service_codes NULL: every service; valid_to NULL: until further notice.
+provider_approvals = Table(
+    "provider_approvals",
+    metadata,
+    Column("organiser", String(9), nullable=False),
+    Column("provider", String(9), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("service_codes", ARRAY(String(50))),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),
+    Column("hub_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("organiser", "provider", name="pk_provider_approvals"),
 )
 
 # Organisers' and providers' invoicing details (Finvoice needs names, addresses and accounts).

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from psop_hub.hub.money import optional_money_text
-from psop_hub.hub.tables import deliveries, orders, vouchers
+from psop_hub.hub.tables import deliveries, orders, provider_approvals, vouchers
 
 
 def _day(value: date | None) -> str | None:
@@ -109,4 +109,23 @@ def order_view(conn: Connection, organiser: str, order_number: str) -> dict[str,
         "end_date": _day(o.end_date),
         "version": o.version,
         "deliveries": _deliveries(conn, organiser, "order_number", order_number),
+    }
+
+
+def approval_view(conn: Connection, organiser: str, provider: str) -> dict[str, Any] | None:
+    """The organiser's approval of the provider as the REST API shows it (service_codes None: all)."""
+    a = conn.execute(
+        select(provider_approvals).where(
+            provider_approvals.c.organiser == organiser, provider_approvals.c.provider == provider
+        )
+    ).one_or_none()
+    if a is None:
+        return None
+    return {
+        "organiser": a.organiser,
+        "provider": a.provider,
+        "version": a.version,
+        "service_codes": None if a.service_codes is None else list(a.service_codes),
+        "valid_from": a.valid_from.isoformat(),
+        "valid_to": _day(a.valid_to),
     }

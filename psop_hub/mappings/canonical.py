@@ -30,6 +30,7 @@ from psop_hub.mappings.payloads import (
     Payload,
     PayloadBase,
     PaymentConfirmed,
+    ProviderApproved,
     Service,
     VoucherAmended,
     VoucherAssigned,
@@ -50,6 +51,7 @@ __all__ = [
     "Payload",
     "PayloadBase",
     "PaymentConfirmed",
+    "ProviderApproved",
     "Service",
     "VoucherAmended",
     "VoucherAssigned",
@@ -71,6 +73,7 @@ MessageType = Literal[
     "delivery.corrected",
     "delivery.cancelled",
     "payment.confirmed",
+    "provider.approved",
 ]
 _TYPE_LIST = ", ".join(MESSAGE_TYPES)
 
@@ -225,6 +228,7 @@ _FIXED_MESSAGES = {
     "int_parsing": "must be an integer",
     "int_from_float": "must be an integer",
     "dict_type": "must be a JSON object",
+    "list_type": "must be a list",
     "model_type": "must be a JSON object",
     "model_attributes_type": "must be a JSON object",
     "frozen_instance": "cannot be changed",
@@ -238,6 +242,10 @@ def _message(kind: str, context: Mapping[str, Any], fallback: str) -> str:
         return "must not be empty" if context.get("min_length") == 1 else "is too short"
     if kind == "string_too_long":
         return f"must be at most {context.get('max_length')} characters"
+    if kind == "too_long":
+        return f"must have at most {context.get('max_length')} items"
+    if kind == "greater_than_equal":
+        return f"must be at least {context.get('ge')}"
     if kind == "less_than_equal":
         return f"must be at most {context.get('le')}"
     if kind == "literal_error":

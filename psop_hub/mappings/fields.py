@@ -41,9 +41,11 @@ __all__ = [
     "PaymentReference",
     "Quantity",
     "Reason",
+    "ServiceCodes",
     "Timestamp",
     "Unit",
     "UnitMoney",
+    "Version",
     "format_money",
     "format_quantity",
     "parse_day",
@@ -203,6 +205,20 @@ def _later_version(value: int) -> int:
     return value
 
 
+def _distinct_codes(value: list[str]) -> list[str]:
+    if not value:
+        raise _error(
+            "service_codes_empty",
+            "must list at least one service code (leave it out to approve every service)",
+        )
+    seen: set[str] = set()
+    for code in value:
+        if code in seen:
+            raise _error("service_codes_repeated", f"lists service code {code} more than once")
+        seen.add(code)
+    return value
+
+
 def _string(max_length: int) -> StringConstraints:
     return StringConstraints(strict=True, min_length=1, max_length=max_length)
 
@@ -233,8 +249,11 @@ Timestamp = Annotated[
     PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
 ]
 LaterVersion = Annotated[int, Field(strict=True, le=2**31 - 1), AfterValidator(_later_version)]
+Version = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
 Identifier = Annotated[str, _string(100), AfterValidator(_no_controls)]
 Code = Annotated[str, _string(50), AfterValidator(_no_controls)]
+# A set of service codes: at least one, none twice (a service coded by the organiser, as Code).
+ServiceCodes = Annotated[list[Code], Field(strict=True, max_length=1000), AfterValidator(_distinct_codes)]
 Name = Annotated[str, _string(200), AfterValidator(_no_controls)]
 Reason = Annotated[str, StringConstraints(strict=True, max_length=1000), AfterValidator(_free_text)]
 BusinessId = Annotated[str, Field(strict=True), AfterValidator(_through(identifiers.check_business_id))]

@@ -22,8 +22,10 @@ from psop_hub.mappings.fields import (
     PaymentReference,
     Quantity,
     Reason,
+    ServiceCodes,
     Unit,
     UnitMoney,
+    Version,
     parse_day,
 )
 
@@ -41,6 +43,7 @@ __all__ = [
     "Payload",
     "PayloadBase",
     "PaymentConfirmed",
+    "ProviderApproved",
     "Service",
     "VoucherAmended",
     "VoucherAssigned",
@@ -277,6 +280,21 @@ class PaymentConfirmed(_NoOrganiser, _NoProvider, PayloadBase):
     reference: PaymentReference
 
 
+class ProviderApproved(PayloadBase):
+    """provider.approved: the organiser approves a provider for its services (palveluntuottajan
+    hyväksyntä); a newer version replaces the approval, one with `valid_to` ends it."""
+
+    cross_checks = (_not_before("valid_to", "valid_from"),)
+
+    organiser: BusinessId
+    provider: BusinessId
+    version: Version
+    # None: approved for every service of the organiser.
+    service_codes: ServiceCodes | None = None
+    valid_from: Day
+    valid_to: Day | None = None
+
+
 Payload = (
     VoucherGranted
     | VoucherAmended
@@ -288,6 +306,7 @@ Payload = (
     | DeliveryCorrected
     | DeliveryCancelled
     | PaymentConfirmed
+    | ProviderApproved
 )
 PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "voucher.granted": VoucherGranted,
@@ -300,5 +319,6 @@ PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "delivery.corrected": DeliveryCorrected,
     "delivery.cancelled": DeliveryCancelled,
     "payment.confirmed": PaymentConfirmed,
+    "provider.approved": ProviderApproved,
 }
 MESSAGE_TYPES: tuple[str, ...] = tuple(PAYLOAD_MODELS)

@@ -1,5 +1,6 @@
 """SOAP 1.1 bodies to canonical messages: a hardened XML parse, XSD validation, and the mapping of
-VoucherDecision / ServiceOrder elements to the same canonical dicts the REST API takes."""
+VoucherDecision / ServiceOrder / ProviderApproval elements to the same canonical dicts the REST
+API takes."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ ORDERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "ENDED": ("order.ended", ("Version", "EndDate")),
 }
+# A ProviderApproval is always provider.approved; its repeatable ServiceCode elements become the
+# `service_codes` list (none given: the field is left out, meaning every service).
+APPROVAL_TYPE = "provider.approved"
+APPROVAL_FIELDS = ("Organiser", "Provider", "Version", "ValidFrom", "ValidTo")
 ENVELOPE_FIELDS = ("MessageId", "SentAt", "CorrelationId")
 
 
@@ -212,11 +217,13 @@ def _value(children: dict[str, Any], name: str) -> Any:
 def to_canonical(
     root_name: str, element: Any, now: datetime | None = None, message_id: str | None = None
 ) -> dict[str, Any]:
-    """A validated VoucherDecision or ServiceOrder element as a canonical message dict.
+    """A validated VoucherDecision, ServiceOrder or ProviderApproval element as a canonical message dict.
 
     `message_id` overrides the element's own (file records: the element's MessageId is then
     kept as the correlation id). Raises ValidationFailed for elements the type does not use.
     """
+    if root_name == "ProviderApproval":
+        return _message_dict(_approval_payload(element), APPROVAL_TYPE, _children(element), now, message_id)
     kind_field, number_field, table = (
         ("DecisionType", "VoucherNumber", DECISIONS)
         if root_name == "VoucherDecision"
@@ -240,6 +247,37 @@ def to_canonical(
     for name in fields:
         if name in children:
             payload[_snake(name)] = _value(children, name)
+    return _message_dict(payload, message_type, children, now, message_id)
+
+
+def _approval_payload(element: Any) -> dict[str, Any]:
+    """The canonical payload of a ProviderApproval element (ServiceCode* as a list)."""
+    children = _children(element)
+    unused = [
+        FieldError(f"ProviderApproval/{name}", "is not used in a ProviderApproval")
+        for name in children
+        if name not in {*ENVELOPE_FIELDS, *APPROVAL_FIELDS, "ServiceCode"}
+    ]
+    if unused:
+        raise ValidationFailed(unused)
+    payload = {_snake(name): _value(children, name) for name in APPROVAL_FIELDS if name in children}
+    codes = [
+        (c.text or "").strip()
+        for c in element
+        if isinstance(c.tag, str) and etree.QName(c).localname == "ServiceCode"
+    ]
+    if codes:
+        payload["service_codes"] = codes
+    return payload
+
+
+def _message_dict(
+    payload: dict[str, Any],
+    message_type: str,
+    children: dict[str, Any],
+    now: datetime | None,
+    message_id: str | None,
+) -> dict[str, Any]:
     own_id = _text(children, "MessageId")
     message: dict[str, Any] = {
         "message_id": message_id or own_id,
@@ -258,8 +296,13 @@ def soap_field(root_name: str, canonical_field: str) -> str:
     if canonical_field in ("", "payload"):
         return root_name
     if canonical_field == "type":
-        return f"{root_name}/{'DecisionType' if root_name == 'VoucherDecision' else 'OrderType'}"
+        kinds = {"VoucherDecision": "DecisionType", "ServiceOrder": "OrderType"}
+        return f"{root_name}/{kinds[root_name]}" if root_name in kinds else root_name
     parts = canonical_field.split(".")
     if parts[0] == "payload":
         parts = parts[1:]
+    if parts and parts[0] == "service_codes":
+        # The list is the repeated ServiceCode element; an item is named by its position (from 1).
+        index = f"[{int(parts[1]) + 1}]" if len(parts) > 1 and parts[1].isdigit() else ""
+        return f"{root_name}/ServiceCode{index}"
     return "/".join([root_name, *("".join(w.capitalize() for w in p.split("_")) for p in parts)])

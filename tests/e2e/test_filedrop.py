@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Hub
-from tests.messages import HETU, ORGANISER, PROVIDER, uid
+from tests.messages import HETU, ORGANISER, PROVIDER, new_business_id, uid
 
 FILE_NS = "urn:psop-hub:file:v1"
 SOAP_NS = "urn:psop-hub:soap:v1"
@@ -216,3 +216,57 @@ def test_a_doctype_past_the_first_kilobytes_is_refused(hub: Hub) -> None:
     )
     receipt = receipt_of(drop(hub, "county", f"dtd-{uid('f')}.xml", content))
     assert "DTD" in receipt["error"]
+
+
+def approval_record(provider: str, *codes: str, **fields: str) -> str:
+    """One ProviderApproval record, in the file's default namespace (the usual form)."""
+    inner = "".join(f"<ServiceCode>{code}</ServiceCode>" for code in codes)
+    rest = "".join(f"<{k}>{v}</{k}>" for k, v in fields.items())
+    return (
+        f"<ProviderApproval xmlns='{SOAP_NS}'><Organiser>{ORGANISER}</Organiser>"
+        f"<Provider>{provider}</Provider><Version>1</Version>{inner}<ValidFrom>2026-01-01</ValidFrom>{rest}</ProviderApproval>"
+    )
+
+
+def test_provider_approval_batch(hub: Hub) -> None:
+    approved, every, refused = new_business_id(), new_business_id(), new_business_id()
+    records = [
+        approval_record(approved, "KH01", "SA01", ValidTo="2026-12-31"),
+        approval_record(refused, "KH01", "KH01"),
+        approval_record(every),
+        approval_record(refused).replace("<Version>1</Version>", "<Version>0</Version>"),
+    ]
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?>\r\n'
+        f'<ProviderApprovalBatch xmlns="{FILE_NS}">\r\n  '
+        + "\r\n  ".join(records)
+        + "\r\n</ProviderApprovalBatch>\r\n"
+    ).encode()
+    receipt = receipt_of(drop(hub, "county", "hyvaksynnat.xml", content))
+    assert (receipt["records"], receipt["accepted"]) == (4, 2), receipt
+    rejected = {r["record"]: r["errors"] for r in receipt["rejected"]}
+    assert set(rejected) == {2, 4}
+    assert {"field": "ProviderApproval/ServiceCode", "message": "lists service code KH01 more than once"} in (
+        rejected[2]
+    )
+    assert rejected[4][0]["field"] == "ProviderApproval/Version"
+    expected = {
+        approved: {
+            "version": 1,
+            "service_codes": ["KH01", "SA01"],
+            "valid_from": "2026-01-01",
+            "valid_to": "2026-12-31",
+        },
+        every: {"version": 1, "service_codes": None, "valid_from": "2026-01-01", "valid_to": None},
+    }
+    deadline = time.monotonic() + 60
+    with hub.client("county") as county:
+        for provider, fields in expected.items():
+            while (answer := county.get(f"/api/v1/providers/{ORGANISER}/{provider}")).status_code != 200:
+                assert answer.status_code == 404 and time.monotonic() < deadline, answer.text
+                time.sleep(0.3)
+            assert answer.json() == {"organiser": ORGANISER, "provider": provider, **fields}
+        assert county.get(f"/api/v1/providers/{ORGANISER}/{refused}").status_code == 404
+    # a provider's own folder may not carry approvals: every record refused by scope
+    receipt = receipt_of(drop(hub, "provider", "itse.xml", content))
+    assert receipt["accepted"] == 0 and len(receipt["rejected"]) == 4

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Hub, wait_for_status
-from tests.messages import HETU, ORGANISER, assigned, delivery, granted, uid
+from tests.messages import HETU, ORGANISER, PROVIDER, assigned, delivery, granted, uid
 
 PROBLEM = "application/problem+json"
 
@@ -95,6 +95,8 @@ def test_hostile_body_is_a_400_problem_on_a_connection_that_stays_usable(
         f"/api/v1/vouchers/{ORGANISER}%00/V-1",
         f"/api/v1/orders/{ORGANISER}/O%00",
         "/api/v1/settlements/PS-%00",
+        f"/api/v1/providers/{ORGANISER}/{PROVIDER}%00",
+        f"/api/v1/providers/{ORGANISER}/" + "1" * 300,
         f"/api/v1/vouchers/{ORGANISER}/" + "x" * 300,
     ],
 )

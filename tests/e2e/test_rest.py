@@ -5,7 +5,17 @@ from __future__ import annotations
 import httpx
 
 from tests.e2e.conftest import Hub, wait_for_status
-from tests.messages import HETU, ORGANISER, assigned, delivery, granted, uid
+from tests.messages import (
+    HETU,
+    ORGANISER,
+    OTHER_ORGANISER,
+    PROVIDER,
+    approval,
+    assigned,
+    delivery,
+    granted,
+    uid,
+)
 
 FINAL = {"applied", "rejected", "failed", "superseded"}
 
@@ -145,3 +155,52 @@ def test_health_metrics_openapi(hub: Hub) -> None:
         assert "hub_messages_received_total" in metrics
         assert 'hub_messages{status="applied"}' in metrics
         assert "/api/v1/messages" in anonymous.get("/openapi.json").json()["paths"]
+
+
+def test_a_provider_cannot_take_another_organisers_voucher_until_approved(hub: Hub) -> None:
+    # The outside tester's finding: a provider naming itself in voucher.assigned took any
+    # organiser's unassigned voucher, then read it, reported deliveries and got settled.
+    number = uid("TAKE")
+    take = assigned(number)
+    take["payload"]["organiser"] = OTHER_ORGANISER
+    with hub.client("other-county") as other_county, hub.client("provider") as provider:
+        grant = send(other_county, granted(number, organiser=OTHER_ORGANISER))
+        wait_for_status(other_county, grant.json()["hub_id"], {"applied"})
+        answer = send(provider, take)
+        assert answer.status_code == 202, answer.text
+        body = wait_for_status(provider, answer.json()["hub_id"], FINAL)
+        assert body["status"] == "rejected", body
+        assert body["errors"] == [  # type: ignore[comparison-overlap]
+            {
+                "field": "payload.provider",
+                "message": f"provider {PROVIDER} is not approved by organiser {OTHER_ORGANISER} for "
+                "service KH01 on 2026-11-01: it has no approval from this organiser",
+            }
+        ]
+        assert body["journey"][-1]["detail"].startswith("approved_provider: ")  # type: ignore[index]
+        # not its voucher: answered exactly like a missing one, and it cannot report against it
+        seen = provider.get(f"/api/v1/vouchers/{OTHER_ORGANISER}/{number}")
+        missing = provider.get(f"/api/v1/vouchers/{OTHER_ORGANISER}/{number}-x")
+        assert (seen.status_code, seen.headers["content-type"]) == (404, "application/problem+json")
+        assert seen.json() == {**missing.json(), "detail": seen.json()["detail"]}
+        assert seen.json()["detail"] == missing.json()["detail"].replace(f"{number}-x", number)
+        report = delivery(number, "1")
+        report["payload"]["organiser"] = OTHER_ORGANISER
+        sent = send(provider, report)
+        # an unassigned voucher's delivery waits for an assignment that never comes, then fails
+        refused = wait_for_status(provider, sent.json()["hub_id"], FINAL, timeout=60)
+        assert refused["status"] == "failed", refused
+        state = other_county.get(f"/api/v1/vouchers/{OTHER_ORGANISER}/{number}").json()
+        assert (state["provider"], state["quantity_used"], state["deliveries"]) == (None, "0.00", [])
+
+        # a provider may not approve itself
+        self_approval = send(provider, approval(organiser=OTHER_ORGANISER))
+        assert self_approval.status_code == 403, self_approval.text
+        assert self_approval.headers["content-type"] == "application/problem+json"
+
+        # once the organiser approves it for the service, the client's choice of it is applied
+        approve = send(other_county, approval(organiser=OTHER_ORGANISER, service_codes=["KH01"]))
+        wait_for_status(other_county, approve.json()["hub_id"], {"applied"})
+        again = send(provider, {**take, "message_id": uid()})
+        assert wait_for_status(provider, again.json()["hub_id"], FINAL)["status"] == "applied"
+        assert provider.get(f"/api/v1/vouchers/{OTHER_ORGANISER}/{number}").json()["provider"] == PROVIDER

@@ -28,8 +28,8 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 import psop_hub.adapters
-from tests.e2e.conftest import Hub
-from tests.messages import HETU, ORGANISER, OTHER_ORGANISER, PROVIDER, uid
+from tests.e2e.conftest import Hub, wait_for_status
+from tests.messages import HETU, ORGANISER, OTHER_ORGANISER, OTHER_PROVIDER, PROVIDER, uid
 
 WSDL_DIR = Path(psop_hub.adapters.__file__).resolve().parent / "wsdl"
 WSDL = WSDL_DIR / "psop-hub-v1.wsdl"
@@ -45,7 +45,7 @@ PASSWORD_TEXT = (
 )
 WSDL_NS = {"wsdl": "http://schemas.xmlsoap.org/wsdl/", "soap": "http://schemas.xmlsoap.org/wsdl/soap/"}
 
-FIELD_PATH = re.compile(r"(VoucherDecision|ServiceOrder)(/[A-Z][A-Za-z]*)*")
+FIELD_PATH = re.compile(r"(VoucherDecision|ServiceOrder|ProviderApproval)(/[A-Z][A-Za-z]*(\[[0-9]+\])?)*")
 FINAL = {"APPLIED", "REJECTED", "FAILED", "SUPERSEDED", "REPLACED"}
 BAD_HETU = "131052-308U"  # check character wrong: 131052-308T is valid
 MAX_BODY = 1_048_576  # HUB_MAX_BODY_BYTES default
@@ -353,6 +353,103 @@ def test_voucher_granted_assigned_amended_revoked_through_zeep(hub: Hub, county:
         assert voucher["revoked_from"] == "2027-01-01"
         assert voucher["revoked_reason"] == "Asiakas muutti toiselle paikkakunnalle"
         assert voucher["version"] == 3
+
+
+def approval(provider: str, version: int = 1, **fields: Any) -> dict[str, Any]:
+    """A ProviderApproval of the county's, in the XSD's element order."""
+    record: dict[str, Any] = {
+        "MessageId": uid("soap"),
+        "Organiser": ORGANISER,
+        "Provider": provider,
+        "Version": version,
+        "ServiceCode": ["KH01", "SA01"],
+        "ValidFrom": date(2026, 1, 1),
+    }
+    record.update(fields)
+    return record
+
+
+def submit_approval(client: zeep.Client, provider_approval: Fields) -> Any:
+    """SubmitProviderApproval; returns the SubmitResult."""
+    return client.service.SubmitProviderApproval(ProviderApproval=dict(provider_approval))
+
+
+def test_provider_approval_through_zeep_lets_the_provider_assign_itself(
+    hub: Hub, county: zeep.Client
+) -> None:
+    number = uid("PS")
+    grant = granted(number)
+    accepted_and_applied(county, submit(county, grant), grant["MessageId"], "voucher.granted")
+    take = {
+        "message_id": uid("take"),
+        "type": "voucher.assigned",
+        "sent_at": "2026-11-02T08:15:00+02:00",
+        "payload": {
+            "voucher_number": number,
+            "organiser": ORGANISER,
+            "provider": PROVIDER,
+            "provider_price": "30.00",
+            "start_date": "2026-11-01",
+        },
+    }
+    with hub.client("provider") as provider:
+        # before the approval, the provider's choice of itself is refused by the rule
+        refused = provider.post("/api/v1/messages", json=take).json()
+        body = wait_for_status(provider, refused["hub_id"], {s.lower() for s in FINAL})
+        assert body["status"] == "rejected"
+        assert body["errors"][0]["field"] == "payload.provider"  # type: ignore[index]
+
+        approve = approval(PROVIDER, ValidTo=date(2027, 12, 31))
+        result = submit_approval(county, approve)
+        accepted_and_applied(county, result, approve["MessageId"], "provider.approved")
+        # a resend is a duplicate with the first HubId
+        again = submit_approval(county, approve)
+        assert (again.Status, again.HubId) == ("DUPLICATE", result.HubId)
+
+        taken = provider.post("/api/v1/messages", json={**take, "message_id": uid("take")}).json()
+        assert wait_for_status(provider, taken["hub_id"], {"applied", "rejected"})["status"] == "applied"
+        assert provider.get(f"/api/v1/vouchers/{ORGANISER}/{number}").json()["provider"] == PROVIDER
+
+    path = f"/api/v1/providers/{ORGANISER}/{PROVIDER}"
+    expected = {
+        "organiser": ORGANISER,
+        "provider": PROVIDER,
+        "version": 1,
+        "service_codes": ["KH01", "SA01"],
+        "valid_from": "2026-01-01",
+        "valid_to": "2027-12-31",
+    }
+    for who in ("county", "provider", "admin"):
+        with hub.client(who) as client:
+            answer = client.get(path)
+            assert answer.status_code == 200, (who, answer.text)
+            assert answer.json() == expected
+    with hub.client("county") as client:
+        missing = client.get(f"/api/v1/providers/{ORGANISER}/{OTHER_PROVIDER}")
+    assert missing.status_code == 404
+    for who in ("other-provider", "other-county"):
+        with hub.client(who) as client:
+            stranger = client.get(path)
+        # someone else's approval is answered exactly like a missing one
+        assert (stranger.status_code, stranger.headers["content-type"]) == (404, "application/problem+json")
+        assert stranger.json() == {
+            **missing.json(),
+            "detail": missing.json()["detail"].replace(OTHER_PROVIDER, PROVIDER),
+        }
+
+
+def test_provider_approval_faults_name_the_element(hub: Hub, county: zeep.Client) -> None:
+    fault = client_fault(submit_approval, county, approval(PROVIDER, ServiceCode=["KH01", "KH01"]))
+    assert ("ProviderApproval/ServiceCode", "lists service code KH01 more than once") in zeep_errors(fault)
+    fault = client_fault(
+        submit_approval, county, approval(PROVIDER, ValidFrom=date(2026, 6, 1), ValidTo=date(2026, 5, 31))
+    )
+    assert ("ProviderApproval/ValidTo", "must not be before valid_from") in zeep_errors(fault)
+    fault = client_fault(submit_approval, county, approval(PROVIDER, Organiser=OTHER_ORGANISER))
+    assert "organiser" in fault_text(fault).lower()
+    # a provider may not approve itself
+    fault = client_fault(submit_approval, soap_client(hub, "provider"), approval(PROVIDER))
+    assert "may not send provider.approved" in fault_text(fault)
 
 
 def test_order_placed_and_ended_through_zeep(hub: Hub, county: zeep.Client) -> None:

@@ -4,7 +4,10 @@ not arrived wait."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -15,18 +18,21 @@ from sqlalchemy.engine import Engine
 from psop_hub.consumers.apply import apply
 from psop_hub.hub.errors import Waiting
 from psop_hub.hub.senders import Sender
-from psop_hub.hub.tables import deliveries, orders
+from psop_hub.hub.tables import deliveries, orders, provider_approvals
 from tests.integration.helpers import PROVIDER_SENDER, SYSTEM, status_of, stored, voucher_row
 from tests.messages import (
     ORGANISER,
+    OTHER_ORGANISER,
     OTHER_PROVIDER,
     amended,
+    approval,
     assigned,
     cancelled,
     corrected,
     delivery,
     ended,
     granted,
+    new_business_id,
     order_delivery,
     placed,
     revoked,
@@ -62,7 +68,57 @@ def _delivered_then(probe: Callable[[str, str], Step]) -> Scenario:
     return scenario
 
 
+def self_assigned(n: str, provider: str, start_date: str = "2026-11-01") -> Step:
+    """voucher.assigned sent by the provider itself (a client of its own, made up for the test)."""
+    raw = assigned(n, provider=provider)
+    raw["payload"]["start_date"] = start_date
+    return raw, Sender(uid("provider"), "provider", None, provider)
+
+
+OTHER_COUNTY = Sender("other-county-system", "system", OTHER_ORGANISER, None)
+
+
+def _unapproved(make: Callable[[str], list[Step]], start_date: str = "2026-11-01") -> Scenario:
+    """A granted voucher (service KH01, valid 2026-11-01..2027-12-31), the approvals `make`
+    sends for a fresh provider, and that provider's self-assignment from `start_date`."""
+
+    def scenario(n: str) -> tuple[list[Step], Step]:
+        provider = new_business_id()
+        return [(granted(n), SYSTEM), *make(provider)], self_assigned(n, provider, start_date)
+
+    return scenario
+
+
 RULES: list[tuple[str, Scenario, str]] = [
+    ("approved_provider", _unapproved(lambda p: []), "payload.provider"),
+    (
+        "approved_provider",
+        _unapproved(lambda p: [(approval(p, service_codes=["KH02", "SA01"]), SYSTEM)]),
+        "payload.provider",
+    ),
+    (
+        "approved_provider",
+        _unapproved(lambda p: [(approval(p, valid_from="2026-12-01"), SYSTEM)]),
+        "payload.provider",
+    ),
+    (
+        "approved_provider",
+        _unapproved(lambda p: [(approval(p, valid_to="2026-12-31"), SYSTEM)], start_date="2027-01-01"),
+        "payload.provider",
+    ),
+    (
+        # approved by another organiser: the defect of an outside test (a provider taking any
+        # organiser's voucher) is exactly this
+        "approved_provider",
+        _unapproved(lambda p: [(approval(p, organiser=OTHER_ORGANISER), OTHER_COUNTY)]),
+        "payload.provider",
+    ),
+    (
+        # checked first: a revoked voucher says nothing more to a provider that is not approved
+        "approved_provider",
+        lambda n: ([(granted(n), SYSTEM), (revoked(n, 2), SYSTEM)], self_assigned(n, new_business_id())),
+        "payload.provider",
+    ),
     ("voucher_granted_once", lambda n: (voucher_ready(n), (granted(n), SYSTEM)), "payload.voucher_number"),
     (
         "voucher_revoked",
@@ -340,17 +396,120 @@ def test_order_delivery_pays_the_contract_price(engine: Engine) -> None:
 def test_provider_cannot_take_over_a_voucher_assigned_to_another(engine: Engine) -> None:
     from psop_hub.hub.senders import add_client
 
-    name = uid("other-provider")
-    add_client(engine, name, "provider", None, OTHER_PROVIDER)
+    name, other = uid("other-provider"), new_business_id()
+    add_client(engine, name, "provider", None, other)
     number = uid("T")
-    run(engine, voucher_ready(number))  # assigned to PROVIDER, no deliveries yet
-    hub_id = stored(
-        engine, assigned(number, provider=OTHER_PROVIDER), Sender(name, "provider", None, OTHER_PROVIDER)
-    )
+    # approved, so that it is the provider change, not the approval, that stops it
+    run(engine, [*voucher_ready(number), (approval(other), SYSTEM)])  # assigned to PROVIDER, no deliveries
+    hub_id = stored(engine, assigned(number, provider=other), Sender(name, "provider", None, other))
     result = apply(engine, hub_id, 1)
     assert result.status == "rejected"
     assert result.detail.startswith("provider_change_by_organiser: ")
     assert PROVIDER_SENDER.provider not in result.detail  # the current provider is not told to another
     assert voucher_row(engine, number).provider == PROVIDER_SENDER.provider
     # the organiser's system may change it while there are no deliveries
-    assert apply(engine, stored(engine, assigned(number, provider=OTHER_PROVIDER)), 1).status == "applied"
+    assert apply(engine, stored(engine, assigned(number, provider=other)), 1).status == "applied"
+
+
+def _approvals_of(engine: Engine, provider: str) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(select(provider_approvals).where(provider_approvals.c.provider == provider)).all()
+        )
+
+
+@pytest.mark.parametrize(
+    "approvals",
+    [
+        [approval],
+        [lambda p: approval(p, service_codes=["SA01", "KH01"], valid_from="2026-11-01")],
+        [lambda p: approval(p, valid_from="2026-11-01", valid_to="2026-11-01")],
+    ],
+    ids=["every-service", "for-the-service", "on-the-last-day"],
+)
+def test_an_approved_provider_assigns_itself(
+    engine: Engine, approvals: list[Callable[[str], dict[str, Any]]]
+) -> None:
+    number, provider = uid("AP"), new_business_id()
+    run(engine, [(granted(number), SYSTEM), *[(make(provider), SYSTEM) for make in approvals]])
+    run(engine, [self_assigned(number, provider)])
+    v = voucher_row(engine, number)
+    assert (v.provider, v.status) == (provider, "assigned")
+
+
+def test_the_organisers_own_system_assigns_an_unapproved_provider(engine: Engine) -> None:
+    number, provider = uid("AP"), new_business_id()
+    run(engine, [(granted(number), SYSTEM), (assigned(number, provider=provider), SYSTEM)])
+    assert voucher_row(engine, number).provider == provider
+    assert _approvals_of(engine, provider) == []
+
+
+def test_a_sender_that_is_not_the_organisers_system_needs_the_approval(engine: Engine) -> None:
+    # fails closed: a sender without a client row is never taken for the organiser's system
+    number, provider = uid("AP"), new_business_id()
+    run(engine, [(granted(number), SYSTEM)])
+    ghost = Sender(uid("gone"), "system", ORGANISER, None)
+    result = apply(engine, stored(engine, assigned(number, provider=provider), ghost), 1)
+    assert result.status == "rejected" and result.detail.startswith("approved_provider: ")
+    assert voucher_row(engine, number).provider is None
+
+
+def test_the_rejection_names_the_provider_service_and_date(engine: Engine) -> None:
+    number, provider = uid("AP"), new_business_id()
+    run(engine, [(granted(number), SYSTEM), (approval(provider, service_codes=["SA01"]), SYSTEM)])
+    raw, sender = self_assigned(number, provider, "2026-11-20")
+    hub_id = stored(engine, raw, sender)
+    assert apply(engine, hub_id, 1).status == "rejected"
+    message = status_of(engine, hub_id).errors[0]["message"]
+    for words in (provider, ORGANISER, "KH01", "2026-11-20", "SA01"):
+        assert words in message, message
+    v = voucher_row(engine, number)
+    assert (v.provider, v.status) == (None, "granted")
+
+
+def test_an_older_approval_is_superseded_and_changes_nothing(engine: Engine) -> None:
+    number, provider = uid("AP"), new_business_id()
+    run(engine, [(granted(number), SYSTEM), (approval(provider, version=3, service_codes=["KH01"]), SYSTEM)])
+    before = _approvals_of(engine, provider)
+    for version in (3, 2):
+        older = approval(provider, version=version, valid_from="2027-06-01", valid_to="2027-06-30")
+        hub_id = stored(engine, older)
+        result = apply(engine, hub_id, 1)
+        assert result.status == "superseded", result.detail
+        assert "not newer" in result.detail
+        assert status_of(engine, hub_id).status == "superseded"
+    assert _approvals_of(engine, provider) == before
+    run(engine, [self_assigned(number, provider)])  # still approved as version 3 says
+    assert voucher_row(engine, number).provider == provider
+
+
+def test_a_newer_approval_with_valid_to_ends_it(engine: Engine) -> None:
+    late, early, provider = uid("AP"), uid("AP"), new_business_id()
+    run(
+        engine,
+        [
+            (granted(late), SYSTEM),
+            (granted(early), SYSTEM),
+            (approval(provider), SYSTEM),
+            (approval(provider, version=2, valid_to="2026-11-30"), SYSTEM),
+        ],
+    )
+    (row,) = _approvals_of(engine, provider)
+    assert (row.version, row.valid_to, row.service_codes) == (2, date(2026, 11, 30), None)
+    raw, sender = self_assigned(late, provider, "2026-12-01")
+    result = apply(engine, stored(engine, raw, sender), 1)
+    assert result.status == "rejected" and result.detail.startswith("approved_provider: ")
+    assert voucher_row(engine, late).provider is None
+    run(engine, [self_assigned(early, provider, "2026-11-30")])
+    assert voucher_row(engine, early).provider == provider
+
+
+def test_concurrent_approvals_of_one_provider_end_at_the_newest(engine: Engine) -> None:
+    provider = new_business_id()
+    hub_ids = [stored(engine, approval(provider, version=v, valid_from=f"2026-0{v}-01")) for v in range(1, 7)]
+    random.shuffle(hub_ids)
+    with ThreadPoolExecutor(max_workers=len(hub_ids)) as pool:
+        statuses = list(pool.map(lambda h: apply(engine, h, 1).status, hub_ids))
+    assert set(statuses) <= {"applied", "superseded"} and "applied" in statuses
+    (row,) = _approvals_of(engine, provider)
+    assert (row.version, row.valid_from) == (6, date(2026, 6, 1))

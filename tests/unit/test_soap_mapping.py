@@ -11,7 +11,7 @@ import pytest
 from psop_hub.hub.errors import ValidationFailed
 from psop_hub.mappings.canonical import parse_message
 from psop_hub.mappings.soap import XmlRejected, parse_xml, schema_errors, soap_field, to_canonical, to_message
-from tests.messages import granted
+from tests.messages import approval, granted
 
 ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 NOW = datetime(2026, 11, 2, 6, 15, tzinfo=UTC)
@@ -123,3 +123,74 @@ def test_a_doctype_behind_a_long_prolog_is_still_refused() -> None:
     )
     with pytest.raises(XmlRejected, match="DTD"):
         parse_xml(body)
+
+
+APPROVAL = (
+    "<t:MessageId>a-1</t:MessageId><t:SentAt>2026-11-02T08:15:00+02:00</t:SentAt>"
+    "<t:Organiser>2077474-0</t:Organiser><t:Provider>1572860-0</t:Provider><t:Version>1</t:Version>"
+    "<t:ServiceCode>KH01</t:ServiceCode><t:ServiceCode>KH02</t:ServiceCode>"
+    "<t:ValidFrom>2026-01-01</t:ValidFrom><t:ValidTo>2026-12-31</t:ValidTo>"
+)
+
+
+def approval_body(inner: str) -> bytes:
+    """A SOAP envelope around one ProviderApproval."""
+    return decision(inner, "SubmitProviderApproval", "ProviderApproval")
+
+
+def test_soap_approval_and_its_rest_twin_are_the_same_canonical_message() -> None:
+    soap = to_message("ProviderApproval", operation_of(approval_body(APPROVAL)), NOW)
+    rest = approval(service_codes=["KH01", "KH02"], valid_to="2026-12-31")
+    rest["message_id"] = "a-1"
+    twin = parse_message(rest)
+    assert soap.type == twin.type == "provider.approved"
+    assert soap.payload_json() == twin.payload_json()
+    assert soap.message_id == "a-1"
+
+
+def test_an_approval_without_service_codes_approves_every_service() -> None:
+    inner = APPROVAL.replace("<t:ServiceCode>KH01</t:ServiceCode><t:ServiceCode>KH02</t:ServiceCode>", "")
+    message = to_message("ProviderApproval", operation_of(approval_body(inner)), NOW)
+    assert "service_codes" not in message.payload_json()
+    assert message.payload.service_codes is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "words"),
+    [
+        (
+            "<t:ServiceCode>KH02</t:ServiceCode>",
+            "<t:ServiceCode>KH01</t:ServiceCode>",
+            "ProviderApproval/ServiceCode",
+            "more than once",
+        ),
+        ("<t:Version>1</t:Version>", "<t:Version>0</t:Version>", "ProviderApproval/Version", ""),
+        ("<t:Version>1</t:Version>", "", "ProviderApproval/Version", "required"),
+        (
+            "<t:ValidTo>2026-12-31</t:ValidTo>",
+            "<t:ValidTo>2025-12-31</t:ValidTo>",
+            "ProviderApproval/ValidTo",
+            "before",
+        ),
+        (
+            "<t:Provider>1572860-0</t:Provider>",
+            "<t:Provider>1572860-1</t:Provider>",
+            "ProviderApproval/Provider",
+            "check digit",
+        ),
+        ("<t:MessageId>a-1</t:MessageId>", "", "ProviderApproval/MessageId", "required"),
+    ],
+)
+def test_approval_errors_name_the_soap_element(old: str, new: str, field: str, words: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        to_message("ProviderApproval", operation_of(approval_body(APPROVAL.replace(old, new))), NOW)
+    errors = {e.field: e.message for e in caught.value.errors}
+    assert field in errors, errors
+    assert words in errors[field]
+
+
+def test_approval_service_code_paths_are_counted_from_one() -> None:
+    assert soap_field("ProviderApproval", "payload.service_codes") == "ProviderApproval/ServiceCode"
+    assert soap_field("ProviderApproval", "payload.service_codes.1") == "ProviderApproval/ServiceCode[2]"
+    assert soap_field("ProviderApproval", "payload.valid_to") == "ProviderApproval/ValidTo"
+    assert soap_field("ProviderApproval", "type") == "ProviderApproval"

@@ -26,7 +26,7 @@ NS = {
     "soap": "http://schemas.xmlsoap.org/wsdl/soap/",
     "xsd": "http://www.w3.org/2001/XMLSchema",
 }
-OPERATIONS = {"SubmitVoucherDecision", "SubmitServiceOrder", "GetMessageStatus"}
+OPERATIONS = {"SubmitVoucherDecision", "SubmitServiceOrder", "SubmitProviderApproval", "GetMessageStatus"}
 SAFE = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
@@ -86,7 +86,28 @@ def test_wsdl_imports_the_xsd_relative_to_the_endpoint() -> None:
     assert [(i.get("namespace"), i.get("schemaLocation")) for i in imports] == [(TNS, "v1?xsd")]
 
 
-def test_port_type_has_exactly_the_three_operations() -> None:
+def test_every_provider_approval_element_is_typed_and_documented() -> None:
+    xsd = parse(XSD).getroot()
+    approval = xsd.find("xsd:complexType[@name='ProviderApproval']", NS)
+    assert approval is not None
+    elements = approval.findall("xsd:sequence/xsd:element", NS)
+    names = [e.get("name") for e in elements]
+    expected = ["MessageId", "SentAt", "CorrelationId", "Organiser", "Provider", "Version", "ServiceCode"]
+    assert names == [*expected, "ValidFrom", "ValidTo"]
+    for element in elements:
+        assert element.get("type"), element.get("name")
+        assert (element.findtext("xsd:annotation/xsd:documentation", namespaces=NS) or "").strip()
+    occurs = {e.get("name"): (e.get("minOccurs", "1"), e.get("maxOccurs", "1")) for e in elements}
+    assert occurs["ServiceCode"] == ("0", "unbounded")
+    assert occurs["Version"] == ("1", "1") and occurs["ValidFrom"] == ("1", "1")
+    assert occurs["ValidTo"] == ("0", "1") and occurs["SentAt"] == ("0", "1")
+    for name in ("SubmitProviderApproval", "SubmitProviderApprovalResponse", "ProviderApproval"):
+        declared = xsd.find(f"xsd:element[@name='{name}']", NS)
+        assert declared is not None
+        assert (declared.findtext("xsd:annotation/xsd:documentation", namespaces=NS) or "").strip()
+
+
+def test_port_type_has_exactly_the_four_operations() -> None:
     wsdl = parse(WSDL)
     port_types = wsdl.findall("wsdl:portType", NS)
     assert len(port_types) == 1
@@ -115,7 +136,7 @@ def test_binding_is_soap11_document_literal_with_a_soap_action_per_operation() -
 def test_wrapped_messages_name_elements_of_the_xsd() -> None:
     declared = {e.get("name") for e in parse(XSD).getroot().findall("xsd:element", NS)}
     parts = parse(WSDL).findall("wsdl:message/wsdl:part", NS)
-    assert len(parts) == 6
+    assert len(parts) == 2 * len(OPERATIONS)
     for part in parts:
         assert part.get("name") == "parameters"
         prefix, _, local = (part.get("element") or "").partition(":")
@@ -182,6 +203,32 @@ def _body_of(client: zeep.Client, operation: str, **kwargs: Any) -> etree._Eleme
                     "Organiser": "2077474-0",
                     "EndDate": date(2026, 12, 31),
                     "Version": 2,
+                }
+            },
+        ),
+        (
+            "SubmitProviderApproval",
+            {
+                "ProviderApproval": {
+                    "MessageId": "m-3",
+                    "Organiser": "2077474-0",
+                    "Provider": "1572860-0",
+                    "Version": 1,
+                    "ServiceCode": ["KH01", "KH02"],
+                    "ValidFrom": date(2026, 1, 1),
+                    "ValidTo": date(2026, 12, 31),
+                }
+            },
+        ),
+        (
+            "SubmitProviderApproval",
+            {
+                "ProviderApproval": {
+                    "MessageId": "m-4",
+                    "Organiser": "2077474-0",
+                    "Provider": "1572860-0",
+                    "Version": 2,
+                    "ValidFrom": date(2026, 1, 1),
                 }
             },
         ),

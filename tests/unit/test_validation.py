@@ -99,6 +99,14 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "amount": "1299.75",
         "reference": "1232",
     },
+    "provider.approved": {
+        "organiser": ORGANISER,
+        "provider": PROVIDER,
+        "version": 1,
+        "service_codes": ["KOTIHOITO", "TEHPA"],
+        "valid_from": "2026-01-01",
+        "valid_to": "2027-12-31",
+    },
 }
 
 
@@ -346,8 +354,8 @@ def test_a_valid_message_of_each_type(type: str) -> None:
     assert envelope.envelope_json()["payload"] == envelope.payload_json()
 
 
-def test_there_are_ten_types() -> None:
-    assert len(MESSAGE_TYPES) == 10
+def test_there_are_eleven_types() -> None:
+    assert len(MESSAGE_TYPES) == 11
 
 
 @pytest.mark.parametrize("type", MESSAGE_TYPES)
