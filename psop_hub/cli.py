@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _month(value: str) -> date:
-    from psop_hub.consumers.settlement import parse_month
+    from psop_hub.hub.calendar import parse_month
 
     try:
         return parse_month(value)
@@ -70,7 +70,8 @@ def _month(value: str) -> date:
 
 def cmd_settle(args: argparse.Namespace) -> int:
     """Build the settlements of one month and print what was created."""
-    from psop_hub.consumers.settlement import build_settlements, first_of_month, helsinki_now
+    from psop_hub.consumers.settlement import build_settlements
+    from psop_hub.hub.calendar import first_of_month, helsinki_now
 
     month: date = args.month
     label = f"{month:%Y-%m}"
@@ -97,8 +98,8 @@ def cmd_settle(args: argparse.Namespace) -> int:
 
 def cmd_clients_add(args: argparse.Namespace) -> int:
     """Register a sender; its secret is printed once, as the last line."""
+    from psop_hub.hub.identifiers import check_business_id
     from psop_hub.hub.senders import add_client
-    from psop_hub.mappings.identifiers import check_business_id
 
     for flag, value in (("--organiser", args.organiser), ("--provider", args.provider)):
         if value is not None:
@@ -109,7 +110,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
     try:
         with engine_for(load_settings()) as engine:
             secret = add_client(engine, args.name, args.role, args.organiser, args.provider)
-    except (ValueError, HubError) as exc:
+    except HubError as exc:
         raise SystemExit(f"hub: {exc}") from None
     print(f"client {args.name} ({args.role}) added; its secret is shown only now:")
     print(secret)
@@ -138,7 +139,7 @@ def cmd_parties_set(args: argparse.Namespace) -> int:
                 kept["bic"],
             )
             set_party(engine, party)
-        except ValueError as exc:
+        except HubError as exc:
             raise SystemExit(f"hub: {exc}") from None
     print(f"party {args.business_id} saved")
     return 0
@@ -152,7 +153,7 @@ def cmd_invoices_write(args: argparse.Namespace) -> int:
     try:
         with engine_for(settings) as engine:
             path = write_invoice(engine, args.settlement, settings.data_dir)
-    except (ValueError, HubError) as exc:
+    except HubError as exc:
         raise SystemExit(f"hub: {exc}") from None
     print(path)
     return 0

@@ -133,7 +133,8 @@ def run_files(settings: Settings) -> None:
 
 def run_scheduler(settings: Settings) -> None:
     """`hub scheduler`: settle the previous month when due, re-checking until SIGTERM or SIGINT."""
-    from psop_hub.consumers.settlement import helsinki_now, scheduled_run
+    from psop_hub.consumers.settlement import scheduled_run
+    from psop_hub.hub.calendar import helsinki_now
 
     with engine_for(settings) as engine:
         stopping = until_stopped()

@@ -32,24 +32,23 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from lxml import etree
 from sqlalchemy.engine import Engine
 
 from psop_hub.adapters.atomic import write_atomically
+from psop_hub.hub.calendar import HELSINKI
 from psop_hub.hub.database import unavailable_on_outage
-from psop_hub.hub.errors import NotFound
+from psop_hub.hub.errors import InvoiceNotPossible, NotFound
+from psop_hub.hub.identifiers import is_valid_finnish_reference
 from psop_hub.hub.money import cents
 from psop_hub.hub.parties import Party, get_party
 from psop_hub.hub.settlement_views import settlement_view
-from psop_hub.mappings.identifiers import is_valid_finnish_reference
 
 __all__ = ["UNIT_CODES", "build_invoice", "invoice_path", "write_invoice"]
 
 log = logging.getLogger(__name__)
 
-HELSINKI = ZoneInfo("Europe/Helsinki")
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 EUR = {"AmountCurrencyIdentifier": "EUR"}
@@ -124,7 +123,9 @@ def _names(name: str) -> list[str]:
 def _line(row: dict[str, Any]) -> _Line:
     unit = row["unit"]
     if unit not in UNIT_CODES:
-        raise ValueError(f"settlement row {row['row_number']} has unit {unit!r}, which has no Finvoice code")
+        raise InvoiceNotPossible(
+            f"settlement row {row['row_number']} has unit {unit!r}, which has no Finvoice code"
+        )
     return _Line(
         number=int(row["row_number"]),
         kind=row["kind"],
@@ -138,37 +139,43 @@ def _line(row: dict[str, Any]) -> _Line:
 
 
 def _require(party: Party, role: str, *, account: bool) -> None:
-    """ValueError naming the party and every detail an invoice needs that it lacks."""
+    """InvoiceNotPossible naming the party and every detail an invoice needs that it lacks."""
     wanted = [("IBAN", "iban", party.iban), ("BIC", "bic", party.bic)] if account else []
     wanted += [(field, field, getattr(party, field)) for field in ("street", "postcode", "town")]
     missing = [(label, flag) for label, flag, value in wanted if not value]
     if missing:
         labels = " and no ".join(label for label, _ in missing)
         flags = " ".join(f"--{flag} ..." for _, flag in missing)
-        raise ValueError(
+        raise InvoiceNotPossible(
             f"{role} {party.business_id} has no {labels}: hub parties set {party.business_id} {flags}"
         )
 
 
 def _check(view: dict[str, Any], seller: Party, buyer: Party, lines: list[_Line]) -> Decimal:
-    """The invoice total after every check the invoice depends on; ValueError says what is wrong."""
+    """The invoice total after every check the invoice depends on; InvoiceNotPossible says what is wrong."""
     settlement_id = view["settlement_id"]
     if seller.business_id != view["provider"]:
-        raise ValueError(f"seller {seller.business_id} is not provider {view['provider']} of {settlement_id}")
+        raise InvoiceNotPossible(
+            f"seller {seller.business_id} is not provider {view['provider']} of {settlement_id}"
+        )
     if buyer.business_id != view["organiser"]:
-        raise ValueError(f"buyer {buyer.business_id} is not organiser {view['organiser']} of {settlement_id}")
+        raise InvoiceNotPossible(
+            f"buyer {buyer.business_id} is not organiser {view['organiser']} of {settlement_id}"
+        )
     _require(seller, "provider", account=True)
     _require(buyer, "organiser", account=False)
     total = sum((line.amount for line in lines), Decimal("0.00"))
     if total != Decimal(view["amount"]):
-        raise ValueError(f"the rows of {settlement_id} sum to {total}, its amount is {view['amount']}")
+        raise InvoiceNotPossible(
+            f"the rows of {settlement_id} sum to {total}, its amount is {view['amount']}"
+        )
     if total <= 0:
-        raise ValueError(
+        raise InvoiceNotPossible(
             f"settlement {settlement_id} totals {_money(total)} EUR: a zero or negative settlement "
             "needs a credit note (INV02), which is not supported yet"
         )
     if not is_valid_finnish_reference(view["reference"]):
-        raise ValueError(f"settlement {settlement_id} has no valid Finnish reference number")
+        raise InvoiceNotPossible(f"settlement {settlement_id} has no valid Finnish reference number")
     return total
 
 
@@ -177,7 +184,7 @@ def build_invoice(
 ) -> bytes:
     """The settlement's Finvoice 3.0 invoice as UTF-8 bytes: the same inputs give the same bytes."""
     if due_days < 0:
-        raise ValueError(f"due_days must not be negative, not {due_days}")
+        raise ValueError(f"due_days must not be negative, not {due_days}")  # a caller's mistake
     lines = [_line(row) for row in view["rows"]]
     total = _check(view, seller, buyer, lines)
     reference = view["reference"].replace(" ", "")
@@ -323,7 +330,7 @@ def invoice_path(data_dir: Path, organiser: str, settlement_id: str) -> Path:
     """Where the invoice of a settlement goes: `outbox/<organiser>/invoices/<settlement_id>.xml`."""
     for value in (organiser, settlement_id):
         if not _SAFE_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} cannot be part of a file name")
+            raise InvoiceNotPossible(f"{value!r} cannot be part of a file name")
     return Path(data_dir) / "outbox" / organiser / "invoices" / f"{settlement_id}.xml"
 
 
@@ -332,7 +339,7 @@ def write_invoice(
 ) -> Path:
     """Write a settlement's invoice atomically to the organiser's outbox; returns its path.
 
-    NotFound for an unknown settlement, ValueError for missing party data or a total of zero or less.
+    NotFound for an unknown settlement, InvoiceNotPossible for missing party data or a total of zero or less.
     """
     with unavailable_on_outage(), engine.connect() as conn:
         view = settlement_view(conn, settlement_id)
@@ -352,6 +359,8 @@ def write_invoice(
     return path
 
 
-def _no_party(role: str, business_id: str, account: str) -> ValueError:
+def _no_party(role: str, business_id: str, account: str) -> InvoiceNotPossible:
     flags = f"--name ... --street ... --postcode ... --town ... {account}".rstrip()
-    return ValueError(f"{role} {business_id} has no invoicing details: hub parties set {business_id} {flags}")
+    return InvoiceNotPossible(
+        f"{role} {business_id} has no invoicing details: hub parties set {business_id} {flags}"
+    )

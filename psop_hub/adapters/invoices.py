@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.adapters.finvoice import write_invoice
 from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.errors import InvoiceNotPossible
 from psop_hub.hub.tables import parties, settlements
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,10 @@ def write_pending(engine: Engine, data_dir: Path, backlog: Backlog, limit: int =
     for settlement_id in pending:
         try:
             path = write_invoice(engine, settlement_id, data_dir)
-        except ValueError as exc:
+        except InvoiceNotPossible as exc:
             backlog.blocked[settlement_id] = now
-            log.error("invoice of settlement %s not written yet: %s", settlement_id, exc)
+            # Waiting for an operator to add details is not an error of the hub's.
+            log.warning("invoice of settlement %s not written yet: %s", settlement_id, exc)
             continue
         with unavailable_on_outage(), engine.begin() as conn:
             conn.execute(

@@ -36,21 +36,21 @@ correction applied meanwhile either lands before (and is settled) or waits (and 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, exists, insert, literal, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import bindparam
 
+from psop_hub.hub.calendar import first_of_month, helsinki_now, next_month, previous_month
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import RuleBroken, TransientError
+from psop_hub.hub.identifiers import finnish_reference
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import (
     MONEY,
@@ -61,15 +61,12 @@ from psop_hub.hub.tables import (
     settlement_rows,
     settlements,
 )
-from psop_hub.mappings.identifiers import finnish_reference
 
 log = logging.getLogger(__name__)
 
-HELSINKI = ZoneInfo("Europe/Helsinki")
 ZERO = Decimal("0.00")
 # First key of the two-key advisory lock: keeps ours apart from any other advisory locks.
 _LOCK_NAMESPACE = 0x50534F50  # "PSOP"
-_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 # The constraints a concurrent run that skipped the lock would hit; anything else is a bug.
 _PERIOD_TAKEN = frozenset({"uq_settlements_period", "settlements_pkey"})
 
@@ -135,34 +132,6 @@ class Row:
     unit_price: Decimal
     quantity: Decimal
     amount: Decimal
-
-
-def first_of_month(day: date) -> date:
-    """The first day of `day`'s month."""
-    return day.replace(day=1)
-
-
-def next_month(day: date) -> date:
-    """The first day of the month after `day`'s."""
-    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
-def previous_month(day: date) -> date:
-    """The first day of the month before `day`'s."""
-    return date(day.year - (day.month == 1), (day.month - 2) % 12 + 1, 1)
-
-
-def parse_month(value: str) -> date:
-    """`YYYY-MM` as the first day of that month; ValueError otherwise."""
-    match = _MONTH.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"{value!r} is not a month in the form YYYY-MM, e.g. 2026-11")
-    return date(int(match.group(1)), int(match.group(2)), 1)
-
-
-def helsinki_now() -> datetime:
-    """The current time in Finland, where settlement months begin and end."""
-    return datetime.now(HELSINKI)
 
 
 def settlement_id_for(organiser: str, provider: str, month: date) -> str:

@@ -3,10 +3,12 @@
 HubError
 ├── PermanentError          bad data or a broken business rule: reject, never retry
 │   ├── ValidationFailed    the message does not match the contract (every field error listed)
-│   │   └── Unreadable      not even readable: not JSON/XML, bad encoding, too deep, a DTD
+│   │   ├── Unreadable      not even readable: not JSON/XML, bad encoding, too deep, a DTD
+│   │   └── InvalidInput    a value given to a command (a party's IBAN, a client's role) is wrong
 │   ├── DataRejected        the database refused the message's values while applying it
 │   ├── RuleBroken          a domain rule refused the message (rule name and reason)
 │   ├── ConflictError       same sender and message_id, different payload
+│   ├── InvoiceNotPossible  a settlement's invoice cannot be built (details missing, a credit)
 │   └── NotAllowed          the sender may not send or see this (scope)
 ├── AuthenticationFailed    no or wrong credentials
 ├── NotFound                the thing asked for does not exist (or is not the caller's)
@@ -61,6 +63,22 @@ class Unreadable(ValidationFailed):
 
     def __str__(self) -> str:
         return self.reason
+
+
+class InvalidInput(ValidationFailed):
+    """A value given to a command or an admin call is invalid; `str()` says which and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__([FieldError(field, reason)])
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class InvoiceNotPossible(PermanentError):
+    """A settlement's Finvoice invoice cannot be built as things are (a party's details are
+    missing, the rows do not add up, a credit note would be needed)."""
 
 
 class DataRejected(PermanentError):

@@ -26,6 +26,7 @@ from stdnum.exceptions import ValidationError
 from stdnum.fi import ytunnus as stdnum_ytunnus
 
 from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.errors import InvalidInput
 from psop_hub.hub.tables import parties
 
 __all__ = ["Party", "canonical_business_id", "get_party", "normalised", "set_party"]
@@ -50,11 +51,13 @@ class Party:
 
 
 def canonical_business_id(value: str) -> str:
-    """A Y-tunnus in the form `NNNNNNN-N`, or ValueError naming the field."""
+    """A Y-tunnus in the form `NNNNNNN-N`, or InvalidInput naming the field."""
     try:
         return str(stdnum_ytunnus.format(stdnum_ytunnus.validate(value)))
     except ValidationError:
-        raise ValueError(f"business_id {value!r} is not a valid business ID (Y-tunnus)") from None
+        raise InvalidInput(
+            "business_id", f"business_id {value!r} is not a valid business ID (Y-tunnus)"
+        ) from None
 
 
 def _iban(value: str | None) -> str | None:
@@ -63,7 +66,7 @@ def _iban(value: str | None) -> str | None:
     try:
         return str(stdnum_iban.validate(value)).upper()
     except ValidationError as exc:
-        raise ValueError(f"iban {value!r} is not a valid IBAN ({exc})") from None
+        raise InvalidInput("iban", f"iban {value!r} is not a valid IBAN ({exc})") from None
 
 
 def _bic(value: str | None) -> str | None:
@@ -72,24 +75,24 @@ def _bic(value: str | None) -> str | None:
     try:
         return str(stdnum_bic.validate(value)).upper()
     except ValidationError as exc:
-        raise ValueError(f"bic {value!r} is not a valid BIC of 8 or 11 characters ({exc})") from None
+        raise InvalidInput("bic", f"bic {value!r} is not a valid BIC of 8 or 11 characters ({exc})") from None
 
 
 def _text(field: str, value: str, low: int, high: int) -> str:
     text = " ".join(value.split())
     if text and not low <= len(text) <= high:
-        raise ValueError(f"{field} must be {low}-{high} characters, not {len(text)}")
+        raise InvalidInput(field, f"{field} must be {low}-{high} characters, not {len(text)}")
     return text
 
 
 def normalised(party: Party) -> Party:
-    """The party with every field checked and in its stored form; ValueError names the bad field."""
+    """The party with every field checked and in its stored form; InvalidInput names the bad field."""
     name = _text("name", party.name, 2, _NAME_MAX)
     if not name:
-        raise ValueError("name must not be empty")
+        raise InvalidInput("name", "name must not be empty")
     postcode = party.postcode.strip()
     if postcode and not _POSTCODE.fullmatch(postcode):
-        raise ValueError(f"postcode {postcode!r} must be five digits, e.g. 00100")
+        raise InvalidInput("postcode", f"postcode {postcode!r} must be five digits, e.g. 00100")
     return replace(
         party,
         business_id=canonical_business_id(party.business_id),
@@ -103,7 +106,7 @@ def normalised(party: Party) -> Party:
 
 
 def set_party(engine: Engine, party: Party) -> None:
-    """Insert or replace a party's invoicing details after checking them (ValueError names the field)."""
+    """Insert or replace a party's invoicing details after checking them (InvalidInput names the field)."""
     p = normalised(party)
     values = {
         "name": p.name,
@@ -125,7 +128,7 @@ def get_party(conn: Connection, business_id: str) -> Party | None:
     """The party's invoicing details, or None if none are stored (or the ID is not a valid one)."""
     try:
         key = canonical_business_id(business_id)
-    except ValueError:
+    except InvalidInput:
         return None
     row = conn.execute(select(parties).where(parties.c.business_id == key)).one_or_none()
     if row is None:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from psop_hub.hub.database import unavailable_on_outage
-from psop_hub.hub.errors import AuthenticationFailed, HubError, NotAllowed
+from psop_hub.hub.errors import AuthenticationFailed, HubError, InvalidInput, NotAllowed
 from psop_hub.hub.tables import clients
 
 ROLES = ("system", "provider", "admin")
@@ -57,11 +57,11 @@ def _digest(secret: str) -> str:
 def add_client(engine: Engine, name: str, role: str, organiser: str | None, provider: str | None) -> str:
     """Register a sender and return its new secret (only its hash is stored)."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise InvalidInput("role", f"role must be one of {', '.join(ROLES)}")
     if role == "system" and not organiser:
-        raise ValueError("a system client needs --organiser")
+        raise InvalidInput("organiser", "a system client needs --organiser")
     if role == "provider" and not provider:
-        raise ValueError("a provider client needs --provider")
+        raise InvalidInput("provider", "a provider client needs --provider")
     secret = secrets.token_urlsafe(32)
     try:
         with unavailable_on_outage(), engine.begin() as conn:

@@ -23,7 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from psop_hub.mappings import identifiers
+from psop_hub.hub import identifiers
+from psop_hub.hub.money import CENT, money_text
 
 __all__ = [
     "MAX_QUANTITY",
@@ -46,7 +47,6 @@ __all__ = [
     "Unit",
     "UnitMoney",
     "Version",
-    "format_money",
     "format_quantity",
     "parse_day",
 ]
@@ -61,7 +61,6 @@ _DECIMAL_SHAPE = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?")
 _OFFSET = re.compile(r"[Zz]|[+-][0-9]{2}:[0-9]{2}")
-_CENT = Decimal("0.01")
 _MONEY_EXAMPLE = 'must be a decimal string such as "32.50"'
 _QUANTITY_EXAMPLE = 'must be a decimal string such as "1.5"'
 _FREE_TEXT_CONTROLS = frozenset("\t\n\r")
@@ -96,7 +95,7 @@ MAX_QUANTITY = Decimal("999999.99")
 
 
 def _money(value: object) -> Decimal:
-    return _decimal(value, _MONEY_EXAMPLE).quantize(_CENT)
+    return _decimal(value, _MONEY_EXAMPLE).quantize(CENT)
 
 
 def _unit_money(value: object) -> Decimal:
@@ -113,11 +112,6 @@ def _quantity(value: object) -> Decimal:
     if amount > MAX_QUANTITY:
         raise _error("quantity_too_large", f"must be at most {MAX_QUANTITY}")
     return amount
-
-
-def format_money(amount: Decimal) -> str:
-    """Money as its canonical JSON string: two decimals, no exponent ("32.50")."""
-    return format(amount.quantize(_CENT), "f")
 
 
 def format_quantity(amount: Decimal) -> str:
@@ -226,12 +220,12 @@ def _string(max_length: int) -> StringConstraints:
 Money = Annotated[
     Decimal,
     PlainValidator(_money, json_schema_input_type=str),
-    PlainSerializer(format_money, return_type=str, when_used="json"),
+    PlainSerializer(money_text, return_type=str, when_used="json"),
 ]
 UnitMoney = Annotated[
     Decimal,
     PlainValidator(_unit_money, json_schema_input_type=str),
-    PlainSerializer(format_money, return_type=str, when_used="json"),
+    PlainSerializer(money_text, return_type=str, when_used="json"),
 ]
 Quantity = Annotated[
     Decimal,

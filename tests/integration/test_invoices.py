@@ -14,9 +14,9 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.adapters.finvoice import write_invoice
 from psop_hub.consumers.settlement import settle_pair
-from psop_hub.hub.errors import NotFound
+from psop_hub.hub.errors import InvalidInput, InvoiceNotPossible, NotFound
+from psop_hub.hub.identifiers import is_valid_finnish_reference
 from psop_hub.hub.parties import Party, get_party, set_party
-from psop_hub.mappings.identifiers import is_valid_finnish_reference
 from tests.integration.settling import (
     PHYSIO,
     add_delivery,
@@ -68,7 +68,7 @@ def test_parties_are_stored_normalised_and_replaced(engine: Engine) -> None:
         assert get_party(conn, bid) == Party(bid, "Hoiva ja Koti Oy", "Tie 2", "33100", "Tampere", None, None)
         assert get_party(conn, business_id()) is None
         assert get_party(conn, "not an id") is None
-    with pytest.raises(ValueError, match=r"^iban "):
+    with pytest.raises(InvalidInput, match=r"^iban "):
         set_party(engine, Party(bid, "Hoiva Oy", "", "", "", "FI21 1234 5600 0007 86", None))
 
 
@@ -147,7 +147,7 @@ def test_credit_settlement_is_refused(engine: Engine, tmp_path: Path) -> None:
     settle(engine, organiser, provider, MARCH)
     cancel(engine, provider, event)
     april = settle(engine, organiser, provider, APRIL)  # -100.00
-    with pytest.raises(ValueError, match="credit note"):
+    with pytest.raises(InvoiceNotPossible, match="credit note"):
         write_invoice(engine, april, tmp_path)
     assert not (tmp_path / "outbox").exists()
 
@@ -157,17 +157,17 @@ def test_missing_party_data_is_named(engine: Engine, tmp_path: Path) -> None:
     add_delivery(engine, organiser, provider, date(2026, 3, 2), "1", "25.00")
     settlement_id = settle(engine, organiser, provider, MARCH)
     with pytest.raises(
-        ValueError, match=f"^provider {provider} has no BIC: hub parties set {provider} --bic"
+        InvoiceNotPossible, match=f"^provider {provider} has no BIC: hub parties set {provider} --bic"
     ):
         write_invoice(engine, settlement_id, tmp_path)
     set_party(engine, Party(provider, "Hoiva Oy", "Katu 1", "00100", "Helsinki", None, "NDEAFIHH"))
     with pytest.raises(
-        ValueError, match=f"^provider {provider} has no IBAN: hub parties set {provider} --iban"
+        InvoiceNotPossible, match=f"^provider {provider} has no IBAN: hub parties set {provider} --iban"
     ):
         write_invoice(engine, settlement_id, tmp_path)
     set_party(engine, Party(organiser, "Hyvinvointialue", "", "", "Porvoo"))
     set_party(engine, Party(provider, "Hoiva Oy", "Katu 1", "00100", "Helsinki", IBAN, "NDEAFIHH"))
-    with pytest.raises(ValueError, match=f"^organiser {organiser} has no street and no postcode"):
+    with pytest.raises(InvoiceNotPossible, match=f"^organiser {organiser} has no street and no postcode"):
         write_invoice(engine, settlement_id, tmp_path)
     assert not (tmp_path / "outbox").exists()
 
@@ -176,10 +176,10 @@ def test_party_without_details_is_named(engine: Engine, tmp_path: Path) -> None:
     organiser, provider = business_id(), business_id()
     add_delivery(engine, organiser, provider, date(2026, 3, 2), "1", "25.00")
     settlement_id = settle(engine, organiser, provider, MARCH)
-    with pytest.raises(ValueError, match=f"^provider {provider} has no invoicing details: .*--iban"):
+    with pytest.raises(InvoiceNotPossible, match=f"^provider {provider} has no invoicing details: .*--iban"):
         write_invoice(engine, settlement_id, tmp_path)
     set_party(engine, Party(provider, "Hoiva Oy", "Katu 1", "00100", "Helsinki", IBAN, "NDEAFIHH"))
-    with pytest.raises(ValueError, match=f"^organiser {organiser} has no invoicing details"):
+    with pytest.raises(InvoiceNotPossible, match=f"^organiser {organiser} has no invoicing details"):
         write_invoice(engine, settlement_id, tmp_path)
 
 

@@ -20,18 +20,13 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.api.app import create_app
 from psop_hub.bootstrap import api_services
-from psop_hub.consumers.settlement import (
-    SettlementSummary,
-    build_settlements,
-    helsinki_now,
-    previous_month,
-    settlement_id_for,
-)
+from psop_hub.consumers.settlement import SettlementSummary, build_settlements, settlement_id_for
+from psop_hub.hub.calendar import helsinki_now, previous_month
 from psop_hub.hub.errors import RuleBroken
+from psop_hub.hub.identifiers import is_valid_finnish_reference
 from psop_hub.hub.senders import add_client
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.settlement_views import settlement_view
-from psop_hub.mappings.identifiers import is_valid_finnish_reference
 from tests.integration.settling import (
     PHYSIO,
     add_delivery,

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
+from psop_hub.hub.identifiers import check_hetu
 from psop_hub.hub.logs import HetuFilter, configure_logging, mask
-from psop_hub.mappings.identifiers import check_hetu
 
 # Valid HETUs with every century sign, and the spellings check_hetu accepts for them.
 HETUS = ["131052-308T", "010190Y123M", "010190X123M", "150621A123W", "150621B123W", "010101+123N"]

@@ -8,19 +8,16 @@ from decimal import Decimal as D
 import pytest
 
 from psop_hub.consumers.settlement import (
-    HELSINKI,
     Item,
     Row,
     SettlementSummary,
     due_month,
     group_rows,
-    next_month,
-    parse_month,
-    previous_month,
     reference_for,
     settlement_id_for,
 )
-from psop_hub.mappings.identifiers import is_valid_finnish_reference
+from psop_hub.hub.calendar import HELSINKI, next_month, parse_month, previous_month
+from psop_hub.hub.identifiers import is_valid_finnish_reference
 
 HOME = ("KH01", "Säännöllinen kotihoito")
 

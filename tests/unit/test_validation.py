@@ -11,6 +11,14 @@ import pytest
 from pydantic import ValidationError
 
 from psop_hub.hub.errors import FieldError, ValidationFailed
+from psop_hub.hub.identifiers import (
+    check_business_id,
+    check_hetu,
+    check_municipality,
+    check_payment_reference,
+    finnish_reference,
+    is_valid_finnish_reference,
+)
 from psop_hub.hub.privacy import mask_hetu
 from psop_hub.mappings.canonical import (
     MESSAGE_TYPES,
@@ -23,14 +31,6 @@ from psop_hub.mappings.canonical import (
     payload_model,
 )
 from psop_hub.mappings.fields import MAX_QUANTITY, MAX_UNIT_AMOUNT
-from psop_hub.mappings.identifiers import (
-    check_business_id,
-    check_hetu,
-    check_municipality,
-    check_payment_reference,
-    finnish_reference,
-    is_valid_finnish_reference,
-)
 
 TODAY = date(2026, 11, 2)
 HETU = "131052-308T"
