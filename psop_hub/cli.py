@@ -18,7 +18,7 @@ from psop_hub.hub.errors import HubError
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the schema."""
-    from psop_hub.hub.schema import ensure_database, migrate
+    from psop_hub.hub.migrator import ensure_database, migrate
 
     with engine_for(load_settings()) as engine:
         if ensure_database(engine):

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from psop_hub.hub.database import make_engine
-from psop_hub.hub.schema import migrate
+from psop_hub.hub.migrator import migrate
 from psop_hub.hub.settings import Settings
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")

@@ -7,19 +7,19 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Engine
 
 from psop_hub.hub import store
-from psop_hub.hub.envelope import Accepted, Incoming
 from psop_hub.hub.errors import NotAllowed, PermanentError
 from psop_hub.hub.senders import Sender, check_may_send
+from psop_hub.hub.submission import Accepted, Submission
 from psop_hub.mappings.canonical import Envelope
 
 
-def to_incoming(sender: Sender, envelope: Envelope, channel: str) -> Incoming:
+def to_submission(sender: Sender, envelope: Envelope, channel: str) -> Submission:
     """The transport-independent form of a validated message from this sender."""
     payload = envelope.payload
-    keys = payload.reference_keys  # type: ignore[attr-defined]
+    keys = payload.reference_keys
     reference = next(iter(keys.values()), None)
-    organiser = payload.organiser or sender.organiser  # type: ignore[attr-defined]
-    return Incoming(
+    organiser = payload.organiser or sender.organiser
+    return Submission(
         sender=sender.name,
         channel=channel,
         message_id=envelope.message_id,
@@ -28,7 +28,7 @@ def to_incoming(sender: Sender, envelope: Envelope, channel: str) -> Incoming:
         correlation_id=envelope.correlation_id,
         payload=envelope.payload_json(),
         organiser=organiser,
-        provider=payload.provider,  # type: ignore[attr-defined]
+        provider=payload.provider,
         reference=reference,
     )
 
@@ -36,8 +36,8 @@ def to_incoming(sender: Sender, envelope: Envelope, channel: str) -> Incoming:
 def submit(engine: Engine, sender: Sender, envelope: Envelope, channel: str) -> Accepted:
     """Check the sender's scope and store the message durably; raises NotAllowed or ConflictError."""
     payload = envelope.payload
-    check_may_send(sender, envelope.type, payload.organiser, payload.provider)  # type: ignore[attr-defined]
-    return store.accept(engine, to_incoming(sender, envelope, channel))
+    check_may_send(sender, envelope.type, payload.organiser, payload.provider)
+    return store.accept(engine, to_submission(sender, envelope, channel))
 
 
 def submit_many(
@@ -45,15 +45,15 @@ def submit_many(
 ) -> list[Accepted | PermanentError]:
     """Scope-check and store a batch in one transaction; each gets Accepted or why it was refused."""
     results: list[Accepted | PermanentError | None] = [None] * len(envelopes)
-    allowed: list[tuple[int, Incoming]] = []
+    allowed: list[tuple[int, Submission]] = []
     for i, envelope in enumerate(envelopes):
         payload = envelope.payload
         try:
-            check_may_send(sender, envelope.type, payload.organiser, payload.provider)  # type: ignore[attr-defined]
+            check_may_send(sender, envelope.type, payload.organiser, payload.provider)
         except NotAllowed as exc:
             results[i] = exc
             continue
-        allowed.append((i, to_incoming(sender, envelope, channel)))
-    for (i, _), outcome in zip(allowed, store.accept_many(engine, [inc for _, inc in allowed]), strict=True):
+        allowed.append((i, to_submission(sender, envelope, channel)))
+    for (i, _), outcome in zip(allowed, store.accept_many(engine, [s for _, s in allowed]), strict=True):
         results[i] = outcome
     return [r for r in results if r is not None]

@@ -78,5 +78,12 @@ async def authenticated(request: Request) -> Sender:
     return await run_in_threadpool(authenticator.by_secret, secret.strip())
 
 
+def lookup_key(*values: str) -> bool:
+    """Whether path values can name a record at all: identifiers are 1-100 characters without
+    control characters (INTERFACES §2), so anything else (a NUL byte, which the database driver
+    refuses in text) is simply not found, as any unknown number."""
+    return all(0 < len(v) <= 100 and v.isprintable() for v in values)
+
+
 SenderDep = Annotated[Sender, Depends(authenticated)]
 ServicesDep = Annotated[Services, Depends(services_of)]

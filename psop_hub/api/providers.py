@@ -6,23 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from psop_hub.api.deps import SenderDep, ServicesDep
-from psop_hub.api.routes import lookup_key
+from psop_hub.api.deps import SenderDep, ServicesDep, lookup_key
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import NotFound
-from psop_hub.hub.senders import Sender
+from psop_hub.hub.senders import may_read
 from psop_hub.hub.views import approval_view
 
 router = APIRouter(prefix="/api/v1")
-
-
-def may_see(sender: Sender, organiser: str, provider: str) -> bool:
-    """Whether the sender sees this approval: the organiser's systems, that provider, admins."""
-    return (
-        sender.is_admin
-        or (sender.role == "system" and sender.organiser == organiser)
-        or (sender.role == "provider" and sender.provider == provider)
-    )
 
 
 @router.get("/providers/{organiser}/{provider}")
@@ -30,7 +20,7 @@ def get_approval(sender: SenderDep, services: ServicesDep, organiser: str, provi
     """The provider's approval by the organiser: version, service codes (null: all) and validity."""
     # Decided before the read, and answered exactly like a missing approval: whether a provider
     # is approved by an organiser is not a stranger's to know.
-    if not lookup_key(organiser, provider) or not may_see(sender, organiser, provider):
+    if not lookup_key(organiser, provider) or not may_read(sender, organiser, provider):
         raise NotFound(f"no approval of provider {provider} by organiser {organiser}")
     with unavailable_on_outage(), services.engine.connect() as conn:
         view = approval_view(conn, organiser, provider)

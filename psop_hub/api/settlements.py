@@ -6,23 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from psop_hub.api.deps import SenderDep, ServicesDep
-from psop_hub.api.routes import lookup_key
+from psop_hub.api.deps import SenderDep, ServicesDep, lookup_key
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import NotFound
-from psop_hub.hub.senders import Sender
+from psop_hub.hub.senders import may_read
 from psop_hub.hub.settlement_views import settlement_view
 
 router = APIRouter(prefix="/api/v1")
-
-
-def may_see(sender: Sender, view: dict[str, Any]) -> bool:
-    """Whether the sender sees this settlement: the organiser's systems, its provider, admins."""
-    return (
-        sender.is_admin
-        or (sender.role == "system" and sender.organiser == view["organiser"])
-        or (sender.role == "provider" and sender.provider == view["provider"])
-    )
 
 
 @router.get("/settlements/{settlement_id}")
@@ -33,6 +23,6 @@ def get_settlement(sender: SenderDep, services: ServicesDep, settlement_id: str)
     with unavailable_on_outage(), services.engine.connect() as conn:
         view = settlement_view(conn, settlement_id)
     # Someone else's settlement is answered exactly like a missing one.
-    if view is None or not may_see(sender, view):
+    if view is None or not may_read(sender, view["organiser"], view["provider"]):
         raise NotFound(f"no settlement {settlement_id}")
     return view

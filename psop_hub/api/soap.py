@@ -30,7 +30,7 @@ from psop_hub.hub.errors import (
     TransientError,
 )
 from psop_hub.hub.privacy import mask_text
-from psop_hub.hub.senders import Sender
+from psop_hub.hub.senders import Sender, may_read_message
 from psop_hub.mappings.soap import (
     NS,
     PASSWORD_TEXT,
@@ -211,7 +211,7 @@ def _status(services: Services, sender: Sender, operation: Any) -> Response:
         found = store.describe(services.engine, uuid.UUID(text))
     except ValueError:
         found = None
-    if found is None or not (sender.is_admin or found["sender"] == sender.name):
+    if found is None or not may_read_message(sender, found["sender"]):
         raise SoapFault("Client", f"no message {text}")
     errors = T.Errors(*[T.Error(e.get("message", ""), field=e.get("field", "")) for e in found["errors"]])
     status = T.MessageStatus(

@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -96,10 +97,17 @@ def apply_batch(
 
 
 def _apply_one(conn: Connection, hub_id: uuid.UUID, attempt: int) -> Result:
-    row = store.claim_and_load(conn, hub_id)
+    row = store.enter_inbox_and_load(conn, hub_id)
     if row is None:
-        return _not_claimed(conn, hub_id)
-    ctx = Context(hub_id=hub_id, sender=row.sender, type=row.type, message_id=row.message_id)
+        return _done_before(conn, hub_id)
+    ctx = Context(
+        hub_id=hub_id,
+        sender=row.sender,
+        type=row.type,
+        message_id=row.message_id,
+        sender_role=row.sender_role,
+        sender_organiser=row.sender_organiser,
+    )
     outcome = _handle(conn, ctx, row.payload)
     store.finish(conn, hub_id, outcome.status, outcome.detail, attempt)
     return Result(outcome.status, outcome.detail)
@@ -109,13 +117,13 @@ def _reject(conn: Connection, hub_id: uuid.UUID, attempt: int, exc: PermanentErr
     rule = f"{exc.rule}: " if isinstance(exc, RuleBroken) else ""
     detail = f"{rule}{exc.reason}"
     errors = [e.as_dict() for e in exc.errors] or [{"field": "payload", "message": exc.reason}]
-    if not store.claim(conn, hub_id, "rejected"):
-        return _not_claimed(conn, hub_id)
+    if not store.enter_inbox(conn, hub_id, "rejected"):
+        return _done_before(conn, hub_id)
     store.finish(conn, hub_id, "rejected", detail, attempt, errors)
     return Result("rejected", detail)
 
 
-def _not_claimed(conn: Connection, hub_id: uuid.UUID) -> Result:
+def _done_before(conn: Connection, hub_id: uuid.UUID) -> Result:
     row = store.load(conn, hub_id)
     if row is None:
         # Published ids come from committed rows, so this is an operator deleting data.
@@ -124,11 +132,11 @@ def _not_claimed(conn: Connection, hub_id: uuid.UUID) -> Result:
     return Result(row.status, "applied already", duplicate=True)
 
 
-def _handle(conn: object, ctx: Context, payload: dict[str, object]) -> Outcome:
+def _handle(conn: Connection, ctx: Context, payload: dict[str, Any]) -> Outcome:
     handler = HANDLERS.get(ctx.type)
     if handler is None:
         raise RuleBroken("supported_type", f"the hub has no consumer for {ctx.type} yet")
-    return handler(conn, ctx, parse_payload(ctx.type, payload))  # type: ignore[arg-type]
+    return handler(conn, ctx, parse_payload(ctx.type, payload))
 
 
 def record_retry(engine: Engine, hub_id: uuid.UUID, attempt: int, reason: str, delay_hint: str) -> None:

@@ -22,6 +22,7 @@ from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
 from psop_hub.hub.money import cents
 from psop_hub.hub.tables import deliveries
+from psop_hub.mappings.payloads import DeliveryCancelled, DeliveryCorrected, DeliveryReported
 
 # The per-message hot path in plain SQL (see hub.database.raw).
 ADD_USED_VOUCHER = """
@@ -55,7 +56,7 @@ class Target:
     @property
     def cap(self) -> Decimal | None:
         """The most units it allows in all (an order may have none)."""
-        return self.row.quantity  # type: ignore[no-any-return]
+        return self.row.quantity
 
     def add_used(self, conn: Connection, delta: Decimal) -> None:
         """Move its delivered total by `delta` units."""
@@ -83,7 +84,7 @@ def _target_of(
     return Target("order", order_number, require_order(conn, organiser, order_number))
 
 
-def _check_voucher(v: Any, p: Any) -> None:
+def _check_voucher(v: Any, p: DeliveryReported) -> None:
     if v.provider is None:
         raise Waiting(f"voucher {p.voucher_number} has no provider assigned yet")
     if v.provider != p.provider:
@@ -112,7 +113,7 @@ def _check_voucher(v: Any, p: Any) -> None:
         )
 
 
-def _check_order(o: Any, p: Any) -> None:
+def _check_order(o: Any, p: DeliveryReported) -> None:
     if o.provider != p.provider:
         raise RuleBroken(
             "ordered_provider_only", f"order {p.order_number} is for another provider", "payload.provider"
@@ -125,7 +126,7 @@ def _check_order(o: Any, p: Any) -> None:
         )
 
 
-def reported(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
     """delivery.reported: checks every rule, then books the units and the shares (version 1)."""
     target = _target_of(conn, p.organiser, p.voucher_number, p.order_number)
     row = target.row
@@ -187,7 +188,7 @@ def reported(conn: Connection, ctx: Context, p: Any) -> Outcome:
     )
 
 
-def _locked_delivery(conn: Connection, p: Any) -> tuple[Any, Target]:
+def _locked_delivery(conn: Connection, p: DeliveryCorrected | DeliveryCancelled) -> tuple[Any, Target]:
     key = (deliveries.c.provider == p.provider, deliveries.c.event_id == p.event_id)
     found = conn.execute(select(deliveries).where(*key)).one_or_none()
     if found is None:
@@ -204,7 +205,7 @@ def _set_delivery(conn: Connection, d: Any, **values: Any) -> None:
     )
 
 
-def corrected(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def corrected(conn: Connection, ctx: Context, p: DeliveryCorrected) -> Outcome:
     """delivery.corrected: a new quantity; gives back or takes the difference."""
     d, target = _locked_delivery(conn, p)
     old = superseded("delivery", p.event_id, p.version, d.version)
@@ -233,7 +234,7 @@ def corrected(conn: Connection, ctx: Context, p: Any) -> Outcome:
     )
 
 
-def cancelled(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def cancelled(conn: Connection, ctx: Context, p: DeliveryCancelled) -> Outcome:
     """delivery.cancelled: gives its units back; nothing is payable for it any more."""
     d, target = _locked_delivery(conn, p)
     old = superseded("delivery", p.event_id, p.version, d.version)

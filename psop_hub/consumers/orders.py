@@ -11,9 +11,12 @@ from sqlalchemy.engine import Connection
 from psop_hub.consumers.outcome import Context, Outcome, superseded
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
-from psop_hub.hub.tables import orders
+from psop_hub.hub.tables import column_list, orders
+from psop_hub.mappings.payloads import OrderEnded, OrderPlaced
 
-LOCK_ORDER_ROW = "SELECT * FROM orders WHERE organiser = %s AND order_number = %s FOR UPDATE"
+LOCK_ORDER_ROW = (
+    f"SELECT {column_list(orders)} FROM orders WHERE organiser = %s AND order_number = %s FOR UPDATE"
+)
 
 
 def require_order(conn: Connection, organiser: str, order_number: str) -> Any:
@@ -24,7 +27,7 @@ def require_order(conn: Connection, organiser: str, order_number: str) -> Any:
     return row
 
 
-def placed(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def placed(conn: Connection, ctx: Context, p: OrderPlaced) -> Outcome:
     """order.placed: a new order at the contract price, version 1."""
     inserted = conn.execute(
         pg_insert(orders)
@@ -59,7 +62,7 @@ def placed(conn: Connection, ctx: Context, p: Any) -> Outcome:
     )
 
 
-def ended(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def ended(conn: Connection, ctx: Context, p: OrderEnded) -> Outcome:
     """order.ended: no deliveries after `end_date`, if the version is newer."""
     o = require_order(conn, p.organiser, p.order_number)
     old = superseded("order", p.order_number, p.version, o.version)

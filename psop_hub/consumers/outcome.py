@@ -18,6 +18,13 @@ class Context:
     sender: str
     type: str
     message_id: str
+    # Who sent it, as registered (None if the client was deleted since).
+    sender_role: str | None = None
+    sender_organiser: str | None = None
+
+    def by_organisers_system(self, organiser: str) -> bool:
+        """Whether the message came from a client system of `organiser` (its own decision)."""
+        return self.sender_role == "system" and self.sender_organiser == organiser
 
 
 @dataclass(frozen=True)

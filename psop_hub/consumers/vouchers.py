@@ -28,9 +28,12 @@ from psop_hub.consumers.approvals import approval_problem
 from psop_hub.consumers.outcome import Context, Outcome, superseded
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
-from psop_hub.hub.tables import deliveries, vouchers
+from psop_hub.hub.tables import column_list, deliveries, vouchers
+from psop_hub.mappings.payloads import VoucherAmended, VoucherAssigned, VoucherGranted, VoucherRevoked
 
-LOCK_VOUCHER = "SELECT * FROM vouchers WHERE organiser = %s AND voucher_number = %s FOR UPDATE"
+LOCK_VOUCHER = (
+    f"SELECT {column_list(vouchers)} FROM vouchers WHERE organiser = %s AND voucher_number = %s FOR UPDATE"
+)
 
 
 def lock_voucher(conn: Connection, organiser: str, voucher_number: str) -> Any:
@@ -54,12 +57,7 @@ def _update(conn: Connection, v: Any, **values: Any) -> None:
     )
 
 
-def _is_organisers_system(conn: Connection, sender: str, organiser: str) -> bool:
-    row = raw(conn).execute("SELECT role, organiser FROM clients WHERE name = %s", (sender,)).fetchone()
-    return row is not None and row.role == "system" and row.organiser == organiser
-
-
-def granted(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def granted(conn: Connection, ctx: Context, p: VoucherGranted) -> Outcome:
     """voucher.granted: a new voucher, version 1."""
     inserted = conn.execute(
         pg_insert(vouchers)
@@ -92,7 +90,7 @@ def granted(conn: Connection, ctx: Context, p: Any) -> Outcome:
     return Outcome("applied", f"voucher {p.voucher_number} granted: {p.quantity} {p.unit} at {p.unit_value}")
 
 
-def amended(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def amended(conn: Connection, ctx: Context, p: VoucherAmended) -> Outcome:
     """voucher.amended: new unit value, quantity or end date, if the version is newer."""
     v = require_voucher(conn, p.organiser, p.voucher_number)
     old = superseded("voucher", p.voucher_number, p.version, v.version)
@@ -121,7 +119,7 @@ def amended(conn: Connection, ctx: Context, p: Any) -> Outcome:
     return Outcome("applied", f"voucher {p.voucher_number} version {p.version}: {detail}")
 
 
-def revoked(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def revoked(conn: Connection, ctx: Context, p: VoucherRevoked) -> Outcome:
     """voucher.revoked: no deliveries on or after `effective_date`, if the version is newer."""
     v = require_voucher(conn, p.organiser, p.voucher_number)
     old = superseded("voucher", p.voucher_number, p.version, v.version)
@@ -146,11 +144,11 @@ def revoked(conn: Connection, ctx: Context, p: Any) -> Outcome:
     return Outcome("applied", detail)
 
 
-def assigned(conn: Connection, ctx: Context, p: Any) -> Outcome:
+def assigned(conn: Connection, ctx: Context, p: VoucherAssigned) -> Outcome:
     """voucher.assigned: the provider the client chose, from `start_date` on."""
     v = require_voucher(conn, p.organiser, p.voucher_number)
     # Fails closed: only a system client of this very organiser is exempt from the approval.
-    by_organiser = _is_organisers_system(conn, ctx.sender, v.organiser)
+    by_organiser = ctx.by_organisers_system(v.organiser)
     if not by_organiser:
         problem = approval_problem(conn, v.organiser, p.provider, v.service_code, p.start_date)
         if problem is not None:

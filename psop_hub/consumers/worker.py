@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from psop_hub.consumers.apply import apply_batch, record_failure, record_retry
 from psop_hub.hub.errors import HubError, Unavailable
 from psop_hub.hub.settings import Settings
-from psop_hub.hub.topology import APPLY_ACTOR, apply_messages
+from psop_hub.hub.topology import APPLY_ACTOR, apply_request
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
             log.warning(
                 "database unavailable: %d messages wait %d ms (outage try %d)", len(hub_ids), delay, outages
             )
-            message = apply_messages(settings, hub_ids, retries=retries, outages=outages)
+            message = apply_request(settings, hub_ids, retries=retries, outages=outages)
             broker.enqueue(message, delay=delay)
 
     # Dramatiq's own retries are left for when even the broker cannot take the batch back.
@@ -82,7 +82,7 @@ def _apply_and_retry_alone(
         _, delay = compute_backoff(
             attempt - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
         )
-        broker.enqueue(apply_messages(settings, [str(hub_id)], retries=attempt), delay=delay)
+        broker.enqueue(apply_request(settings, [str(hub_id)], retries=attempt), delay=delay)
 
 
 def _backoff(settings: Settings, tries: int) -> int:

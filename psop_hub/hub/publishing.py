@@ -27,7 +27,7 @@ from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.deadletters import DeadLetters
 from psop_hub.hub.errors import Unavailable
 from psop_hub.hub.settings import Settings
-from psop_hub.hub.topology import apply_messages
+from psop_hub.hub.topology import apply_request
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Publisher:
         size = self.settings.publish_batch
         try:
             for start in range(0, len(ids), size):
-                self.broker.enqueue(apply_messages(self.settings, ids[start : start + size]))
+                self.broker.enqueue(apply_request(self.settings, ids[start : start + size]))
         except (DramatiqError, AMQPError, OSError) as exc:
             raise Unavailable("the message broker is not reachable") from exc
 
@@ -158,7 +158,7 @@ class Relay:
     def relay_once(self) -> int:
         """Send one batch of unconfirmed messages; returns how many were sent."""
         with unavailable_on_outage(), self.publisher.engine.begin() as conn:
-            hub_ids = store.claim_unpublished(conn, self.settings.relay_after_s, self.batch)
+            hub_ids = store.lock_unpublished(conn, self.settings.relay_after_s, self.batch)
             if hub_ids:
                 # Rows stay locked until the confirms are in, so two relays never send one row.
                 self.publisher.send(hub_ids)
@@ -169,7 +169,7 @@ class Relay:
         """Send again what was published but is still not final long after any retry was due."""
         after = self.settings.stale_after_s
         with unavailable_on_outage(), self.publisher.engine.begin() as conn:
-            hub_ids = store.claim_stale(conn, after, self.batch)
+            hub_ids = store.lock_stale(conn, after, self.batch)
             if hub_ids:
                 self.publisher.send(hub_ids)
                 store.mark_requeued(conn, hub_ids, f"not applied {after:g} s after its last step: sent again")

@@ -155,3 +155,23 @@ def check_may_send(sender: Sender, message_type: str, organiser: str | None, pro
         raise NotAllowed(f"a provider may not send {message_type}")
     if provider != sender.provider:
         raise NotAllowed(f"this client may only send messages as provider {sender.provider}")
+
+
+# --- who may read what (INTERFACES §3) -----------------------------------------------------------
+# A record the caller may not read is answered exactly like a missing one: its existence is not
+# theirs to know. Every read route and GetMessageStatus decides with these two functions.
+
+
+def may_read_message(sender: Sender, message_sender: str) -> bool:
+    """A message, its status and journey: its own sender and admins."""
+    return sender.is_admin or message_sender == sender.name
+
+
+def may_read(sender: Sender, organiser: str | None, provider: str | None) -> bool:
+    """A voucher, order, settlement or approval of `organiser` with `provider`: the organiser's
+    systems, that provider, and admins."""
+    if sender.is_admin:
+        return True
+    if sender.role == "system":
+        return organiser is not None and sender.organiser == organiser
+    return provider is not None and sender.provider == provider

@@ -12,9 +12,9 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from psop_hub.hub.database import raw, unavailable_on_outage
-from psop_hub.hub.envelope import Accepted, Incoming
 from psop_hub.hub.errors import ConflictError
 from psop_hub.hub.privacy import mask_text
+from psop_hub.hub.submission import Accepted, Submission
 from psop_hub.hub.tables import journey, messages
 
 STATUSES = ("accepted", "applied", "retrying", "rejected", "superseded", "failed", "replaced")
@@ -43,56 +43,45 @@ SELECT hub_id FROM m
 """
 
 
-def _accept_params(incoming: Incoming, fingerprint: str) -> dict[str, Any]:
+def _accept_params(submission: Submission, fingerprint: str) -> dict[str, Any]:
     return {
-        "hub_id": incoming.hub_id,
-        "sender": incoming.sender,
-        "message_id": incoming.message_id,
-        "type": incoming.type,
-        "sent_at": incoming.sent_at,
-        "correlation_id": incoming.correlation_id,
-        "payload": Jsonb(incoming.payload),
+        "hub_id": submission.hub_id,
+        "sender": submission.sender,
+        "message_id": submission.message_id,
+        "type": submission.type,
+        "sent_at": submission.sent_at,
+        "correlation_id": submission.correlation_id,
+        "payload": Jsonb(submission.payload),
         "sha": fingerprint,
-        "organiser": incoming.organiser,
-        "provider": incoming.provider,
-        "reference": incoming.reference,
-        "channel": incoming.channel,
-        "replay_of": incoming.replay_of,
-        "received": f"{incoming.channel} from {incoming.sender}",
+        "organiser": submission.organiser,
+        "provider": submission.provider,
+        "reference": submission.reference,
+        "channel": submission.channel,
+        "replay_of": submission.replay_of,
+        "received": f"{submission.channel} from {submission.sender}",
     }
 
 
 FIRST_COPY = "SELECT hub_id, payload_sha256 FROM messages WHERE sender = %s AND message_id = %s"
 
 
-def accept(engine: Engine, incoming: Incoming) -> Accepted:
-    """Store a message durably (committed before this returns), or find its first copy.
-
-    A duplicate (same sender, message_id and payload) returns the first hub_id; the same
-    message_id with another payload raises `ConflictError`. One statement, one commit.
-    """
-    fingerprint = incoming.payload_sha256()
-    with unavailable_on_outage(), engine.begin() as conn:
-        cur = raw(conn)
-        cur.execute(ACCEPT, _accept_params(incoming, fingerprint))
-        if cur.fetchone() is not None:
-            return Accepted(hub_id=incoming.hub_id, duplicate=False)
-        first = cur.execute(FIRST_COPY, (incoming.sender, incoming.message_id)).fetchone()
-        assert first is not None  # the conflict that stopped the insert is this row
-    if first.payload_sha256 != fingerprint:
-        raise ConflictError(
-            f"message_id {incoming.message_id!r} was already used with a different payload", str(first.hub_id)
-        )
-    return Accepted(hub_id=first.hub_id, duplicate=True)
+def accept(engine: Engine, submission: Submission) -> Accepted:
+    """Store one message durably (committed before this returns), or find its first copy: a
+    duplicate (same sender, message_id and payload) returns the first hub_id, the same message_id
+    with another payload raises `ConflictError`. `accept_many` of one."""
+    [result] = accept_many(engine, [submission])
+    if isinstance(result, ConflictError):
+        raise result
+    return result
 
 
-def accept_many(engine: Engine, incoming: Sequence[Incoming]) -> list[Accepted | ConflictError]:
+def accept_many(engine: Engine, submissions: Sequence[Submission]) -> list[Accepted | ConflictError]:
     """Store a batch in one transaction (one commit); each gets Accepted, or the ConflictError of
     a message_id used before with another payload (which stores nothing for that one)."""
     results: list[Accepted | ConflictError] = []
     with unavailable_on_outage(), engine.begin() as conn:
         cur = raw(conn)
-        for item in incoming:
+        for item in submissions:
             fingerprint = item.payload_sha256()
             cur.execute(ACCEPT, _accept_params(item, fingerprint))
             if cur.fetchone() is not None:
@@ -131,19 +120,19 @@ def mark_published(conn: Connection, hub_ids: Sequence[uuid.UUID], detail: str =
         raw(conn).execute(MARK_PUBLISHED, {"ids": list(hub_ids), "detail": detail})
 
 
-CLAIM_UNPUBLISHED = """
+LOCK_UNPUBLISHED = """
 SELECT hub_id FROM outbox WHERE created_at < now() - make_interval(secs => %(older_than)s)
 ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
 
 
-def claim_unpublished(conn: Connection, older_than_s: float, limit: int) -> list[uuid.UUID]:
+def lock_unpublished(conn: Connection, older_than_s: float, limit: int) -> list[uuid.UUID]:
     """Lock messages that were stored but never confirmed by RabbitMQ (other relays skip them)."""
-    rows = raw(conn).execute(CLAIM_UNPUBLISHED, {"older_than": older_than_s, "limit": limit}).fetchall()
+    rows = raw(conn).execute(LOCK_UNPUBLISHED, {"older_than": older_than_s, "limit": limit}).fetchall()
     return [r.hub_id for r in rows]
 
 
-CLAIM_STALE = """
+LOCK_STALE = """
 SELECT m.hub_id FROM messages m
 WHERE m.status IN ('accepted', 'retrying')
   AND m.updated_at < now() - make_interval(secs => %(older_than)s)
@@ -157,10 +146,10 @@ INSERT INTO journey (hub_id, step, detail) SELECT hub_id, 'requeued', %(detail)s
 """
 
 
-def claim_stale(conn: Connection, older_than_s: float, limit: int) -> list[uuid.UUID]:
+def lock_stale(conn: Connection, older_than_s: float, limit: int) -> list[uuid.UUID]:
     """Lock messages that were published but are still not final long after any retry was due:
     their AMQP message was lost (a broker that lost its disk, a retry it could not store)."""
-    rows = raw(conn).execute(CLAIM_STALE, {"older_than": older_than_s, "limit": limit}).fetchall()
+    rows = raw(conn).execute(LOCK_STALE, {"older_than": older_than_s, "limit": limit}).fetchall()
     return [r.hub_id for r in rows]
 
 
@@ -170,7 +159,7 @@ def mark_requeued(conn: Connection, hub_ids: Sequence[uuid.UUID], detail: str) -
         raw(conn).execute(TOUCH_STALE, {"ids": list(hub_ids), "detail": detail})
 
 
-CLAIM = """
+ENTER_INBOX = """
 INSERT INTO inbox (consumer, hub_id, outcome) SELECT %(consumer)s, hub_id, %(outcome)s FROM messages
 WHERE hub_id = %(hub_id)s
 ON CONFLICT ON CONSTRAINT pk_inbox DO NOTHING
@@ -178,26 +167,31 @@ RETURNING hub_id
 """
 
 
-def claim(conn: Connection, hub_id: uuid.UUID, outcome: str, consumer: str = STATE_CONSUMER) -> bool:
+def enter_inbox(conn: Connection, hub_id: uuid.UUID, outcome: str, consumer: str = STATE_CONSUMER) -> bool:
     """Insert the inbox row; False means the message was dealt with already (the unique key decides)."""
-    cur = raw(conn).execute(CLAIM, {"consumer": consumer, "hub_id": hub_id, "outcome": outcome})
+    cur = raw(conn).execute(ENTER_INBOX, {"consumer": consumer, "hub_id": hub_id, "outcome": outcome})
     return cur.fetchone() is not None
 
 
-CLAIM_AND_LOAD = """
+# The sender's role and organiser come along, so that rules which depend on who sent a message
+# (an assignment by the organiser's own system or by a provider) need no query of their own.
+ENTER_INBOX_AND_LOAD = """
 WITH c AS (
     INSERT INTO inbox (consumer, hub_id, outcome) SELECT %(consumer)s, hub_id, 'applied' FROM messages
     WHERE hub_id = %(hub_id)s
     ON CONFLICT ON CONSTRAINT pk_inbox DO NOTHING
     RETURNING hub_id
 )
-SELECT m.hub_id, m.sender, m.type, m.message_id, m.payload FROM messages m JOIN c USING (hub_id)
+SELECT m.hub_id, m.sender, m.type, m.message_id, m.payload,
+       s.role AS sender_role, s.organiser AS sender_organiser
+FROM messages m JOIN c USING (hub_id) LEFT JOIN clients s ON s.name = m.sender
 """
 
 
-def claim_and_load(conn: Connection, hub_id: uuid.UUID, consumer: str = STATE_CONSUMER) -> Any:
-    """Claim the inbox row and read the message in one round trip; None if it was claimed before."""
-    return raw(conn).execute(CLAIM_AND_LOAD, {"consumer": consumer, "hub_id": hub_id}).fetchone()
+def enter_inbox_and_load(conn: Connection, hub_id: uuid.UUID, consumer: str = STATE_CONSUMER) -> Any:
+    """Insert the inbox row and read the message (and its sender's role) in one round trip; None if
+    the message was dealt with before."""
+    return raw(conn).execute(ENTER_INBOX_AND_LOAD, {"consumer": consumer, "hub_id": hub_id}).fetchone()
 
 
 FINISH = """
@@ -222,7 +216,7 @@ def finish(
     errors: list[dict[str, str]] | None = None,
     consumer: str = STATE_CONSUMER,
 ) -> None:
-    """Record a claimed message's outcome: status, errors, inbox outcome and two journey steps."""
+    """Record the outcome of a message just entered in the inbox: status, errors, two journey steps."""
     raw(conn).execute(
         FINISH,
         {
@@ -240,7 +234,7 @@ def finish(
 def fail(engine: Engine, hub_id: uuid.UUID, attempts: int | None, reason: str, detail: str) -> bool:
     """Give up on a message: status `failed`, kept for an admin to replay. False if it was done already."""
     with unavailable_on_outage(), engine.begin() as conn:
-        if not claim(conn, hub_id, "failed"):
+        if not enter_inbox(conn, hub_id, "failed"):
             return False
         set_status(conn, hub_id, "failed", errors=[{"field": "", "message": reason}], attempts=attempts)
         steps = [("attempt", f"attempt {attempts}")] if attempts else []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -282,3 +284,14 @@ files = Table(
 )
 
 settlement_reference_seq = Sequence("settlement_reference_seq", metadata=metadata)
+
+
+def without_hetu(table: Table) -> list[Column[Any]]:
+    """Every column of `table` but the client's HETU: rows the handlers and views load (and that
+    may end up in an error or a log) never carry it."""
+    return [c for c in table.c if c.name != "client_hetu"]
+
+
+def column_list(table: Table) -> str:
+    """`without_hetu(table)` as the column list of a raw SELECT."""
+    return ", ".join(c.name for c in without_hetu(table))

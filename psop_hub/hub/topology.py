@@ -22,7 +22,7 @@ from dramatiq.middleware.time_limit import TimeLimit
 
 from psop_hub.hub.settings import Settings
 
-APPLY_ACTOR = "apply_messages"
+APPLY_ACTOR = "apply_request"
 
 
 class HubBroker(RabbitmqBroker):
@@ -70,7 +70,7 @@ def _with_defaults(url: str) -> str:
     return url + ("&" if "?" in url else "?") + "heartbeat=30&blocked_connection_timeout=10"
 
 
-def apply_messages(
+def apply_request(
     settings: Settings, hub_ids: Sequence[str], retries: int = 0, outages: int = 0
 ) -> dramatiq.Message[Any]:
     """The Dramatiq message that asks a worker to apply stored messages (enqueued by actor name).

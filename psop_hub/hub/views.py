@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from psop_hub.hub.money import optional_money_text
-from psop_hub.hub.tables import deliveries, orders, provider_approvals, vouchers
+from psop_hub.hub.tables import deliveries, orders, provider_approvals, vouchers, without_hetu
 
 
 def _day(value: date | None) -> str | None:
@@ -62,7 +62,9 @@ def _quantities(quantity: Decimal | None, used: Decimal) -> dict[str, str | None
 def voucher_view(conn: Connection, organiser: str, voucher_number: str) -> dict[str, Any] | None:
     """The voucher as the REST API shows it, with its deliveries."""
     v = conn.execute(
-        select(vouchers).where(vouchers.c.organiser == organiser, vouchers.c.voucher_number == voucher_number)
+        select(*without_hetu(vouchers)).where(
+            vouchers.c.organiser == organiser, vouchers.c.voucher_number == voucher_number
+        )
     ).one_or_none()
     if v is None:
         return None
@@ -91,7 +93,9 @@ def voucher_view(conn: Connection, organiser: str, voucher_number: str) -> dict[
 def order_view(conn: Connection, organiser: str, order_number: str) -> dict[str, Any] | None:
     """The order as the REST API shows it, with its deliveries."""
     o = conn.execute(
-        select(orders).where(orders.c.organiser == organiser, orders.c.order_number == order_number)
+        select(*without_hetu(orders)).where(
+            orders.c.organiser == organiser, orders.c.order_number == order_number
+        )
     ).one_or_none()
     if o is None:
         return None

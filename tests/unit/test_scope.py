@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from psop_hub.hub.errors import NotAllowed
-from psop_hub.hub.senders import Sender, check_may_send
+from psop_hub.hub.senders import Sender, check_may_send, may_read, may_read_message
 
 SYSTEM = Sender("county", "system", "2077474-0", None)
 PROVIDER = Sender("care-oy", "provider", None, "1572860-0")
@@ -44,3 +44,48 @@ def test_allowed(sender: Sender, type_: str, organiser: str | None, provider: st
 def test_refused(sender: Sender, type_: str, organiser: str | None, provider: str | None, words: str) -> None:
     with pytest.raises(NotAllowed, match=words):
         check_may_send(sender, type_, organiser, provider)
+
+
+# --- who may read: every cell of INTERFACES §3's "who" column ---------------------------------
+
+OTHER_SYSTEM = Sender("other-county", "system", "0201256-6", None)
+OTHER_PROVIDER = Sender("other-oy", "provider", None, "0116297-6")
+ORG, PROV = "2077474-0", "1572860-0"
+
+
+@pytest.mark.parametrize(
+    ("sender", "organiser", "provider", "allowed"),
+    [
+        (SYSTEM, ORG, PROV, True),  # the organiser's system
+        (SYSTEM, ORG, None, True),  # an unassigned voucher of its organiser
+        (OTHER_SYSTEM, ORG, PROV, False),  # another organiser's system
+        (OTHER_SYSTEM, ORG, None, False),
+        (PROVIDER, ORG, PROV, True),  # the record's provider
+        (PROVIDER, ORG, None, False),  # not (yet) its voucher
+        (OTHER_PROVIDER, ORG, PROV, False),  # another provider
+        (ADMIN, ORG, PROV, True),
+        (ADMIN, ORG, None, True),
+        (SYSTEM, None, PROV, False),  # a record without an organiser is no system's
+        (PROVIDER, None, None, False),
+    ],
+)
+def test_may_read_a_record(
+    sender: Sender, organiser: str | None, provider: str | None, allowed: bool
+) -> None:
+    assert may_read(sender, organiser, provider) is allowed
+
+
+@pytest.mark.parametrize(
+    ("sender", "message_sender", "allowed"),
+    [
+        (SYSTEM, "county", True),
+        (SYSTEM, "other-county", False),
+        (PROVIDER, "care-oy", True),
+        (PROVIDER, "county", False),
+        (OTHER_PROVIDER, "care-oy", False),
+        (ADMIN, "county", True),
+        (ADMIN, "care-oy", True),
+    ],
+)
+def test_may_read_a_message(sender: Sender, message_sender: str, allowed: bool) -> None:
+    assert may_read_message(sender, message_sender) is allowed

@@ -1,4 +1,4 @@
-"""Schema management: `hub migrate` upgrades the database to the newest Alembic revision."""
+"""The migrator: `hub migrate` upgrades the database to the newest Alembic revision (migrations/)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST routes of INTERFACES §3: submit a message, read its status, read a voucher."""
+"""REST: submit a canonical message and read its status and journey (INTERFACES §3)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from psop_hub.adapters.intake import submit
 from psop_hub.api.deps import SenderDep, Services, ServicesDep, read_body
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
-from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import HubError, NotFound
-from psop_hub.hub.senders import Sender
-from psop_hub.hub.views import order_view, voucher_view
+from psop_hub.hub.senders import Sender, may_read_message
 from psop_hub.mappings.canonical import MESSAGE_TYPES, parse_message
 from psop_hub.mappings.jsontext import parse_json
 
@@ -80,7 +78,7 @@ def _message_of(services: Services, sender: Sender, hub_id: str) -> dict[str, An
         raise NotFound(f"no message {hub_id}") from exc
     found = store.describe(services.engine, key)
     # Someone else's message is answered exactly like a missing one: its existence is not theirs.
-    if found is None or not (sender.is_admin or found["sender"] == sender.name):
+    if found is None or not may_read_message(sender, found["sender"]):
         raise NotFound(f"no message {hub_id}")
     return found
 
@@ -89,45 +87,3 @@ def _message_of(services: Services, sender: Sender, hub_id: str) -> dict[str, An
 def get_message(sender: SenderDep, services: ServicesDep, hub_id: str) -> dict[str, Any]:
     """A message's status, errors and journey (its sender and admins only)."""
     return _message_of(services, sender, hub_id)
-
-
-def lookup_key(*values: str) -> bool:
-    """Whether path values can name a record at all: identifiers are 1-100 characters without
-    control characters (INTERFACES §2), so anything else (a NUL byte, which the database driver
-    refuses in text) is simply not found, as any unknown number."""
-    return all(0 < len(v) <= 100 and v.isprintable() for v in values)
-
-
-def _visible(sender: Sender, organiser: str, view: dict[str, Any] | None) -> bool:
-    """The organiser's systems, the voucher's or order's provider, and admins may see it."""
-    return view is not None and (
-        sender.is_admin
-        or (sender.role == "system" and sender.organiser == organiser)
-        or (sender.role == "provider" and sender.provider == view["provider"])
-    )
-
-
-@router.get("/vouchers/{organiser}/{voucher_number}")
-def get_voucher(
-    sender: SenderDep, services: ServicesDep, organiser: str, voucher_number: str
-) -> dict[str, Any]:
-    """A voucher with its deliveries."""
-    if not lookup_key(organiser, voucher_number):
-        raise NotFound(f"no voucher {voucher_number} of organiser {organiser}")
-    with unavailable_on_outage(), services.engine.connect() as conn:
-        view = voucher_view(conn, organiser, voucher_number)
-    if view is None or not _visible(sender, organiser, view):
-        raise NotFound(f"no voucher {voucher_number} of organiser {organiser}")
-    return view
-
-
-@router.get("/orders/{organiser}/{order_number}")
-def get_order(sender: SenderDep, services: ServicesDep, organiser: str, order_number: str) -> dict[str, Any]:
-    """An order with its deliveries."""
-    if not lookup_key(organiser, order_number):
-        raise NotFound(f"no order {order_number} of organiser {organiser}")
-    with unavailable_on_outage(), services.engine.connect() as conn:
-        view = order_view(conn, organiser, order_number)
-    if view is None or not _visible(sender, organiser, view):
-        raise NotFound(f"no order {order_number} of organiser {organiser}")
-    return view

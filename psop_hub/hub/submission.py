@@ -1,4 +1,5 @@
-"""What an adapter hands to the store: one validated message, transport-independent."""
+"""What an adapter hands to the store: a canonical message (`mappings.canonical.Envelope`) with
+its sender, channel and search keys, transport-independent; and the store's answer."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Incoming:
+class Submission:
     """A validated canonical message from an authenticated sender, before it is stored."""
 
     sender: str
