@@ -76,3 +76,18 @@ def test_approval_errors_name_their_field(change: dict[str, Any], field: str, wo
 def test_every_approval_error_is_listed_at_once() -> None:
     errors = _errors(version=0, service_codes=[], valid_to="2025-01-01", provider="x")
     assert {"payload.version", "payload.service_codes", "payload.valid_to", "payload.provider"} <= set(errors)
+
+
+def test_every_csv_layout_names_a_message_type() -> None:
+    from psop_hub.mappings.csvfiles import Layout
+
+    assert {layout.message_type for layout in Layout} <= set(PAYLOAD_MODELS)
+
+
+def test_every_type_is_reachable_from_some_transport_and_sendable_by_someone() -> None:
+    from psop_hub.mappings.csvfiles import Layout
+
+    soap = {t for t, _ in (*DECISIONS.values(), *ORDERS.values())} | {APPROVAL_TYPE}
+    files = {layout.message_type for layout in Layout}
+    # REST takes every type; SOAP and files take what client systems and ERPs send in bulk.
+    assert soap | files | {"delivery.corrected", "delivery.cancelled"} == set(PAYLOAD_MODELS)
