@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from psop_hub.consumers.orders import require_order
@@ -21,10 +20,10 @@ from psop_hub.consumers.vouchers import require_voucher
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
 from psop_hub.hub.money import cents
-from psop_hub.hub.tables import deliveries
+from psop_hub.hub.tables import column_list, deliveries
 from psop_hub.mappings.payloads import DeliveryCancelled, DeliveryCorrected, DeliveryReported
 
-# The per-message hot path in plain SQL (see hub.database.raw).
+# Every statement of a delivery's path is a named raw statement (see hub.database.raw).
 ADD_USED_VOUCHER = """
 UPDATE vouchers SET quantity_used = quantity_used + %s, updated_at = now()
 WHERE organiser = %s AND voucher_number = %s
@@ -42,6 +41,18 @@ VALUES (%(provider)s, %(event_id)s, %(organiser)s, %(voucher_number)s, %(order_n
         %(hub_id)s, %(service_code)s, %(service_name)s)
 ON CONFLICT ON CONSTRAINT pk_deliveries DO NOTHING
 RETURNING event_id
+"""
+FIND_DELIVERY = (
+    "SELECT organiser, voucher_number, order_number FROM deliveries WHERE provider = %s AND event_id = %s"
+)
+LOCK_DELIVERY = (
+    f"SELECT {column_list(deliveries)} FROM deliveries WHERE provider = %s AND event_id = %s FOR UPDATE"
+)
+SET_DELIVERY = """
+UPDATE deliveries SET quantity = %(quantity)s, voucher_share = %(voucher_share)s,
+                      client_share = %(client_share)s, status = %(status)s, version = %(version)s,
+                      updated_at = now()
+WHERE provider = %(provider)s AND event_id = %(event_id)s
 """
 
 
@@ -189,19 +200,36 @@ def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
 
 
 def _locked_delivery(conn: Connection, p: DeliveryCorrected | DeliveryCancelled) -> tuple[Any, Target]:
-    key = (deliveries.c.provider == p.provider, deliveries.c.event_id == p.event_id)
-    found = conn.execute(select(deliveries).where(*key)).one_or_none()
+    cur = raw(conn)
+    found = cur.execute(FIND_DELIVERY, (p.provider, p.event_id)).fetchone()
     if found is None:
         raise Waiting(f"delivery {p.event_id} of provider {p.provider} has not arrived yet")
+    # The voucher or order first, then the delivery: the lock order every writer of them keeps.
     target = _target_of(conn, found.organiser, found.voucher_number, found.order_number)
-    return conn.execute(select(deliveries).where(*key).with_for_update()).one(), target
+    return cur.execute(LOCK_DELIVERY, (p.provider, p.event_id)).fetchone(), target
 
 
-def _set_delivery(conn: Connection, d: Any, **values: Any) -> None:
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.provider == d.provider, deliveries.c.event_id == d.event_id)
-        .values(updated_at=func.now(), **values)
+def _set_delivery(
+    conn: Connection,
+    d: Any,
+    *,
+    quantity: Decimal,
+    voucher_share: Decimal,
+    client_share: Decimal,
+    status: str,
+    version: int,
+) -> None:
+    raw(conn).execute(
+        SET_DELIVERY,
+        {
+            "quantity": quantity,
+            "voucher_share": voucher_share,
+            "client_share": client_share,
+            "status": status,
+            "version": version,
+            "provider": d.provider,
+            "event_id": d.event_id,
+        },
     )
 
 
@@ -243,7 +271,15 @@ def cancelled(conn: Connection, ctx: Context, p: DeliveryCancelled) -> Outcome:
     if d.status != "cancelled":
         target.add_used(conn, -d.quantity)
     zero = Decimal("0.00")
-    _set_delivery(conn, d, voucher_share=zero, client_share=zero, status="cancelled", version=p.version)
+    _set_delivery(
+        conn,
+        d,
+        quantity=d.quantity,
+        voucher_share=zero,
+        client_share=zero,
+        status="cancelled",
+        version=p.version,
+    )
     return Outcome(
         "applied",
         f"delivery {p.event_id} cancelled: {d.quantity} {d.unit} given back to {target.kind} {target.number}",

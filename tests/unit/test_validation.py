@@ -20,17 +20,9 @@ from psop_hub.hub.identifiers import (
     is_valid_finnish_reference,
 )
 from psop_hub.hub.privacy import mask_hetu
-from psop_hub.mappings.canonical import (
-    MESSAGE_TYPES,
-    DeliveryReported,
-    Envelope,
-    PaymentConfirmed,
-    VoucherGranted,
-    parse_message,
-    parse_payload,
-    payload_model,
-)
+from psop_hub.mappings.canonical import MESSAGE_TYPES, Envelope, parse_message, parse_payload, payload_model
 from psop_hub.mappings.fields import MAX_QUANTITY, MAX_UNIT_AMOUNT
+from psop_hub.mappings.payloads import DeliveryReported, PaymentConfirmed, VoucherGranted
 
 TODAY = date(2026, 11, 2)
 HETU = "131052-308T"
