@@ -336,7 +336,7 @@ class FileDrop:
                 )
                 # The same file (name and content) dropped again is one row, its last outcome.
                 .on_conflict_do_update(
-                    constraint="pk_files",
+                    constraint=files.primary_key,
                     set_={
                         "finished_at": func.now(),
                         "accepted": receipt.accepted,

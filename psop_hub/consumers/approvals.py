@@ -44,7 +44,7 @@ def approved(conn: Connection, ctx: Context, p: ProviderApproved) -> Outcome:
     statement = pg_insert(approvals).values(organiser=p.organiser, provider=p.provider, **values)
     changed = conn.execute(
         statement.on_conflict_do_update(
-            constraint="pk_provider_approvals",
+            constraint=approvals.primary_key,
             set_={**{name: statement.excluded[name] for name in values}, "updated_at": func.now()},
             where=approvals.c.version < statement.excluded.version,
         ).returning(approvals.c.version)

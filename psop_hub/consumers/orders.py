@@ -47,7 +47,7 @@ def placed(conn: Connection, ctx: Context, p: OrderPlaced) -> Outcome:
             start_date=p.start_date,
             end_date=p.end_date,
         )
-        .on_conflict_do_nothing(constraint="pk_orders")
+        .on_conflict_do_nothing(constraint=orders.primary_key)
         .returning(orders.c.order_number)
     ).scalar_one_or_none()
     if inserted is None:

@@ -68,7 +68,7 @@ ZERO = Decimal("0.00")
 # First key of the two-key advisory lock: keeps ours apart from any other advisory locks.
 _LOCK_NAMESPACE = 0x50534F50  # "PSOP"
 # The constraints a concurrent run that skipped the lock would hit; anything else is a bug.
-_PERIOD_TAKEN = frozenset({"uq_settlements_period", "settlements_pkey"})
+_PERIOD_TAKEN = frozenset({"uq_settlements_period", "pk_settlements"})
 
 # What the organiser owes for a delivery now: nothing once it is cancelled.
 _payable_quantity = case(

@@ -77,7 +77,7 @@ def granted(conn: Connection, ctx: Context, p: VoucherGranted) -> Outcome:
             valid_from=p.valid_from,
             valid_to=p.valid_to,
         )
-        .on_conflict_do_nothing(constraint="pk_vouchers")
+        .on_conflict_do_nothing(constraint=vouchers.primary_key)
         .returning(vouchers.c.voucher_number)
     ).scalar_one_or_none()
     if inserted is None:

@@ -25,7 +25,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-metadata = MetaData()
+# SQLAlchemy's recommended convention, so that no constraint is named by PostgreSQL's defaults
+# (`clients_pkey`, `settlements_reference_key`, `messages_replay_of_fkey`) and raw SQL that names
+# one (`ON CONFLICT ON CONSTRAINT pk_inbox`) can rely on it. `uq` joins every column, which gives
+# the names 0001 chose by hand (`uq_messages_sender_message_id`). Explicit names stay as they are
+# (the indexes and `uq_settlements_period`); migration 0006 renamed what PostgreSQL had named.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 MONEY = Numeric(14, 2)
 QUANTITY = Numeric(14, 2)
@@ -65,7 +78,7 @@ messages = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("replay_of", UUID(as_uuid=True), ForeignKey("messages.hub_id")),
-    UniqueConstraint("sender", "message_id", name="uq_messages_sender_message_id"),
+    UniqueConstraint("sender", "message_id"),
     Index("ix_messages_status_received", "status", "received_at"),
     Index("ix_messages_received", "received_at"),
     Index("ix_messages_reference", "reference"),
@@ -102,7 +115,7 @@ inbox = Table(
     Column("hub_id", UUID(as_uuid=True), nullable=False),
     Column("outcome", String(12), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("consumer", "hub_id", name="pk_inbox"),
+    PrimaryKeyConstraint("consumer", "hub_id"),
 )
 
 vouchers = Table(
@@ -131,7 +144,7 @@ vouchers = Table(
     Column("revoked_reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("organiser", "voucher_number", name="pk_vouchers"),
+    PrimaryKeyConstraint("organiser", "voucher_number"),
 )
 
 deliveries = Table(
@@ -160,7 +173,7 @@ deliveries = Table(
     Column("settled_amount", MONEY, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("provider", "event_id", name="pk_deliveries"),
+    PrimaryKeyConstraint("provider", "event_id"),
     Index("ix_deliveries_voucher", "organiser", "voucher_number"),
     Index("ix_deliveries_order", "organiser", "order_number"),
     Index("ix_deliveries_settle", "organiser", "provider", "service_date"),
@@ -186,7 +199,7 @@ orders = Table(
     Column("end_date", Date),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("organiser", "order_number", name="pk_orders"),
+    PrimaryKeyConstraint("organiser", "order_number"),
 )
 
 settlements = Table(
@@ -222,7 +235,7 @@ settlement_rows = Table(
     Column("unit_price", MONEY, nullable=False),
     Column("quantity", QUANTITY, nullable=False),
     Column("amount", MONEY, nullable=False),
-    PrimaryKeyConstraint("settlement_id", "row_number", name="pk_settlement_rows"),
+    PrimaryKeyConstraint("settlement_id", "row_number"),
 )
 
 settlement_items = Table(
@@ -233,7 +246,7 @@ settlement_items = Table(
     Column("event_id", String(100), nullable=False),
     Column("quantity", QUANTITY, nullable=False),
     Column("amount", MONEY, nullable=False),
-    PrimaryKeyConstraint("settlement_id", "provider", "event_id", name="pk_settlement_items"),
+    PrimaryKeyConstraint("settlement_id", "provider", "event_id"),
     Index("ix_settlement_items_delivery", "provider", "event_id"),
 )
 
@@ -251,7 +264,7 @@ provider_approvals = Table(
     Column("hub_id", UUID(as_uuid=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("organiser", "provider", name="pk_provider_approvals"),
+    PrimaryKeyConstraint("organiser", "provider"),
 )
 
 # Organisers' and providers' invoicing details (Finvoice needs names, addresses and accounts).
@@ -280,7 +293,7 @@ files = Table(
     Column("rejected", Integer, nullable=False),
     Column("outcome", String(12), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("sender", "sha256", "name", name="pk_files"),
+    PrimaryKeyConstraint("sender", "sha256", "name"),
 )
 
 settlement_reference_seq = Sequence("settlement_reference_seq", metadata=metadata)

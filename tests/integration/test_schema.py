@@ -4,21 +4,44 @@ Alembic's autogenerate comparison runs against this run's migrated database and 
 difference in tables, columns, types, nullability, server defaults, indexes, unique constraints
 and foreign keys. Each comparison is also run against a deliberately wrong copy of the metadata,
 so a passing test means "no difference", not "the comparison looked at nothing".
+
+Alembic does not compare the names of primary keys and foreign keys, nor sequences; the catalog
+is listed for those (pg_constraint, pg_indexes, pg_class), and every constraint or index name the
+code spells out (`ON CONFLICT ON CONSTRAINT pk_inbox`) must be one of them.
 """
 
 from __future__ import annotations
 
+import io
+import re
+import tokenize
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import DateTime, ForeignKeyConstraint, MetaData, Numeric, String, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKeyConstraint,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+    create_engine,
+    text,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import DefaultClause
 
+import psop_hub
+from psop_hub.hub.migrator import alembic_config, migrate
 from psop_hub.hub.tables import metadata
+from tests.conftest import fresh_database
 
 
 def differences(conn: Connection, target: MetaData) -> list[Any]:
@@ -108,3 +131,139 @@ def test_the_comparison_reports_a_wrong_metadata(engine: Engine, wrong: str) -> 
         assert differences(conn, copy) == []  # the copy itself is faithful
         change(copy)
         assert _operations(differences(conn, copy)) == {operation}
+
+
+# What the catalog calls constraints, indexes and free-standing sequences (a serial's own sequence,
+# such as journey_id_seq, belongs to its column and is not listed).
+CATALOG = {
+    "constraints": """
+        SELECT conrelid::regclass::text, conname, contype::text FROM pg_constraint
+        WHERE connamespace = current_schema()::regnamespace AND contype IN ('p', 'u', 'f', 'c', 'x')
+          AND conrelid <> 'alembic_version'::regclass
+    """,
+    "indexes": """
+        SELECT tablename, indexname, '' FROM pg_indexes
+        WHERE schemaname = current_schema() AND tablename <> 'alembic_version'
+    """,
+    "sequences": """
+        SELECT '', c.relname, '' FROM pg_class c
+        WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'S'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))
+    """,
+}
+KINDS = {PrimaryKeyConstraint: "p", UniqueConstraint: "u", ForeignKeyConstraint: "f", CheckConstraint: "c"}
+
+
+def catalog(conn: Connection) -> dict[str, set[tuple[str, str, str]]]:
+    """The names in the database: (table, name, kind) per sort of object."""
+    return {sort: {tuple(row) for row in conn.exec_driver_sql(sql)} for sort, sql in CATALOG.items()}
+
+
+def named_in(target: MetaData) -> dict[str, set[tuple[str, str, str]]]:
+    """The same names as `target` gives them (the naming convention applied)."""
+    tables = target.tables.values()
+    constraints = {(t.name, str(c.name), KINDS[type(c)]) for t in tables for c in t.constraints}
+    # A primary key's or unique constraint's index carries the constraint's name.
+    backing = {(t, name, "") for t, name, kind in constraints if kind in "pu"}
+    indexes = {(t.name, str(i.name), "") for t in tables for i in t.indexes}
+    return {
+        "constraints": constraints,
+        "indexes": indexes | backing,
+        "sequences": {("", name, "") for name in target._sequences},
+    }
+
+
+def test_every_constraint_index_and_sequence_has_the_metadata_name(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert catalog(conn) == named_in(metadata)
+
+
+def test_no_constraint_or_index_is_named_by_postgresql_defaults(engine: Engine) -> None:
+    with engine.connect() as conn:
+        found = catalog(conn)
+    names = {name for sort in ("constraints", "indexes") for _, name, _ in found[sort]}
+    assert {n for n in names if not re.match(r"(pk|uq|fk|ck|ix)_", n)} == set()
+
+
+SOURCE = Path(psop_hub.__file__).parent
+# The convention's names, and PostgreSQL's default names of the hub's tables' constraints.
+CONVENTION_NAME = re.compile(r"\b(?:pk|uq|fk|ck|ix)_[a-z0-9_]+")
+DEFAULT_NAME = re.compile(r"\b(?:" + "|".join(sorted(metadata.tables)) + r")_[a-z0-9_]*(?:pkey|fkey|key)\b")
+
+
+def names_in_code() -> dict[str, set[str]]:
+    """Constraint and index names spelled out in string literals (raw SQL, constraint names),
+    outside the migrations, which must keep the names they created."""
+    found: dict[str, set[str]] = {}
+    for path in SOURCE.rglob("*.py"):
+        if "migrations" in path.relative_to(SOURCE).parts:
+            continue
+        tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
+        for token in tokens:
+            if token.type in (tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", -1)):
+                for pattern in (CONVENTION_NAME, DEFAULT_NAME):
+                    for name in pattern.findall(token.string):
+                        found.setdefault(name, set()).add(str(path.relative_to(SOURCE)))
+    return found
+
+
+def test_every_name_the_code_uses_exists_in_the_database(engine: Engine) -> None:
+    used = names_in_code()
+    # The scan does see the raw SQL: the inbox claim and the message insert name their keys.
+    assert "pk_inbox" in used and "uq_messages_sender_message_id" in used, used
+    with engine.connect() as conn:
+        known = {name for sort in catalog(conn).values() for _, name, _ in sort}
+    assert {name: where for name, where in used.items() if name not in known} == {}
+
+
+# The eleven constraints PostgreSQL named before 0006 renamed them (their indexes share the name).
+DEFAULT_NAMES = {
+    ("clients", "clients_pkey", "p"),
+    ("clients", "clients_secret_sha256_key", "u"),
+    ("messages", "messages_pkey", "p"),
+    ("messages", "messages_replay_of_fkey", "f"),
+    ("journey", "journey_pkey", "p"),
+    ("outbox", "outbox_pkey", "p"),
+    ("settlements", "settlements_pkey", "p"),
+    ("settlements", "settlements_reference_key", "u"),
+    ("settlement_items", "settlement_items_settlement_id_fkey", "f"),
+    ("settlement_rows", "settlement_rows_settlement_id_fkey", "f"),
+    ("parties", "parties_pkey", "p"),
+}
+
+
+def _migrate_to(engine: Engine, revision: str) -> None:
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
+    with fresh_database(f"psop_test_{run_id}_schema") as url:
+        eng = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            migrate(eng)
+            with eng.connect() as conn:
+                assert differences(conn, metadata) == []
+                assert catalog(conn) == named_in(metadata)
+
+            # 0005's schema is what databases had before 0006: PostgreSQL's names, which both
+            # the comparison (unique constraints) and the catalog listing (all of them) see.
+            _migrate_to(eng, "0005")
+            with eng.connect() as conn:
+                diff = differences(conn, metadata)
+                names = catalog(conn)
+            assert _operations(diff) == {"add_constraint", "remove_constraint"}
+            assert names["constraints"] - named_in(metadata)["constraints"] == DEFAULT_NAMES
+
+            _migrate_to(eng, "base")
+            with eng.connect() as conn:
+                assert catalog(conn) == {"constraints": set(), "indexes": set(), "sequences": set()}
+
+            migrate(eng)
+            with eng.connect() as conn:
+                assert differences(conn, metadata) == []
+                assert catalog(conn) == named_in(metadata)
+        finally:
+            eng.dispose()

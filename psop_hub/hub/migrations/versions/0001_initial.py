@@ -29,8 +29,8 @@ def upgrade() -> None:
         sa.Column("secret_sha256", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("name"),
-        sa.UniqueConstraint("secret_sha256"),
+        sa.PrimaryKeyConstraint("name", name=op.f("clients_pkey")),
+        sa.UniqueConstraint("secret_sha256", name=op.f("clients_secret_sha256_key")),
     )
     op.create_table(
         "deliveries",
@@ -88,11 +88,8 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("replay_of", sa.UUID(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["replay_of"],
-            ["messages.hub_id"],
-        ),
-        sa.PrimaryKeyConstraint("hub_id"),
+        sa.ForeignKeyConstraint(["replay_of"], ["messages.hub_id"], name=op.f("messages_replay_of_fkey")),
+        sa.PrimaryKeyConstraint("hub_id", name=op.f("messages_pkey")),
         sa.UniqueConstraint("sender", "message_id", name="uq_messages_sender_message_id"),
     )
     op.create_index("ix_messages_correlation", "messages", ["correlation_id"], unique=False)
@@ -142,11 +139,8 @@ def upgrade() -> None:
         ),
         sa.Column("step", sa.String(length=20), nullable=False),
         sa.Column("detail", sa.Text(), server_default="", nullable=False),
-        sa.ForeignKeyConstraint(
-            ["hub_id"],
-            ["messages.hub_id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
+        sa.ForeignKeyConstraint(["hub_id"], ["messages.hub_id"], name=op.f("journey_hub_id_fkey")),
+        sa.PrimaryKeyConstraint("id", name=op.f("journey_pkey")),
     )
     op.create_index("ix_journey_hub_id", "journey", ["hub_id", "id"], unique=False)
 

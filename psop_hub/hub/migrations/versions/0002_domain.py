@@ -57,9 +57,9 @@ def upgrade() -> None:
         sa.Column("payment_hub_id", sa.UUID(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("settlement_id"),
+        sa.PrimaryKeyConstraint("settlement_id", name=op.f("settlements_pkey")),
         sa.UniqueConstraint("organiser", "provider", "month", name="uq_settlements_period"),
-        sa.UniqueConstraint("reference"),
+        sa.UniqueConstraint("reference", name=op.f("settlements_reference_key")),
     )
     op.create_table(
         "settlement_items",
@@ -69,8 +69,7 @@ def upgrade() -> None:
         sa.Column("quantity", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.ForeignKeyConstraint(
-            ["settlement_id"],
-            ["settlements.settlement_id"],
+            ["settlement_id"], ["settlements.settlement_id"], name=op.f("settlement_items_settlement_id_fkey")
         ),
         sa.PrimaryKeyConstraint("settlement_id", "provider", "event_id", name="pk_settlement_items"),
     )
@@ -86,8 +85,7 @@ def upgrade() -> None:
         sa.Column("quantity", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),
         sa.ForeignKeyConstraint(
-            ["settlement_id"],
-            ["settlements.settlement_id"],
+            ["settlement_id"], ["settlements.settlement_id"], name=op.f("settlement_rows_settlement_id_fkey")
         ),
         sa.PrimaryKeyConstraint("settlement_id", "row_number", name="pk_settlement_rows"),
     )

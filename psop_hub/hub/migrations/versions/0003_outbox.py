@@ -24,7 +24,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("hub_id", sa.UUID(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("hub_id"),
+        sa.PrimaryKeyConstraint("hub_id", name=op.f("outbox_pkey")),
     )
     op.create_index("ix_outbox_created", "outbox", ["created_at"], unique=False)
     # Messages stored but never confirmed must still be sent after the upgrade.

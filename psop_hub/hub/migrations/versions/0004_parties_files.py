@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("iban", sa.String(length=34), nullable=True),
         sa.Column("bic", sa.String(length=11), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("business_id"),
+        sa.PrimaryKeyConstraint("business_id", name=op.f("parties_pkey")),
     )
 
 
