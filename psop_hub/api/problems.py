@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from psop_hub.api.deps import BodyTooLarge
 from psop_hub.hub.errors import (
+    AlreadyExists,
     AuthenticationFailed,
     ConflictError,
     FieldError,
@@ -52,7 +53,7 @@ def _status_of(exc: HubError) -> tuple[int, str]:
         return 400, "Bad request"
     if isinstance(exc, ValidationFailed):
         return 422, "Invalid message"
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, ConflictError | AlreadyExists):
         return 409, "Conflict"
     if isinstance(exc, NotAllowed):
         return 403, "Forbidden"

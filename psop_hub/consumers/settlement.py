@@ -44,12 +44,11 @@ from decimal import Decimal
 
 from sqlalchemy import case, exists, insert, literal, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import bindparam
 
 from psop_hub.hub.calendar import first_of_month, helsinki_now, next_month, previous_month
-from psop_hub.hub.database import unavailable_on_outage
-from psop_hub.hub.errors import RuleBroken, TransientError
+from psop_hub.hub.database import already_exists, unavailable_on_outage
+from psop_hub.hub.errors import AlreadyExists, RuleBroken, TransientError
 from psop_hub.hub.identifiers import finnish_reference
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import (
@@ -193,12 +192,10 @@ def build_settlements(
 def settle_pair(engine: Engine, organiser: str, provider: str, month: date) -> SettlementSummary | None:
     """Build one pair's settlement for `month` in one transaction; None if it exists or has nothing."""
     try:
-        with unavailable_on_outage(), engine.begin() as conn:
+        with unavailable_on_outage(), already_exists(*_PERIOD_TAKEN), engine.begin() as conn:
             return _settle_locked(conn, organiser, provider, first_of_month(month))
-    except IntegrityError as exc:
-        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) in _PERIOD_TAKEN:
-            return None  # created meanwhile by a run that did not take the lock
-        raise
+    except AlreadyExists:
+        return None  # created meanwhile by a run that did not take the lock
 
 
 def _settle_locked(conn: Connection, organiser: str, provider: str, month: date) -> SettlementSummary | None:

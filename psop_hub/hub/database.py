@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError
 
-from psop_hub.hub.errors import DataRejected, Unavailable
+from psop_hub.hub.errors import AlreadyExists, DataRejected, Unavailable
 from psop_hub.hub.settings import Settings
 
 
@@ -80,6 +80,29 @@ def bad_data(exc: BaseException) -> DataRejected | None:
             f"the hub's state cannot hold the message's values ({condition}, SQLSTATE {driver.sqlstate})"
         )
     return None
+
+
+def unique_violation(exc: BaseException) -> str | None:
+    """The name of the unique key (primary key or unique constraint) a statement broke, or None
+    when `exc` is no unique violation (SQLSTATE 23505). The names are the naming convention's
+    (see `tables.metadata`), so callers compare them with names they know."""
+    driver = _driver_error(exc)
+    if isinstance(driver, psycopg.errors.UniqueViolation):
+        return driver.diag.constraint_name or ""
+    return None
+
+
+@contextmanager
+def already_exists(*constraints: str, reason: str | None = None) -> Iterator[None]:
+    """Translate a unique violation of one of `constraints` raised inside the block into
+    `AlreadyExists` (with `reason`, or one naming the key); any other error passes unchanged."""
+    try:
+        yield
+    except (DBAPIError, psycopg.Error) as exc:
+        name = unique_violation(exc)
+        if name is None or name not in constraints:
+            raise
+        raise AlreadyExists(reason or f"a row with the same key ({name}) exists already", name) from exc
 
 
 @contextmanager

@@ -12,6 +12,7 @@ HubError
 │   └── NotAllowed          the sender may not send or see this (scope)
 ├── AuthenticationFailed    no or wrong credentials
 ├── NotFound                the thing asked for does not exist (or is not the caller's)
+├── AlreadyExists           the thing to create exists already (a unique key refused it)
 └── TransientError          database or broker unavailable, dependency not arrived: retry
     ├── Unavailable         the hub cannot store the message durably right now
     └── Waiting             the message depends on one that has not arrived yet
@@ -112,6 +113,14 @@ class AuthenticationFailed(HubError):
 
 class NotFound(HubError):
     """The requested record does not exist or is not visible to the caller."""
+
+
+class AlreadyExists(HubError):
+    """A row with the same key exists already: the database's unique key `constraint` refused it."""
+
+    def __init__(self, reason: str, constraint: str) -> None:
+        super().__init__(reason)
+        self.constraint = constraint
 
 
 class TransientError(HubError):

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
-from psop_hub.hub.database import unavailable_on_outage
-from psop_hub.hub.errors import AuthenticationFailed, HubError, InvalidInput, NotAllowed
+from psop_hub.hub.database import already_exists, unavailable_on_outage
+from psop_hub.hub.errors import AuthenticationFailed, InvalidInput, NotAllowed
 from psop_hub.hub.tables import clients
 
 ROLES = ("system", "provider", "admin")
@@ -55,7 +54,8 @@ def _digest(secret: str) -> str:
 
 
 def add_client(engine: Engine, name: str, role: str, organiser: str | None, provider: str | None) -> str:
-    """Register a sender and return its new secret (only its hash is stored)."""
+    """Register a sender and return its new secret (only its hash is stored); `AlreadyExists` if
+    a client has that name."""
     if role not in ROLES:
         raise InvalidInput("role", f"role must be one of {', '.join(ROLES)}")
     if role == "system" and not organiser:
@@ -63,19 +63,17 @@ def add_client(engine: Engine, name: str, role: str, organiser: str | None, prov
     if role == "provider" and not provider:
         raise InvalidInput("provider", "a provider client needs --provider")
     secret = secrets.token_urlsafe(32)
-    try:
-        with unavailable_on_outage(), engine.begin() as conn:
-            conn.execute(
-                insert(clients).values(
-                    name=name,
-                    role=role,
-                    organiser=organiser,
-                    provider=provider,
-                    secret_sha256=_digest(secret),
-                )
+    taken = already_exists("pk_clients", reason=f"a client named {name!r} exists already")
+    with unavailable_on_outage(), taken, engine.begin() as conn:
+        conn.execute(
+            insert(clients).values(
+                name=name,
+                role=role,
+                organiser=organiser,
+                provider=provider,
+                secret_sha256=_digest(secret),
             )
-    except IntegrityError as exc:
-        raise HubError(f"a client named {name!r} exists already") from exc
+        )
     return secret
 
 
