@@ -1,0 +1,154 @@
+"""The container stack as an operator runs it: `docker compose up -d --build` from the repository
+root, traffic only through lb on 127.0.0.1:$HUB_PORT, senders made with
+`docker compose exec -T api hub clients add`.
+
+Not part of the plain `pytest` run: these tests start with HUB_TEST_CONTAINERS=1 (`make test-containers`).
+With HUB_TEST_CONTAINERS=1 and no working Docker they FAIL, unless HUB_SKIP_CONTAINERS=1.
+
+Environment: HUB_PORT (default 18000 here), HUB_COMPOSE (default `docker compose`; `docker-compose` runs
+them with Compose 1.29), HUB_TEST_PROJECT (the compose project, default psop-ctest: a developer's own
+stack is left alone), HUB_KEEP_STACK=1 (leave the stack up after the run).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENABLED = os.environ.get("HUB_TEST_CONTAINERS") == "1"
+MAY_SKIP = os.environ.get("HUB_SKIP_CONTAINERS") == "1"
+PORT = int(os.environ.get("HUB_PORT", "18000"))
+COMPOSE = shlex.split(os.environ.get("HUB_COMPOSE", "docker compose"))
+PROJECT = os.environ.get("HUB_TEST_PROJECT", "psop-ctest")
+URL = f"http://127.0.0.1:{PORT}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "containers: runs the docker compose stack (HUB_TEST_CONTAINERS=1)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ENABLED:
+        return
+    skip = pytest.mark.skip(
+        reason="CONTAINER TESTS NOT RUN: they build and start the docker compose stack; "
+        "run them with HUB_TEST_CONTAINERS=1 (make test-containers)"
+    )
+    for item in items:
+        if "containers" in item.keywords:
+            item.add_marker(skip)
+
+
+def docker_problem() -> str | None:
+    """Why Docker with Compose cannot run here, or None."""
+    if shutil.which(COMPOSE[0]) is None:
+        return f"{COMPOSE[0]} is not on PATH"
+    for cmd in (["docker", "info"], [*COMPOSE, "version"]):
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{' '.join(cmd)}: {exc}"
+        if done.returncode != 0:
+            return f"{' '.join(cmd)} failed: {done.stderr.strip()[-500:]}"
+    return None
+
+
+@dataclass
+class Stack:
+    """The running compose project and the senders registered in it."""
+
+    env: dict[str, str]
+    files_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def compose(
+        self, *args: str, timeout: float = 600, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `docker compose ARGS` in the repository root for this project."""
+        done = subprocess.run(
+            [*COMPOSE, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(COMPOSE)} {' '.join(args)} -> {done.returncode}\n{done.stderr[-4000:]}"
+            )
+        return done
+
+    def containers(self, service: str) -> list[str]:
+        """The container ids of one service (`docker compose ps -q SERVICE`)."""
+        return self.compose("ps", "-q", service).stdout.split()
+
+    def add_client(self, name: str, *args: str) -> str:
+        """`docker compose exec -T api hub clients add NAME ...`: the secret is the last line."""
+        done = self.compose("exec", "-T", "api", "hub", "clients", "add", name, *args, timeout=60)
+        secret = done.stdout.strip().splitlines()[-1]
+        self.secrets[name] = secret
+        return secret
+
+    def client(self, who: str | None, timeout: float = 30) -> httpx.Client:
+        """An HTTP client through lb, authenticated as the named sender."""
+        headers = {"Authorization": f"Bearer {self.secrets[who]}"} if who else {}
+        return httpx.Client(base_url=URL, headers=headers, timeout=timeout)
+
+    def logs(self) -> str:
+        """The last lines of every service's log (for failure messages)."""
+        return self.compose("logs", "--no-color", "--tail", "40", check=False).stdout[-12000:]
+
+
+def wait_ready(timeout: float = 240) -> float:
+    """Seconds until /health/ready answers 200 through lb."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if httpx.get(f"{URL}/health/ready", timeout=3).status_code == 200:
+                return time.monotonic() - start
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{URL}/health/ready did not answer 200 within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack from nothing: `down -v`, `up -d --build`, ready through lb; `down -v` after."""
+    problem = docker_problem()
+    if problem is not None:
+        message = f"DOCKER CANNOT RUN the container tests: {problem}. Set it up with docker/install-docker.sh"
+        if MAY_SKIP:
+            pytest.skip(message + " (skipped: HUB_SKIP_CONTAINERS=1)")
+        pytest.fail(message + " (or set HUB_SKIP_CONTAINERS=1 to skip)", pytrace=False)
+    files_dir = tmp_path_factory.mktemp("files-drop")
+    env = {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": PROJECT,
+        "HUB_PORT": str(PORT),
+        "HUB_FILES_DIR": str(files_dir),
+    }
+    running = Stack(env=env, files_dir=files_dir)
+    running.compose("down", "-v", "--remove-orphans", timeout=300)
+    start = time.monotonic()
+    running.compose("up", "-d", "--build", timeout=1200)
+    running.timings["up returned"] = time.monotonic() - start
+    try:
+        wait_ready()
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{running.logs()}") from None
+    running.timings["up to ready"] = time.monotonic() - start
+    print(
+        f"\ncontainer stack {PROJECT} ready on {URL}: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in running.timings.items())
+    )
+    yield running
+    if os.environ.get("HUB_KEEP_STACK") != "1":
+        running.compose("down", "-v", "--remove-orphans", timeout=300, check=False)
