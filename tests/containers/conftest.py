@@ -7,7 +7,8 @@ With HUB_TEST_CONTAINERS=1 and no working Docker they FAIL, unless HUB_SKIP_CONT
 
 Environment: HUB_PORT (default 18000 here), HUB_COMPOSE (default `docker compose`; `docker-compose` runs
 them with Compose 1.29), HUB_TEST_PROJECT (the compose project, default psop-ctest: a developer's own
-stack is left alone), HUB_KEEP_STACK=1 (leave the stack up after the run).
+stack is left alone), HUB_KEEP_STACK=1 (leave the stack up after the run), HUB_REUSE_STACK=1 (use
+a stack of that project that is up and ready already, instead of starting from nothing).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ PORT = int(os.environ.get("HUB_PORT", "18000"))
 COMPOSE = shlex.split(os.environ.get("HUB_COMPOSE", "docker compose"))
 PROJECT = os.environ.get("HUB_TEST_PROJECT", "psop-ctest")
 URL = f"http://127.0.0.1:{PORT}"
+RUN = uuid.uuid4().hex[:8]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,7 +73,8 @@ class Stack:
     env: dict[str, str]
     files_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # role in the tests -> secret
+    names: dict[str, str] = field(default_factory=dict)  # role in the tests -> client name
 
     def compose(
         self, *args: str, timeout: float = 600, check: bool = True
@@ -89,12 +93,23 @@ class Stack:
         """The container ids of one service (`docker compose ps -q SERVICE`)."""
         return self.compose("ps", "-q", service).stdout.split()
 
-    def add_client(self, name: str, *args: str) -> str:
-        """`docker compose exec -T api hub clients add NAME ...`: the secret is the last line."""
+    def add_client(self, who: str, *args: str) -> str:
+        """`docker compose exec -T api hub clients add NAME ...`: the secret is the last line.
+        NAME is `who` and a suffix of this run (a reused stack has the earlier runs' clients)."""
+        name = f"{who}-{RUN}"
         done = self.compose("exec", "-T", "api", "hub", "clients", "add", name, *args, timeout=60)
         secret = done.stdout.strip().splitlines()[-1]
-        self.secrets[name] = secret
+        self.secrets[who], self.names[who] = secret, name
         return secret
+
+    def senders(self) -> Stack:
+        """The organiser's system `county` and the provider `provider`, added once per stack."""
+        if "provider" not in self.secrets:
+            from tests.messages import ORGANISER, PROVIDER
+
+            self.add_client("county", "--role", "system", "--organiser", ORGANISER)
+            self.add_client("provider", "--role", "provider", "--provider", PROVIDER)
+        return self
 
     def client(self, who: str | None, timeout: float = 30) -> httpx.Client:
         """An HTTP client through lb, authenticated as the named sender."""
@@ -135,6 +150,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HUB_PORT": str(PORT),
         "HUB_FILES_DIR": str(files_dir),
     }
+    if os.environ.get("HUB_REUSE_STACK") == "1":
+        env["HUB_FILES_DIR"] = os.environ.get("HUB_FILES_DIR", str(ROOT / "data" / "files"))
+        yield Stack(env=env, files_dir=Path(env["HUB_FILES_DIR"]))
+        return
     running = Stack(env=env, files_dir=files_dir)
     running.compose("down", "-v", "--remove-orphans", timeout=300)
     start = time.monotonic()

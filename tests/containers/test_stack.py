@@ -27,9 +27,7 @@ FINAL = {"applied", "rejected", "failed", "superseded"}
 @pytest.fixture(scope="module")
 def senders(stack: Stack) -> Stack:
     """The organiser's system and the provider, added with `docker compose exec -T api hub clients add`."""
-    stack.add_client("county", "--role", "system", "--organiser", ORGANISER)
-    stack.add_client("provider", "--role", "provider", "--provider", PROVIDER)
-    return stack
+    return stack.senders()
 
 
 def wait_status(client: httpx.Client, hub_id: str, wanted: set[str], timeout: float = 60) -> dict[str, Any]:
@@ -117,7 +115,7 @@ def test_rest_grant_assign_deliver_through_lb(senders: Stack) -> None:
 
 def test_soap_submit_voucher_decision_through_lb(senders: Stack) -> None:
     number = uid("CTS")
-    token = UsernameToken("county", senders.secrets["county"])
+    token = UsernameToken(senders.names["county"], senders.secrets["county"])
     soap = zeep.Client(
         f"{URL}/soap/v1?wsdl", wsse=token, transport=Transport(timeout=10, operation_timeout=30)
     )
@@ -153,18 +151,19 @@ def test_provider_delivery_csv_through_the_drop_folder(senders: Stack) -> None:
         f"{uid('ev')};{ORGANISER};{number};;03.11.2026;2,5;hour;",
         f"{uid('ev')};{ORGANISER};{number};;04.11.2026;1,25;hour;28,00",
     ]
-    inbox = senders.files_dir / "inbox" / "provider"
+    provider = senders.names["provider"]
+    inbox = senders.files_dir / "inbox" / provider
     inbox.mkdir(parents=True, exist_ok=True)
     (inbox / "toteumat.csv.part").write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode())
     (inbox / "toteumat.csv.part").rename(inbox / "toteumat.csv")
-    receipt_path = senders.files_dir / "outbox" / "provider" / "receipts" / "toteumat.csv.receipt.json"
+    receipt_path = senders.files_dir / "outbox" / provider / "receipts" / "toteumat.csv.receipt.json"
     deadline = time.monotonic() + 60
     while not receipt_path.exists():
         assert time.monotonic() < deadline, f"no receipt; {senders.logs()}"
         time.sleep(0.3)
     receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
     assert (receipt["records"], receipt["accepted"], receipt["rejected"]) == (2, 2, [])
-    assert list((senders.files_dir / "archive" / "provider").glob("*/toteumat.csv"))
+    assert list((senders.files_dir / "archive" / provider).glob("*/toteumat.csv"))
     assert not (inbox / "toteumat.csv").exists()
     with senders.client("county") as county:
         voucher = voucher_when(county, number, "3.75")
