@@ -93,11 +93,31 @@ class Stack:
         """The container ids of one service (`docker compose ps -q SERVICE`)."""
         return self.compose("ps", "-q", service).stdout.split()
 
+    def api_index(self) -> list[str]:
+        """Compose v2's exec takes any running api container; 1.29's takes number 1, which
+        `make rollout` replaces by higher numbers: then the lowest running one is named."""
+        if COMPOSE[0] != "docker-compose":
+            return []
+        ids = self.containers("api")
+        numbers = subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "-f",
+                '{{index .Config.Labels "com.docker.compose.container-number"}}',
+                *ids,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        return ["--index", str(min(int(n) for n in numbers))]
+
     def add_client(self, who: str, *args: str) -> str:
         """`docker compose exec -T api hub clients add NAME ...`: the secret is the last line.
         NAME is `who` and a suffix of this run (a reused stack has the earlier runs' clients)."""
         name = f"{who}-{RUN}"
-        done = self.compose("exec", "-T", "api", "hub", "clients", "add", name, *args, timeout=60)
+        done = self.compose("exec", "-T", *self.api_index(), "api", "hub", "clients", "add", name, *args)
         secret = done.stdout.strip().splitlines()[-1]
         self.secrets[who], self.names[who] = secret, name
         return secret
