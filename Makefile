@@ -39,3 +39,18 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# --- containers (docs/operations.md) -------------------------------------------------------
+.PHONY: images-offline test-containers rollout
+
+# Local stand-ins for every image docker-compose.yml uses, from Debian packages; writes .env.
+images-offline:
+	docker/images-offline.sh
+
+# The container tests: build and start the stack from nothing, REST/SOAP/file drop through lb, faults.
+test-containers: install
+	HUB_TEST_CONTAINERS=1 $(BIN)/pytest tests/containers
+
+# Rebuild the hub image and replace each hub container one at a time, waiting for health.
+rollout:
+	docker/rollout.sh
