@@ -39,7 +39,8 @@ from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import files
 from psop_hub.mappings.canonical import Envelope
 from psop_hub.mappings.csvfiles import UnreadableFile, read_records, record_message_id
-from psop_hub.mappings.soap import HARDENED, NS, record_to_message
+from psop_hub.mappings.soap import NS, record_to_message
+from psop_hub.mappings.xml import HARDENED
 
 log = logging.getLogger(__name__)
 FILE_NS = "urn:psop-hub:file:v1"

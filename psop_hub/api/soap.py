@@ -31,18 +31,8 @@ from psop_hub.hub.errors import (
 )
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.senders import Sender, may_read_message
-from psop_hub.mappings.soap import (
-    NS,
-    PASSWORD_TEXT,
-    SOAP11,
-    SOAP12,
-    WSDL_FILE,
-    WSSE,
-    XSD_FILE,
-    XmlRejected,
-    parse_xml,
-    to_message,
-)
+from psop_hub.mappings.soap import NS, PASSWORD_TEXT, SOAP11, SOAP12, WSSE, to_message
+from psop_hub.mappings.xml import WSDL_FILE, XSD_FILE, XmlRejected, parse_xml
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["soap"])

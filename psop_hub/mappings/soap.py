@@ -1,25 +1,22 @@
-"""SOAP 1.1 bodies to canonical messages: a hardened XML parse, XSD validation, and the mapping of
-VoucherDecision / ServiceOrder / ProviderApproval elements to the same canonical dicts the REST
-API takes."""
+"""SOAP 1.1 bodies to canonical messages: the mapping of VoucherDecision / ServiceOrder /
+ProviderApproval elements to the same canonical dicts the REST API takes, after XSD validation.
+
+The hardened parser, the per-thread schema and the XSD error mapping, which the XML batch files
+share, are in `mappings/xml.py`."""
 
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
-from psop_hub.hub.errors import FieldError, Unreadable, ValidationFailed
-from psop_hub.hub.privacy import mask_text
+from psop_hub.hub.errors import FieldError, ValidationFailed
 from psop_hub.mappings.canonical import Envelope, parse_message
+from psop_hub.mappings.xml import schema_errors
 
-WSDL_DIR = Path(__file__).resolve().parents[1] / "adapters" / "wsdl"
-WSDL_FILE = WSDL_DIR / "psop-hub-v1.wsdl"
-XSD_FILE = WSDL_DIR / "psop-hub-v1.xsd"
 NS = "urn:psop-hub:soap:v1"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -49,106 +46,6 @@ ORDERS: dict[str, tuple[str, tuple[str, ...]]] = {
 APPROVAL_TYPE = "provider.approved"
 APPROVAL_FIELDS = ("Organiser", "Provider", "Version", "ValidFrom", "ValidTo")
 ENVELOPE_FIELDS = ("MessageId", "SentAt", "CorrelationId")
-
-
-class XmlRejected(Unreadable):
-    """The body is not XML the hub will read (not well-formed, a DTD, too deep)."""
-
-
-# Every parser of untrusted XML (SOAP bodies, batch files): no entity expansion, no DTD loading,
-# no network; libxml2's default depth and size limits stay on (huge_tree off).
-HARDENED: dict[str, bool] = {
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "huge_tree": False,
-    "remove_comments": True,
-    "remove_pis": True,
-}
-
-
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(dtd_validation=False, **HARDENED)
-
-
-def parse_xml(body: bytes) -> Any:
-    """Parse untrusted XML; DTDs are refused outright (billion laughs, external entities)."""
-    if re.search(rb"<!DOCTYPE", body[:4096], re.IGNORECASE) or b"<!ENTITY" in body:
-        raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
-    try:
-        root = etree.fromstring(body, _parser())
-    except etree.XMLSyntaxError as exc:
-        raise XmlRejected(f"the body is not well-formed XML: {mask_text(str(exc))}") from None
-    if root is None:
-        raise XmlRejected("the body is empty")
-    if root.getroottree().docinfo.doctype:  # past the byte check (UTF-16, a long prolog): still no
-        raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
-    return root
-
-
-_SCHEMAS = threading.local()
-
-
-def schema() -> etree.XMLSchema:
-    """The service's XML Schema (the file the WSDL imports), compiled once per thread.
-
-    An `XMLSchema` keeps its `error_log` (and libxml2 its validation state) on the object: shared
-    by request threads, one call's errors showed up in another sender's fault and an invalid
-    message could pass. Each thread gets its own compiled copy (a few ms, once).
-    """
-    compiled: etree.XMLSchema | None = getattr(_SCHEMAS, "schema", None)
-    if compiled is None:
-        compiled = etree.XMLSchema(etree.parse(str(XSD_FILE), _parser()))
-        _SCHEMAS.schema = compiled
-    return compiled
-
-
-def _field_of(document: Any, element_path: str) -> str:
-    """The element an XSD error points at, as local names below the operation element:
-    `VoucherDecision/Client/Hetu`. libxml2's path text has no names for default-namespace
-    elements (`/*/*/*[5]`), so it is evaluated on the document rather than read as text."""
-    namespaces = {k: v for e in document.iter() if isinstance(e.tag, str) for k, v in e.nsmap.items() if k}
-    try:
-        nodes = document.getroottree().xpath(element_path, namespaces=namespaces) if element_path else []
-    except etree.XPathError:
-        nodes = []
-    if not nodes or not isinstance(nodes[0], etree._Element):
-        return ""
-    chain = [nodes[0], *nodes[0].iterancestors()]
-    return "/".join(etree.QName(e).localname for e in reversed(chain[:-1]))
-
-
-_MISSING = re.compile(r"Missing child element\(s\)\. Expected is .*?\(? ?\{[^}]*\}(\w+)")
-_UNEXPECTED = re.compile(
-    r"Element '\{[^}]*\}(\w+)': This element is not expected\.( Expected is .*?\{[^}]*\}(\w+))?"
-)
-
-
-def schema_errors(element: Any, prefix: str = "") -> list[FieldError]:
-    """Check an operation element (or a file record, naming it `prefix`) against the XSD; every
-    problem becomes one field error."""
-    xsd = schema()
-    if xsd.validate(element):
-        return []
-    # Invalid: again on a document of its own, so that the error paths start at this element.
-    document = etree.fromstring(etree.tostring(element), _parser())
-    xsd.validate(document)
-    errors: list[FieldError] = []
-    for entry in xsd.error_log:
-        field = "/".join(p for p in (prefix, _field_of(document, entry.path or "")) if p)
-        message = mask_text(entry.message)
-        missing = _MISSING.search(message)
-        unexpected = _UNEXPECTED.search(message)
-        if missing:
-            field, message = f"{field}/{missing.group(1)}", "is required"
-        elif unexpected and unexpected.group(3):
-            # An element out of place usually means the one expected there is missing.
-            parent = field.rsplit("/", 1)[0]
-            field, message = f"{parent}/{unexpected.group(3)}", "is required (or elements are out of order)"
-        else:
-            message = re.sub(r"^Element '\{[^}]*\}\w+': ", "", message)
-        errors.append(FieldError(field, message))
-    return errors
 
 
 def to_message(root_name: str, operation: Any, now: datetime | None = None) -> Envelope:

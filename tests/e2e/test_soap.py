@@ -27,11 +27,11 @@ from zeep.exceptions import Fault
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
-import psop_hub.adapters
+import psop_hub.mappings
 from tests.e2e.conftest import Hub, wait_for_status
 from tests.messages import HETU, ORGANISER, OTHER_ORGANISER, OTHER_PROVIDER, PROVIDER, uid
 
-WSDL_DIR = Path(psop_hub.adapters.__file__).resolve().parent / "wsdl"
+WSDL_DIR = Path(psop_hub.mappings.__file__).resolve().parent / "wsdl"
 WSDL = WSDL_DIR / "psop-hub-v1.wsdl"
 XSD = WSDL_DIR / "psop-hub-v1.xsd"
 REPOSITORY_LOCATION = "http://localhost:8000/soap/v1"

@@ -90,7 +90,7 @@ def test_concurrent_valid_and_invalid_calls_from_two_clients_get_their_own_answe
 
 def test_concurrent_file_style_records_validate_alone(hub: Hub) -> None:
     """The same schema serves file records: a record validated from many threads at once."""
-    from psop_hub.mappings.soap import schema_errors
+    from psop_hub.mappings.xml import schema_errors
 
     record = etree.fromstring(
         f'<VoucherDecision xmlns="{TNS}" colour="red">'.encode()

@@ -5,9 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from psop_hub.adapters.filedrop import BATCHES, FILE_NS
-from psop_hub.mappings.soap import WSDL_DIR
-
-FILE_XSD = WSDL_DIR / "psop-hub-file-v1.xsd"
+from psop_hub.mappings.xml import FILE_XSD_FILE as FILE_XSD
 XSD = "http://www.w3.org/2001/XMLSchema"
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from psop_hub.hub.errors import ValidationFailed
 from psop_hub.mappings.canonical import parse_message
-from psop_hub.mappings.soap import XmlRejected, parse_xml, schema_errors, soap_field, to_canonical, to_message
+from psop_hub.mappings.soap import soap_field, to_canonical, to_message
+from psop_hub.mappings.xml import XmlRejected, parse_xml, schema_errors
 from tests.messages import approval, granted
 
 ENV = "http://schemas.xmlsoap.org/soap/envelope/"

@@ -14,9 +14,9 @@ import zeep
 from lxml import etree
 from zeep.transports import Transport
 
-import psop_hub.adapters
+import psop_hub.mappings
 
-WSDL_DIR = Path(psop_hub.adapters.__file__).resolve().parent / "wsdl"
+WSDL_DIR = Path(psop_hub.mappings.__file__).resolve().parent / "wsdl"
 WSDL = WSDL_DIR / "psop-hub-v1.wsdl"
 XSD = WSDL_DIR / "psop-hub-v1.xsd"
 

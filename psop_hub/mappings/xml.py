@@ -1,0 +1,130 @@
+"""Untrusted XML, shared by the SOAP endpoint and the XML batch files: the hardened parser
+configuration, the service's XML Schema (compiled once per thread) and the mapping of XSD
+errors to field errors named by SOAP element paths (`VoucherDecision/Client/Hetu`).
+
+The contract files live beside this module, in `wsdl/`: the WSDL, the XSD it imports, and the
+file-batch XSD that shares the SOAP types.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lxml import etree
+
+from psop_hub.hub.errors import FieldError, Unreadable
+from psop_hub.hub.privacy import mask_text
+
+WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
+WSDL_FILE = WSDL_DIR / "psop-hub-v1.wsdl"
+XSD_FILE = WSDL_DIR / "psop-hub-v1.xsd"
+FILE_XSD_FILE = WSDL_DIR / "psop-hub-file-v1.xsd"
+
+# Every parser of untrusted XML (SOAP bodies, batch files): no entity expansion, no DTD loading,
+# no network; libxml2's default depth and size limits stay on (huge_tree off).
+HARDENED: dict[str, bool] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
+
+
+class XmlRejected(Unreadable):
+    """The body is not XML the hub will read (not well-formed, a DTD, too deep)."""
+
+
+def hardened_parser() -> etree.XMLParser:
+    """A new XML parser with the hardened configuration (parsers are not shared between threads)."""
+    return etree.XMLParser(dtd_validation=False, **HARDENED)
+
+
+def iterparse(stream: BinaryIO) -> Iterator[tuple[str, Any]]:
+    """`start` and `end` events of a stream, with the same hardening as `parse_xml`."""
+    return etree.iterparse(stream, events=("start", "end"), **HARDENED)  # type: ignore[no-any-return]
+
+
+def parse_xml(body: bytes) -> Any:
+    """Parse untrusted XML; DTDs are refused outright (billion laughs, external entities)."""
+    if re.search(rb"<!DOCTYPE", body[:4096], re.IGNORECASE) or b"<!ENTITY" in body:
+        raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
+    try:
+        root = etree.fromstring(body, hardened_parser())
+    except etree.XMLSyntaxError as exc:
+        raise XmlRejected(f"the body is not well-formed XML: {mask_text(str(exc))}") from None
+    if root is None:
+        raise XmlRejected("the body is empty")
+    if root.getroottree().docinfo.doctype:  # past the byte check (UTF-16, a long prolog): still no
+        raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
+    return root
+
+
+_SCHEMAS = threading.local()
+
+
+def schema() -> etree.XMLSchema:
+    """The service's XML Schema (the file the WSDL imports), compiled once per thread.
+
+    An `XMLSchema` keeps its `error_log` (and libxml2 its validation state) on the object: shared
+    by request threads, one call's errors showed up in another sender's fault and an invalid
+    message could pass. Each thread gets its own compiled copy (a few ms, once).
+    """
+    compiled: etree.XMLSchema | None = getattr(_SCHEMAS, "schema", None)
+    if compiled is None:
+        compiled = etree.XMLSchema(etree.parse(str(XSD_FILE), hardened_parser()))
+        _SCHEMAS.schema = compiled
+    return compiled
+
+
+def _field_of(document: Any, element_path: str) -> str:
+    """The element an XSD error points at, as local names below the operation element:
+    `VoucherDecision/Client/Hetu`. libxml2's path text has no names for default-namespace
+    elements (`/*/*/*[5]`), so it is evaluated on the document rather than read as text."""
+    namespaces = {k: v for e in document.iter() if isinstance(e.tag, str) for k, v in e.nsmap.items() if k}
+    try:
+        nodes = document.getroottree().xpath(element_path, namespaces=namespaces) if element_path else []
+    except etree.XPathError:
+        nodes = []
+    if not nodes or not isinstance(nodes[0], etree._Element):
+        return ""
+    chain = [nodes[0], *nodes[0].iterancestors()]
+    return "/".join(etree.QName(e).localname for e in reversed(chain[:-1]))
+
+
+_MISSING = re.compile(r"Missing child element\(s\)\. Expected is .*?\(? ?\{[^}]*\}(\w+)")
+_UNEXPECTED = re.compile(
+    r"Element '\{[^}]*\}(\w+)': This element is not expected\.( Expected is .*?\{[^}]*\}(\w+))?"
+)
+
+
+def schema_errors(element: Any, prefix: str = "") -> list[FieldError]:
+    """Check an operation element (or a file record, naming it `prefix`) against the XSD; every
+    problem becomes one field error."""
+    xsd = schema()
+    if xsd.validate(element):
+        return []
+    # Invalid: again on a document of its own, so that the error paths start at this element.
+    document = etree.fromstring(etree.tostring(element), hardened_parser())
+    xsd.validate(document)
+    errors: list[FieldError] = []
+    for entry in xsd.error_log:
+        field = "/".join(p for p in (prefix, _field_of(document, entry.path or "")) if p)
+        message = mask_text(entry.message)
+        missing = _MISSING.search(message)
+        unexpected = _UNEXPECTED.search(message)
+        if missing:
+            field, message = f"{field}/{missing.group(1)}", "is required"
+        elif unexpected and unexpected.group(3):
+            # An element out of place usually means the one expected there is missing.
+            parent = field.rsplit("/", 1)[0]
+            field, message = f"{parent}/{unexpected.group(3)}", "is required (or elements are out of order)"
+        else:
+            message = re.sub(r"^Element '\{[^}]*\}\w+': ", "", message)
+        errors.append(FieldError(field, message))
+    return errors
