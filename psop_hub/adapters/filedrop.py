@@ -1,9 +1,11 @@
 """The file drop (INTERFACES §5): batch files from `inbox/<client>/` become messages.
 
 A file is claimed by an atomic rename into `work/<client>/` (two adapters on one inbox: only one
-rename succeeds), read as a stream, and its valid records are stored in batches through the same
-intake as REST and SOAP. A record's message_id derives from the file's SHA-256 and its position,
-so a file dropped twice, or re-read after a crash, applies nothing twice. When done, the receipt
+rename succeeds), read as a stream by the reader of its format (`mappings/xmlbatch.py`,
+`mappings/csvfiles.py`: pure functions that validate each record and yield the same `Record`),
+and its valid records are stored in batches through the same intake as REST and SOAP. A record's
+message_id derives from the file's SHA-256 and its position, so a file dropped twice, or re-read
+after a crash, applies nothing twice. When done, the receipt
 is written (atomically) to `outbox/<client>/receipts/` and the file moved to
 `archive/<client>/YYYY-MM-DD/`; a file that cannot be read at all goes to `error/<client>/` with
 a receipt that says why. A claimed file whose adapter died is taken over once its lease (the
@@ -23,33 +25,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from lxml import etree
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
 from psop_hub.adapters.atomic import write_atomically
 from psop_hub.adapters.intake import submit_many
-from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError, ValidationFailed
+from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError
 from psop_hub.hub.publishing import Publisher
 from psop_hub.hub.senders import Sender, by_name
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import files
 from psop_hub.mappings.canonical import Envelope
-from psop_hub.mappings.csvfiles import UnreadableFile, read_records, record_message_id
-from psop_hub.mappings.soap import NS, record_to_message
-from psop_hub.mappings.xml import HARDENED
+from psop_hub.mappings.csvfiles import read_records
+from psop_hub.mappings.records import UnreadableFile
+from psop_hub.mappings.xmlbatch import read_batch
 
 log = logging.getLogger(__name__)
-FILE_NS = "urn:psop-hub:file:v1"
-BATCHES = {
-    f"{{{FILE_NS}}}VoucherDecisionBatch": "VoucherDecision",
-    f"{{{FILE_NS}}}ServiceOrderBatch": "ServiceOrder",
-    f"{{{FILE_NS}}}ProviderApprovalBatch": "ProviderApproval",
-}
-_ROOT_NAMES = ", ".join(etree.QName(tag).localname for tag in BATCHES)
 CLAIM = re.compile(r"^[0-9a-f]{32}__(?P<name>.+)$")
 
 
@@ -84,14 +78,6 @@ class Receipt:
         self.rejected.append({"record": record, "line": line, "errors": [e.as_dict() for e in errors]})
 
 
-class Unreadable(Exception):
-    """The file as a whole cannot be read; `reason` goes into its receipt."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def sha256_of(path: Path) -> str:
     """The file's SHA-256, read in chunks."""
     digest = hashlib.sha256()
@@ -101,89 +87,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _parser_events(stream: BinaryIO, tag: str | None = None) -> Iterator[tuple[str, Any]]:
-    # The same hardening as the SOAP parser: no entities, no DTD, no network, libxml2's limits.
-    return etree.iterparse(stream, events=("start", "end"), tag=tag, **HARDENED)
-
-
-def _top_level(path: Path) -> Iterator[tuple[Any, Any]]:
-    """(root, child) for every direct child of the root, streamed: each child is cleared and
-    dropped after the caller is done with it, whatever its name, so memory stays flat."""
-    depth = 0
-    root = None
-    with path.open("rb") as stream:
-        for event, element in _parser_events(stream):
-            if event == "start":
-                depth += 1
-                if depth == 1:
-                    root = element
-                    # Any encoding, anywhere before the root: the parser saw the DOCTYPE, if any.
-                    if element.getroottree().docinfo.doctype:
-                        raise Unreadable("DTDs and entity declarations are not allowed in a batch file")
-                continue
-            depth -= 1
-            if depth == 1:
-                yield root, element
-                element.clear()
-                while element.getprevious() is not None:
-                    del root[0]  # type: ignore[union-attr]
-
-
-def _check_xml(path: Path) -> str:
-    """First pass over an XML batch: well-formed, no DTD, a known root. Returns the record name."""
-    record_name = None
-    try:
-        for root, _ in _top_level(path):
-            record_name = record_name or BATCHES.get(root.tag)
-            if record_name is None:
-                raise Unreadable(
-                    f"unknown root element {root.tag}: expected one of {_ROOT_NAMES} in namespace {FILE_NS}"
-                )
-    except etree.XMLSyntaxError as exc:
-        raise Unreadable(f"the file is not well-formed XML: {exc}") from None
-    if record_name is None:
-        raise Unreadable(f"the file holds no records (one of {_ROOT_NAMES} in {FILE_NS})")
-    return record_name
-
-
-def _xml_records(
-    path: Path, record_name: str, sha: str, now: datetime
-) -> Iterator[tuple[int, int | None, Envelope | list[FieldError]]]:
-    expected = f"{{{NS}}}{record_name}"
-    for index, (_, element) in enumerate(_top_level(path), start=1):
-        line = element.sourceline
-        if element.tag != expected:
-            # Never skipped silently: a record in another namespace or of another kind is listed.
-            name = etree.QName(element).localname if isinstance(element.tag, str) else "?"
-            yield (
-                index,
-                line,
-                [FieldError(name, f"unexpected element {element.tag}: this batch holds {expected} records")],
-            )
-            continue
-        try:
-            yield index, line, record_to_message(record_name, element, record_message_id(sha, index), now)
-        except ValidationFailed as exc:
-            yield index, line, exc.errors
-        except etree.Error as exc:
-            yield index, line, [FieldError(record_name, f"cannot be read: {type(exc).__name__}")]
-
-
-def _csv_records(
+def _messages(
     path: Path, sender: Sender, sha: str, now: datetime
 ) -> Iterator[tuple[int, int | None, Envelope | list[FieldError]]]:
+    """Each record of the file: its message as stored, or its errors. The readers validate; only
+    the message_id (from the file's hash and the position) and the time are set here."""
+    xml = path.name.lower().endswith(".xml")
     with path.open("rb") as stream:
-        try:
-            _, records = read_records(stream, provider=sender.provider)
-        except UnreadableFile as exc:
-            raise Unreadable(exc.reason) from None
+        _, records = read_batch(stream) if xml else read_records(stream, provider=sender.provider)
         for record in records:
-            if record.errors or record.envelope is None:
-                yield record.index, record.line, record.errors
-                continue
-            # Validated once, by the CSV reader; only the id and the time are its own here.
-            update = {"message_id": record_message_id(sha, record.index), "sent_at": now}
-            yield record.index, record.line, record.envelope.model_copy(update=update)
+            envelope = record.stamped(sha, now)
+            yield record.index, record.line, envelope if envelope is not None else record.errors
 
 
 class FileDrop:
@@ -237,18 +151,13 @@ class FileDrop:
         sender = by_name(self.engine, client)
         try:
             if sender is None:
-                raise Unreadable(
+                raise UnreadableFile(
                     f"there is no client named {client!r}: the folder name must be a client's name"
                 )
-            now = datetime.now(UTC)
-            if name.lower().endswith(".xml"):
-                records = _xml_records(path, _check_xml(path), sha, now)
-            elif name.lower().endswith(".csv"):
-                records = _csv_records(path, sender, sha, now)
-            else:
-                raise Unreadable("unknown file type: a batch file ends in .xml or .csv")
-            self._store(sender, path, records, receipt)
-        except Unreadable as exc:
+            if not name.lower().endswith((".xml", ".csv")):
+                raise UnreadableFile("unknown file type: a batch file ends in .xml or .csv")
+            self._store(sender, path, _messages(path, sender, sha, datetime.now(UTC)), receipt)
+        except UnreadableFile as exc:
             receipt.error = exc.reason
             self._finish(client, path, name, receipt, self.root / "error" / client)
             return receipt

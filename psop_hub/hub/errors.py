@@ -4,6 +4,7 @@ HubError
 ├── PermanentError          bad data or a broken business rule: reject, never retry
 │   ├── ValidationFailed    the message does not match the contract (every field error listed)
 │   │   ├── Unreadable      not even readable: not JSON/XML, bad encoding, too deep, a DTD
+│   │   │   (mappings: XmlRejected for a SOAP body, UnreadableFile for a whole batch file)
 │   │   └── InvalidInput    a value given to a command (a party's IBAN, a client's role) is wrong
 │   ├── DataRejected        the database refused the message's values while applying it
 │   ├── RuleBroken          a domain rule refused the message (rule name and reason)

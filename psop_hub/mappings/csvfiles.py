@@ -3,8 +3,9 @@
 `read_records` detects the encoding from the first 64 KiB (UTF-8 with or without a BOM, otherwise
 ISO-8859-15), recognises the layout by the header line, then streams the file one record at a time:
 each record's Finnish formats (decimal comma, `1 234,50 €`, `DD.MM.YYYY`) become canonical strings
-and the payload is validated with `parse_message`, errors named by CSV column. Nothing is read but
-the binary stream given, and nothing is written.
+and the payload is validated with `parse_message`, errors named by CSV column. It yields the same
+`Record` as the XML batch reader (`mappings/records.py`). Nothing is read but the binary stream
+given, and nothing is written.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, BinaryIO
 
 from psop_hub.hub.errors import FieldError, ValidationFailed
-from psop_hub.mappings.canonical import Envelope, parse_message
+from psop_hub.mappings.canonical import parse_message
+from psop_hub.mappings.records import PLACEHOLDER_ID, Record, UnreadableFile
 
 __all__ = [
     "HEAD_BYTES",
@@ -27,13 +28,10 @@ __all__ = [
     "MAX_LINE_CHARS",
     "UTF8",
     "Layout",
-    "Record",
-    "UnreadableFile",
     "detect_encoding",
     "finnish_date",
     "finnish_decimal",
     "read_records",
-    "record_message_id",
 ]
 
 HEAD_BYTES = 64 * 1024  # how much is read to detect the encoding and refuse binary content
@@ -91,37 +89,6 @@ _EXPECTED = (
     f'expected a ";" separated CSV file in UTF-8 or ISO-8859-15 whose first line is the header '
     f'"{Layout.PAYMENTS.header}" (ERP payments) or "{Layout.DELIVERIES.header}" (provider deliveries)'
 )
-
-
-class UnreadableFile(Exception):
-    """The file as a whole cannot be read; `reason` says why and what was expected."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Record:
-    """One record of a file: a canonical message without message_id/sent_at, or the errors found."""
-
-    index: int  # 1-based record number, blank lines not counted
-    line: int  # 1-based physical line where the record starts
-    message: dict[str, Any] | None  # {"type": ..., "payload": {...}} when valid
-    errors: list[FieldError] = field(default_factory=list)  # fields are CSV column names
-    # The validated message (with a placeholder message_id and sent_at), so that a caller need
-    # not validate it a second time: `envelope.model_copy(update={"message_id": ...})`.
-    envelope: Envelope | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def valid(self) -> bool:
-        """Whether the record became a message."""
-        return self.message is not None
-
-
-def record_message_id(file_sha256: str, index: int) -> str:
-    """The message_id of a file's record, stable across drops of the same content."""
-    return f"file-{file_sha256[:32]}-{index}"
 
 
 def detect_encoding(head: bytes, *, complete: bool = True) -> str:
@@ -328,7 +295,7 @@ def _record(
             payload[column] = _canonical_value(column, cell)
     if layout is Layout.DELIVERIES and provider is not None:
         payload["provider"] = provider
-    raw = {"message_id": "x", "type": layout.message_type, "sent_at": _SENT_AT, "payload": payload}
+    raw = {"message_id": PLACEHOLDER_ID, "type": layout.message_type, "sent_at": _SENT_AT, "payload": payload}
     try:
         envelope = parse_message(raw)
     except ValidationFailed as exc:

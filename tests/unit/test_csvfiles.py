@@ -17,14 +17,12 @@ from psop_hub.mappings.csvfiles import (
     MAX_LINE_CHARS,
     UTF8,
     Layout,
-    Record,
-    UnreadableFile,
     detect_encoding,
     finnish_date,
     finnish_decimal,
     read_records,
-    record_message_id,
 )
+from psop_hub.mappings.records import Record, UnreadableFile, record_message_id
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PROVIDER = "1572860-0"

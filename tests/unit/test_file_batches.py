@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from lxml import etree
 
-from psop_hub.adapters.filedrop import BATCHES, FILE_NS
 from psop_hub.mappings.xml import FILE_XSD_FILE as FILE_XSD
+from psop_hub.mappings.xmlbatch import BATCHES, FILE_NS
+
 XSD = "http://www.w3.org/2001/XMLSchema"
 
 

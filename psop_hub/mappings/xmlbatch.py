@@ -1,0 +1,115 @@
+"""XML batch files of the file drop (INTERFACES §5): a VoucherDecisionBatch, ServiceOrderBatch or
+ProviderApprovalBatch root (namespace urn:psop-hub:file:v1) with one record after another.
+
+`read_batch` reads the stream twice. A first pass checks the whole file: well-formed XML, no DTD,
+a known root, at least one record; otherwise it raises UnreadableFile before any record is taken.
+The second pass, lazily, yields one `Record` per child of the root, the same type the CSV reader
+yields. Both passes use lxml's iterparse with the hardened configuration of `mappings/xml.py` and
+clear each child of the root once it is handled, so memory stays flat however long the file.
+
+A record is in the SOAP namespace urn:psop-hub:soap:v1 and is validated against the SOAP
+contract's type, so error fields are SOAP element paths (`VoucherDecision/Client/Hetu`).
+A child of any other name or namespace is listed as a rejected record, never skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from lxml import etree
+
+from psop_hub.hub.errors import FieldError, ValidationFailed
+from psop_hub.mappings.records import PLACEHOLDER_ID, Record, UnreadableFile
+from psop_hub.mappings.soap import NS, record_to_message
+from psop_hub.mappings.xml import iterparse
+
+FILE_NS = "urn:psop-hub:file:v1"
+# Each batch root and the record it holds.
+BATCHES = {
+    f"{{{FILE_NS}}}VoucherDecisionBatch": "VoucherDecision",
+    f"{{{FILE_NS}}}ServiceOrderBatch": "ServiceOrder",
+    f"{{{FILE_NS}}}ProviderApprovalBatch": "ProviderApproval",
+}
+_ROOT_NAMES = ", ".join(etree.QName(tag).localname for tag in BATCHES)
+
+
+def read_batch(stream: BinaryIO) -> tuple[str, Iterator[Record]]:
+    """Check the whole file (UnreadableFile if it cannot be read), then stream its records lazily.
+
+    Returns the record name (`VoucherDecision`, ...) and the records. The stream must be seekable:
+    it is read to the end once before the records, then again from where it was.
+    """
+    start = stream.tell()
+    record_name = _check(stream)
+    stream.seek(start)
+    return record_name, (_record(index, element, record_name) for index, element in _children(stream))
+
+
+def _top_level(stream: BinaryIO) -> Iterator[tuple[Any, Any]]:
+    """(root, child) for every direct child of the root, streamed: each child is cleared and
+    dropped after the caller is done with it, whatever its name, so memory stays flat."""
+    depth = 0
+    root = None
+    for event, element in iterparse(stream):
+        if event == "start":
+            depth += 1
+            if depth == 1:
+                root = element
+                # Any encoding, anywhere before the root: the parser saw the DOCTYPE, if any.
+                if element.getroottree().docinfo.doctype:
+                    raise UnreadableFile("DTDs and entity declarations are not allowed in a batch file")
+            continue
+        depth -= 1
+        if depth == 1:
+            yield root, element
+            element.clear()
+            while element.getprevious() is not None:
+                del root[0]  # type: ignore[index,union-attr]
+
+
+def _check(stream: BinaryIO) -> str:
+    """The first pass: well-formed to the end, no DTD, a known root. Returns the record name."""
+    record_name = None
+    try:
+        for root, _ in _top_level(stream):
+            record_name = record_name or BATCHES.get(root.tag)
+            if record_name is None:
+                raise UnreadableFile(
+                    f"unknown root element {root.tag}: expected one of {_ROOT_NAMES} in namespace {FILE_NS}"
+                )
+    except etree.XMLSyntaxError as exc:
+        raise UnreadableFile(f"the file is not well-formed XML: {exc}") from None
+    if record_name is None:
+        raise UnreadableFile(f"the file holds no records (one of {_ROOT_NAMES} in {FILE_NS})")
+    return record_name
+
+
+def _children(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    for index, (_, element) in enumerate(_top_level(stream), start=1):
+        yield index, element
+
+
+def _record(index: int, element: Any, record_name: str) -> Record:
+    """One child of the root as a Record: validated if it is a record of this batch, else listed."""
+    line = element.sourceline
+    name = etree.QName(element) if isinstance(element.tag, str) else None
+    expected = f"{{{NS}}}{record_name}"
+    if element.tag != expected:
+        # Never skipped silently: a record in another namespace or of another kind is listed.
+        local = name.localname if name is not None else "?"
+        why = f"unexpected element {element.tag}: this batch holds {expected} records"
+        return Record(index, line, None, [FieldError(local, why)])
+    record = element
+    try:
+        envelope = record_to_message(record_name, record, PLACEHOLDER_ID)
+    except ValidationFailed as exc:
+        return Record(index, line, None, exc.errors)
+    except etree.Error as exc:
+        return Record(index, line, None, [FieldError(record_name, f"cannot be read: {type(exc).__name__}")])
+    message: dict[str, Any] = {"type": envelope.type, "payload": envelope.payload_json()}
+    if record.find(f"{{{NS}}}SentAt") is not None:
+        message["sent_at"] = envelope.sent_at.isoformat()
+    if envelope.correlation_id is not None:
+        message["correlation_id"] = envelope.correlation_id
+    return Record(index, line, message, [], envelope)
