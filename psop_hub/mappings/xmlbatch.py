@@ -7,14 +7,17 @@ The second pass, lazily, yields one `Record` per child of the root, the same typ
 yields. Both passes use lxml's iterparse with the hardened configuration of `mappings/xml.py` and
 clear each child of the root once it is handled, so memory stays flat however long the file.
 
-A record is in the SOAP namespace urn:psop-hub:soap:v1 and is validated against the SOAP
-contract's type, so error fields are SOAP element paths (`VoucherDecision/Client/Hetu`).
+A record is written in the file's namespace (the usual form: one `xmlns` on the root) or in the
+SOAP namespace urn:psop-hub:soap:v1, in any mix. Either way it is validated against the SOAP
+contract's type: a file-namespace record is copied into the SOAP namespace first, so the rules
+have one home (the SOAP XSD) and error fields are SOAP element paths (`VoucherDecision/Client/Hetu`).
 A child of any other name or namespace is listed as a rejected record, never skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from copy import deepcopy
 from typing import Any, BinaryIO
 
 from lxml import etree
@@ -31,7 +34,9 @@ BATCHES = {
     f"{{{FILE_NS}}}ServiceOrderBatch": "ServiceOrder",
     f"{{{FILE_NS}}}ProviderApprovalBatch": "ProviderApproval",
 }
+RECORD_NAMESPACES = (FILE_NS, NS)
 _ROOT_NAMES = ", ".join(etree.QName(tag).localname for tag in BATCHES)
+_FILE_PREFIX = f"{{{FILE_NS}}}"
 
 
 def read_batch(stream: BinaryIO) -> tuple[str, Iterator[Record]]:
@@ -94,13 +99,12 @@ def _record(index: int, element: Any, record_name: str) -> Record:
     """One child of the root as a Record: validated if it is a record of this batch, else listed."""
     line = element.sourceline
     name = etree.QName(element) if isinstance(element.tag, str) else None
-    expected = f"{{{NS}}}{record_name}"
-    if element.tag != expected:
+    if name is None or name.localname != record_name or name.namespace not in RECORD_NAMESPACES:
         # Never skipped silently: a record in another namespace or of another kind is listed.
         local = name.localname if name is not None else "?"
-        why = f"unexpected element {element.tag}: this batch holds {expected} records"
+        why = f"unexpected element {element.tag}: this batch holds {record_name} records in {FILE_NS} or {NS}"
         return Record(index, line, None, [FieldError(local, why)])
-    record = element
+    record = element if name.namespace == NS else in_soap_namespace(element)
     try:
         envelope = record_to_message(record_name, record, PLACEHOLDER_ID)
     except ValidationFailed as exc:
@@ -113,3 +117,15 @@ def _record(index: int, element: Any, record_name: str) -> Record:
     if envelope.correlation_id is not None:
         message["correlation_id"] = envelope.correlation_id
     return Record(index, line, message, [], envelope)
+
+
+def in_soap_namespace(record: Any) -> Any:
+    """A copy of a file-namespace record with every file-namespace element moved into the SOAP
+    namespace, so that the SOAP XSD types validate it (the original is left as it is)."""
+    copy = deepcopy(record)
+    copy.tail = None
+    for node in copy.iter():
+        if isinstance(node.tag, str) and node.tag.startswith(_FILE_PREFIX):
+            node.tag = f"{{{NS}}}{node.tag[len(_FILE_PREFIX) :]}"
+    etree.cleanup_namespaces(copy)
+    return copy

@@ -194,8 +194,9 @@ def test_sample_files_give_their_receipts(hub: Hub, sample: str, client: str) ->
 
 
 def test_records_of_the_wrong_kind_or_namespace_are_listed_not_skipped(hub: Hub) -> None:
+    # a third namespace (neither the file's nor the SOAP contract's)
     wrong_ns = granted(uid("FDX")).replace(
-        "<v:VoucherDecision>", '<VoucherDecision xmlns="urn:psop-hub:file:v1">', 1
+        "<v:VoucherDecision>", '<VoucherDecision xmlns="urn:example:other">', 1
     )
     wrong_ns = wrong_ns[: wrong_ns.rindex("</v:VoucherDecision>")] + "</VoucherDecision>"
     order = "<v:ServiceOrder><v:OrderType>ENDED</v:OrderType></v:ServiceOrder>"
@@ -270,3 +271,147 @@ def test_provider_approval_batch(hub: Hub) -> None:
     # a provider's own folder may not carry approvals: every record refused by scope
     receipt = receipt_of(drop(hub, "provider", "itse.xml", content))
     assert receipt["accepted"] == 0 and len(receipt["rejected"]) == 4
+
+
+def in_file_namespace(record: str) -> str:
+    """A record written with the `v:` prefix, in the file's default namespace instead."""
+    return record.replace("<v:", "<").replace("</v:", "</")
+
+
+def order_record(number: str, p: str = "") -> str:
+    """A PLACED ServiceOrder record (`p` = "v:" for the SOAP namespace)."""
+    fields = {
+        "OrderType": "PLACED",
+        "OrderNumber": number,
+        "Organiser": ORGANISER,
+        "Provider": PROVIDER,
+        "Client": f"<{p}Hetu>{HETU}</{p}Hetu><{p}HomeMunicipality>049</{p}HomeMunicipality>",
+        "Service": f"<{p}Code>FT02</{p}Code><{p}Name>Fysioterapia</{p}Name>",
+        "Unit": "visit",
+        "UnitPrice": "42.00",
+        "Quantity": "50",
+        "StartDate": "2026-11-01",
+        "EndDate": "2027-06-30",
+    }
+    inner = "".join(f"<{p}{k}>{v}</{p}{k}>" for k, v in fields.items())
+    return f"<{p}ServiceOrder>{inner}</{p}ServiceOrder>"
+
+
+def usual_form(root: str, *records: str) -> bytes:
+    """A batch as a partner who reads the contract writes it: one xmlns on the root, CRLF."""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\r\n<{root} xmlns="{FILE_NS}">\r\n  '
+        + "\r\n  ".join(records)
+        + f"\r\n</{root}>\r\n"
+    ).encode()
+
+
+def until_found(hub: Hub, path: str, timeout: float = 60) -> dict[str, Any]:
+    """GET a resource over REST until it exists."""
+    deadline = time.monotonic() + timeout
+    with hub.client("county") as county:
+        while (answer := county.get(path)).status_code != 200:
+            assert answer.status_code == 404 and time.monotonic() < deadline, answer.text
+            time.sleep(0.3)
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_default_namespace_batches_of_every_kind_are_read(hub: Hub) -> None:
+    first, second = uid("FDN"), uid("FDN")
+    bad_hetu = in_file_namespace(granted(uid("FDN")).replace(HETU, "131052-308U"))
+    assign = in_file_namespace(
+        decision("ASSIGNED", first, Provider=PROVIDER, ProviderPrice="30.00", StartDate="2026-11-01")
+    )
+    content = usual_form(
+        "VoucherDecisionBatch",
+        in_file_namespace(granted(first)),
+        bad_hetu,
+        in_file_namespace(granted(second)),
+        assign,
+    )
+    receipt = receipt_of(drop(hub, "county", f"oletus-{uid('f')}.xml", content))
+    assert (receipt["records"], receipt["accepted"], receipt["duplicates"]) == (4, 3, 0), receipt
+    assert receipt["rejected"] == [
+        {
+            "record": 2,
+            "line": 4,
+            "errors": [{"field": "VoucherDecision/Client/Hetu", "message": "has a wrong check character"}],
+        }
+    ]
+    assert "131052-308U" not in json.dumps(receipt)
+    state = until_found(hub, f"/api/v1/vouchers/{ORGANISER}/{first}")
+    deadline = time.monotonic() + 60
+    while state["status"] != "assigned":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.3)
+        state = until_found(hub, f"/api/v1/vouchers/{ORGANISER}/{first}")
+    assert (state["provider"], state["quantity"], state["unit_value"]) == (PROVIDER, "40.00", "25.00")
+    assert until_found(hub, f"/api/v1/vouchers/{ORGANISER}/{second}")["status"] == "granted"
+
+    number = uid("FDN")
+    missing = order_record(uid("FDN")).replace(f"<Organiser>{ORGANISER}</Organiser>", "")
+    receipt = receipt_of(
+        drop(
+            hub,
+            "county",
+            f"tilaukset-{uid('f')}.xml",
+            usual_form("ServiceOrderBatch", order_record(number), missing),
+        )
+    )
+    assert (receipt["records"], receipt["accepted"]) == (2, 1), receipt
+    assert receipt["rejected"][0]["record"] == 2
+    assert receipt["rejected"][0]["errors"][0]["field"] == "ServiceOrder/Organiser"
+    found = until_found(hub, f"/api/v1/orders/{ORGANISER}/{number}")
+    assert (found["status"], found["provider"], found["unit"], found["unit_price"]) == (
+        "placed",
+        PROVIDER,
+        "visit",
+        "42.00",
+    )
+
+    approved = new_business_id()
+    record = in_file_namespace(
+        approval_record(approved, "KH01", ValidTo="2026-12-31").replace(f" xmlns='{SOAP_NS}'", "")
+    )
+    receipt = receipt_of(
+        drop(hub, "county", f"hyvaksynnat-{uid('f')}.xml", usual_form("ProviderApprovalBatch", record))
+    )
+    assert (receipt["records"], receipt["accepted"], receipt["rejected"]) == (1, 1, []), receipt
+    assert until_found(hub, f"/api/v1/providers/{ORGANISER}/{approved}") == {
+        "organiser": ORGANISER,
+        "provider": approved,
+        "version": 1,
+        "service_codes": ["KH01"],
+        "valid_from": "2026-01-01",
+        "valid_to": "2026-12-31",
+    }
+
+
+def test_a_mixed_batch_takes_both_namespaces_and_lists_a_third(hub: Hub) -> None:
+    numbers = [uid("FDM") for _ in range(3)]
+    third = granted(uid("FDM")).replace(
+        "<v:VoucherDecision>", '<o:VoucherDecision xmlns:o="urn:example:o">', 1
+    )
+    third = third[: third.rindex("</v:VoucherDecision>")] + "</o:VoucherDecision>"
+    content = batch(
+        in_file_namespace(granted(numbers[0])),
+        granted(numbers[1]),
+        third,
+        in_file_namespace(granted(numbers[2], quantity="12")),
+        in_file_namespace(granted(uid("FDM"))).replace(
+            "<UnitValue>25.00</UnitValue>", "<UnitValue>abc</UnitValue>"
+        ),
+    )
+    name = f"sekoitus-{uid('f')}.xml"
+    receipt = receipt_of(drop(hub, "county", name, content))
+    assert (receipt["records"], receipt["accepted"]) == (5, 3), receipt
+    rejected = {r["record"]: r["errors"] for r in receipt["rejected"]}
+    assert set(rejected) == {3, 5}
+    assert "unexpected element {urn:example:o}VoucherDecision" in rejected[3][0]["message"]
+    assert rejected[5][0]["field"] == "VoucherDecision/UnitValue"
+    for number, quantity in zip(numbers, ("40.00", "40.00", "12.00"), strict=True):
+        state = until_found(hub, f"/api/v1/vouchers/{ORGANISER}/{number}")
+        assert (state["status"], state["quantity"]) == ("granted", quantity)
+    # dropped again: every record a duplicate, nothing applied twice
+    again = receipt_of(drop(hub, "county", name, content))
+    assert (again["accepted"], again["duplicates"]) == (3, 3)

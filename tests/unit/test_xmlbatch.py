@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -168,3 +169,104 @@ def test_a_large_file_is_streamed(tmp_path: Path) -> None:
     assert last is not None and (last.index, last.line) == (count, count + 1)
     # Held whole, the tree takes several times the file's size; streamed, a few records' worth.
     assert peak - before < size // 4, f"grew by {peak - before} bytes for a {size}-byte file: not streamed"
+
+
+# --- the two forms: records in the file's default namespace or in the SOAP namespace ----------
+
+
+def order(number: str, p: str = "") -> str:
+    """A PLACED ServiceOrder record."""
+    fields = {
+        "OrderType": "PLACED",
+        "OrderNumber": number,
+        "Organiser": ORGANISER,
+        "Provider": "1572860-0",
+        "Client": f"<{p}Hetu>{HETU}</{p}Hetu><{p}HomeMunicipality>049</{p}HomeMunicipality>",
+        "Service": f"<{p}Code>FT02</{p}Code><{p}Name>Fysioterapia</{p}Name>",
+        "Unit": "visit",
+        "UnitPrice": "42.00",
+        "Quantity": "50",
+        "StartDate": "2026-11-01",
+        "EndDate": "2027-06-30",
+    }
+    inner = "".join(f"<{p}{k}>{v}</{p}{k}>" for k, v in fields.items())
+    return f"<{p}ServiceOrder>{inner}</{p}ServiceOrder>"
+
+
+def approval(provider: str, p: str = "") -> str:
+    """A ProviderApproval record for two services."""
+    return (
+        f"<{p}ProviderApproval><{p}Organiser>{ORGANISER}</{p}Organiser><{p}Provider>{provider}</{p}Provider>"
+        f"<{p}Version>1</{p}Version><{p}ServiceCode>KH01</{p}ServiceCode><{p}ServiceCode>SA01</{p}ServiceCode>"
+        f"<{p}ValidFrom>2026-01-01</{p}ValidFrom></{p}ProviderApproval>"
+    )
+
+
+def messages(records: list[Record]) -> list[dict[str, object] | None]:
+    return [r.message for r in records]
+
+
+@pytest.mark.parametrize(
+    ("root", "record"),
+    [
+        ("VoucherDecisionBatch", lambda p: granted("V-1", p=p, MessageId="oma-1")),
+        ("ServiceOrderBatch", lambda p: order("O-1", p=p)),
+        ("ProviderApprovalBatch", lambda p: approval("1572860-0", p=p)),
+    ],
+)
+def test_default_namespace_records_read_as_their_soap_twins(root: str, record: Callable[[str], str]) -> None:
+    default_name, default = read(batch(record(""), record(""), root=root))
+    soap_name, soap = read(batch(record("v:"), record("v:"), root=root))
+    assert default_name == soap_name == root.removesuffix("Batch")
+    assert all(r.valid for r in default), [r.errors for r in default]
+    assert messages(default) == messages(soap)
+    assert [r.stamped("cd" * 32, NOW) for r in default] == [r.stamped("cd" * 32, NOW) for r in soap]
+
+
+def test_the_usual_form_with_one_xmlns_on_the_root() -> None:
+    data = (
+        f'<VoucherDecisionBatch xmlns="{FILE_NS}">\n{granted("V-1", p="")}\n{granted("V-2", p="")}\n'
+        "</VoucherDecisionBatch>"
+    ).encode()
+    _, records = read(data)
+    assert [(r.index, r.line, r.valid) for r in records] == [(1, 2, True), (2, 3, True)]
+
+
+def test_default_namespace_errors_are_named_by_soap_element_paths() -> None:
+    bad_hetu = granted("V-2", p="").replace(HETU, "131052-308U")
+    bad_value = granted("V-3", p="").replace("<UnitValue>25.00<", "<UnitValue>abc<")
+    missing = granted("V-4", p="").replace("<Organiser>2077474-0</Organiser>", "")
+    extra = granted("V-5", p="").replace("<Unit>hour</Unit>", "<Unit>hour</Unit><Colour>red</Colour>")
+    _, default = read(batch(bad_hetu, bad_value, missing, extra))
+    _, soap = read(
+        batch(*(r.replace("<", "<v:").replace("<v:/", "</v:") for r in (bad_hetu, bad_value, missing, extra)))
+    )
+    assert [r.valid for r in default] == [False] * 4
+    assert [(e.field, e.message) for e in default[0].errors] == [
+        ("VoucherDecision/Client/Hetu", "has a wrong check character")
+    ]
+    assert default[1].errors[0].field == "VoucherDecision/UnitValue"
+    assert default[2].errors[0].field == "VoucherDecision/Organiser"
+    assert default[3].errors[0].field.startswith("VoucherDecision/")
+    # the same findings, word for word, as for the record in the SOAP namespace
+    assert [r.errors for r in default] == [r.errors for r in soap]
+
+
+def test_mixed_files_and_a_third_namespace() -> None:
+    third = granted("V-4", p="o:").replace(
+        "<o:VoucherDecision>", '<o:VoucherDecision xmlns:o="urn:example:o">'
+    )
+    _, records = read(batch(granted("V-1", p=""), granted("V-2"), granted("V-3", p=""), third))
+    assert [(r.index, r.valid) for r in records] == [(1, True), (2, True), (3, True), (4, False)]
+    assert [r.message["payload"]["voucher_number"] for r in records[:3] if r.message] == ["V-1", "V-2", "V-3"]
+    error = records[3].errors[0]
+    assert error.field == "VoucherDecision"
+    assert "unexpected element {urn:example:o}VoucherDecision" in error.message
+    assert FILE_NS in error.message and SOAP_NS in error.message
+
+
+def test_a_file_namespace_record_of_another_kind_is_listed() -> None:
+    _, records = read(batch(granted("V-1", p=""), order("O-1", p="")))
+    assert [r.valid for r in records] == [True, False]
+    assert records[1].errors[0].field == "ServiceOrder"
+    assert "unexpected element" in records[1].errors[0].message
