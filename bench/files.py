@@ -2,11 +2,12 @@
 
 Run from the repository root (it prints figures and asserts nothing):
 
-    .venv/bin/python bench/files.py [--records 100000] [--vouchers 200] [--big-mb 0]
+    .venv/bin/python bench/files.py [--records 100000] [--vouchers 200] [--big-mb 0] [--xml-form soap]
 
 It creates its own database and vhost, starts `hub run` with a data directory of its own, then:
 * a provider CSV of `--records` delivery reports (Finnish format, Latin-9, CRLF), and
-* an XML batch of `--records` voucher decisions (GRANTED),
+* an XML batch of `--records` voucher decisions (GRANTED), its records in the SOAP namespace or,
+  with `--xml-form default`, in the file's default namespace,
 each dropped as NAME.part and renamed; for each it prints records/s to the receipt (intake) and
 records/s to the last record applied (end to end, from the database), and the file adapter's
 peak resident memory (VmHWM of the `hub files` process). `--big-mb N` also drops an XML batch of
@@ -57,21 +58,26 @@ def write_csv(path: Path, vouchers: list[str], records: int) -> None:
             out.write(row.encode("iso-8859-15"))
 
 
-def write_xml(path: Path, records: int, tag: str) -> None:
-    """A VoucherDecisionBatch of GRANTED decisions, written as a stream."""
+def write_xml(path: Path, records: int, tag: str, form: str = "soap") -> None:
+    """A VoucherDecisionBatch of GRANTED decisions, written as a stream; `form` "soap" writes the
+    records in the SOAP namespace (`v:`), "default" in the file's default namespace."""
+    p = "v:" if form == "soap" else ""
     with path.open("wb") as out:
         out.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
-        out.write(b'<VoucherDecisionBatch xmlns="urn:psop-hub:file:v1" xmlns:v="urn:psop-hub:soap:v1">\n')
+        if form == "soap":
+            out.write(b'<VoucherDecisionBatch xmlns="urn:psop-hub:file:v1" xmlns:v="urn:psop-hub:soap:v1">\n')
+        else:
+            out.write(b'<VoucherDecisionBatch xmlns="urn:psop-hub:file:v1">\n')
         for n in range(records):
             out.write(
                 (
-                    f"<v:VoucherDecision><v:DecisionType>GRANTED</v:DecisionType>"
-                    f"<v:VoucherNumber>{tag}-{n:08d}</v:VoucherNumber><v:Organiser>{ORGANISER}</v:Organiser>"
-                    f"<v:DecisionDate>2026-11-01</v:DecisionDate><v:Client><v:Hetu>{HETU}</v:Hetu>"
-                    f"<v:HomeMunicipality>179</v:HomeMunicipality></v:Client><v:Service><v:Code>KH01</v:Code>"
-                    f"<v:Name>Säännöllinen kotihoito, Jyväskylä</v:Name></v:Service><v:Unit>hour</v:Unit>"
-                    f"<v:UnitValue>25.00</v:UnitValue><v:Quantity>40</v:Quantity><v:ValidFrom>2026-11-01"
-                    f"</v:ValidFrom><v:ValidTo>2027-10-31</v:ValidTo></v:VoucherDecision>\n"
+                    f"<{p}VoucherDecision><{p}DecisionType>GRANTED</{p}DecisionType>"
+                    f"<{p}VoucherNumber>{tag}-{n:08d}</{p}VoucherNumber><{p}Organiser>{ORGANISER}</{p}Organiser>"
+                    f"<{p}DecisionDate>2026-11-01</{p}DecisionDate><{p}Client><{p}Hetu>{HETU}</{p}Hetu>"
+                    f"<{p}HomeMunicipality>179</{p}HomeMunicipality></{p}Client><{p}Service><{p}Code>KH01</{p}Code>"
+                    f"<{p}Name>Säännöllinen kotihoito, Jyväskylä</{p}Name></{p}Service>"
+                    f"<{p}Unit>hour</{p}Unit><{p}UnitValue>25.00</{p}UnitValue><{p}Quantity>40</{p}Quantity><{p}ValidFrom>2026-11-01"
+                    f"</{p}ValidFrom><{p}ValidTo>2027-10-31</{p}ValidTo></{p}VoucherDecision>\n"
                 ).encode()
             )
         out.write(b"</VoucherDecisionBatch>\n")
@@ -140,6 +146,12 @@ def main() -> int:
     parser.add_argument(
         "--big-mb", type=int, default=0, help="also an XML batch of about this many MB (intake only)"
     )
+    parser.add_argument(
+        "--xml-form",
+        choices=("soap", "default"),
+        default="soap",
+        help="records of the XML batches in the SOAP namespace (v:) or in the file's default namespace",
+    )
     parser.add_argument("--wait", type=float, default=900)
     a = parser.parse_args()
     name = f"psop_bench_{uuid.uuid4().hex[:10]}"
@@ -176,14 +188,15 @@ def main() -> int:
             print(f"setup: {a.vouchers} vouchers; files of {a.records} records", flush=True)
             vouchers = setup(base, db, system, a.vouchers, a.wait)
             write_csv(tmp / "toteumat.csv", vouchers, a.records)
-            write_xml(tmp / "paatokset.xml", a.records, "B")
+            write_xml(tmp / "paatokset.xml", a.records, "B", a.xml_form)
             lines.append(drop_and_measure(data, "provider", tmp / "toteumat.csv", db, a.wait, apply=True))
             lines.append(drop_and_measure(data, "county", tmp / "paatokset.xml", db, a.wait, apply=True))
             lines.append(
                 f"file adapter peak memory (VmHWM) after both: {peak_mb(adapter):.0f} MB (target < 150)"
             )
             if a.big_mb:
-                write_xml(tmp / "iso.xml", a.big_mb * 1_000_000 // 547, "X")  # 547 bytes a record
+                # 547 bytes a record in the SOAP form, fewer in the default form
+                write_xml(tmp / "iso.xml", a.big_mb * 1_000_000 // 547, "X", a.xml_form)
                 lines.append(drop_and_measure(data, "county", tmp / "iso.xml", db, a.wait, apply=False))
                 lines.append(
                     f"file adapter peak memory after the {a.big_mb} MB file: {peak_mb(adapter):.0f} MB"
