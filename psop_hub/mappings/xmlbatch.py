@@ -70,7 +70,7 @@ def _top_level(stream: BinaryIO) -> Iterator[tuple[Any, Any]]:
             yield root, element
             element.clear()
             while element.getprevious() is not None:
-                del root[0]  # type: ignore[index,union-attr]
+                del root[0]  # type: ignore[union-attr]
 
 
 def _check(stream: BinaryIO) -> str:
