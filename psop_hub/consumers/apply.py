@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -80,8 +81,12 @@ def apply_batch(
             try:
                 results[hub_id] = _apply_one(conn, hub_id, attempt)
             except PermanentError as exc:
+                # The rollback releases the voucher or order lock taken after the savepoint, and
+                # another worker may apply the next message before the rejection is written: the
+                # rejection keeps the time it was decided, so the journey stays causal.
+                decided_at = cur.execute("SELECT clock_timestamp() AS at").fetchone()
                 cur.execute("ROLLBACK TO SAVEPOINT one")
-                results[hub_id] = _reject(conn, hub_id, attempt, exc)
+                results[hub_id] = _reject(conn, hub_id, attempt, exc, decided_at.at if decided_at else None)
             except Exception as exc:
                 if is_unavailable(exc):
                     raise  # the connection is gone: the whole batch is retried
@@ -113,13 +118,15 @@ def _apply_one(conn: Connection, hub_id: uuid.UUID, attempt: int) -> Result:
     return Result(outcome.status, outcome.detail)
 
 
-def _reject(conn: Connection, hub_id: uuid.UUID, attempt: int, exc: PermanentError) -> Result:
+def _reject(
+    conn: Connection, hub_id: uuid.UUID, attempt: int, exc: PermanentError, decided_at: datetime | None = None
+) -> Result:
     rule = f"{exc.rule}: " if isinstance(exc, RuleBroken) else ""
     detail = f"{rule}{exc.reason}"
     errors = [e.as_dict() for e in exc.errors] or [{"field": "payload", "message": exc.reason}]
     if not store.enter_inbox(conn, hub_id, "rejected"):
         return _done_before(conn, hub_id)
-    store.finish(conn, hub_id, "rejected", detail, attempt, errors)
+    store.finish(conn, hub_id, "rejected", detail, attempt, errors, at=decided_at)
     return Result("rejected", detail)
 
 

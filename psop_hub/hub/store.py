@@ -202,8 +202,9 @@ WITH u AS (
     UPDATE inbox SET outcome = %(status)s
     WHERE consumer = %(consumer)s AND hub_id = %(hub_id)s AND outcome <> %(status)s
 )
-INSERT INTO journey (hub_id, step, detail)
-VALUES (%(hub_id)s, 'attempt', %(attempt_detail)s), (%(hub_id)s, %(status)s, %(detail)s)
+INSERT INTO journey (hub_id, step, detail, at)
+VALUES (%(hub_id)s, 'attempt', %(attempt_detail)s, coalesce(%(at)s::timestamptz, clock_timestamp())),
+       (%(hub_id)s, %(status)s, %(detail)s, coalesce(%(at)s::timestamptz, clock_timestamp()))
 """
 
 
@@ -215,8 +216,10 @@ def finish(
     attempts: int,
     errors: list[dict[str, str]] | None = None,
     consumer: str = STATE_CONSUMER,
+    at: datetime | None = None,
 ) -> None:
-    """Record the outcome of a message just entered in the inbox: status, errors, two journey steps."""
+    """Record the outcome of a message just entered in the inbox: status, errors, two journey steps
+    (at `at`, the moment it was decided, when that was earlier than now)."""
     raw(conn).execute(
         FINISH,
         {
@@ -227,6 +230,7 @@ def finish(
             "consumer": consumer,
             "attempt_detail": f"attempt {attempts}",
             "detail": detail,
+            "at": at,
         },
     )
 

@@ -209,7 +209,9 @@ def test_two_workers_agree_with_the_model(engine: Engine, ops: list[Op]) -> None
         done = conn.execute(
             select(journey.c.hub_id, journey.c.step)
             .where(journey.c.hub_id.in_(hub_ids), journey.c.step.in_(["applied", "rejected", "superseded"]))
-            .order_by(journey.c.id)
+            # In time order: a rejection keeps the time it was decided (under the voucher's lock),
+            # though it is written after its savepoint's rollback has released that lock.
+            .order_by(journey.c.at, journey.c.id)
         ).all()
         rows = {
             r.event_id: r
