@@ -183,3 +183,22 @@ def new_business_id() -> str:
         for check in "0123456789":
             if ytunnus.is_valid(f"{digits}-{check}"):
                 return f"{digits}-{check}"
+
+
+def order_record(number: str, p: str = "") -> str:
+    """A PLACED ServiceOrder record as XML (`p` = "v:" for the SOAP namespace): physiotherapy visits."""
+    fields = {
+        "OrderType": "PLACED",
+        "OrderNumber": number,
+        "Organiser": ORGANISER,
+        "Provider": PROVIDER,
+        "Client": f"<{p}Hetu>{HETU}</{p}Hetu><{p}HomeMunicipality>049</{p}HomeMunicipality>",
+        "Service": f"<{p}Code>FT02</{p}Code><{p}Name>Fysioterapia</{p}Name>",
+        "Unit": "visit",
+        "UnitPrice": "42.00",
+        "Quantity": "50",
+        "StartDate": "2026-11-01",
+        "EndDate": "2027-06-30",
+    }
+    inner = "".join(f"<{p}{k}>{v}</{p}{k}>" for k, v in fields.items())
+    return f"<{p}ServiceOrder>{inner}</{p}ServiceOrder>"

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -17,6 +15,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from tests.containers.conftest import PORT, URL, Stack
+from tests.e2e.test_soap import granted as soap_granted
 from tests.messages import ORGANISER, PROVIDER, assigned, delivery, granted, uid
 
 pytestmark = pytest.mark.containers
@@ -119,20 +118,7 @@ def test_soap_submit_voucher_decision_through_lb(senders: Stack) -> None:
     soap = zeep.Client(
         f"{URL}/soap/v1?wsdl", wsse=token, transport=Transport(timeout=10, operation_timeout=30)
     )
-    decision = {
-        "MessageId": uid("soap"),
-        "DecisionType": "GRANTED",
-        "VoucherNumber": number,
-        "Organiser": ORGANISER,
-        "DecisionDate": date(2026, 11, 1),
-        "Client": {"Hetu": "131052-308T", "HomeMunicipality": "091"},
-        "Service": {"Code": "KH01", "Name": "Säännöllinen kotihoito"},
-        "Unit": "hour",
-        "UnitValue": Decimal("25.00"),
-        "Quantity": Decimal("40"),
-        "ValidFrom": date(2026, 11, 1),
-        "ValidTo": date(2027, 12, 31),
-    }
+    decision = soap_granted(number)
     result = soap.service.SubmitVoucherDecision(VoucherDecision=decision)
     assert result.Status == "ACCEPTED"
     with senders.client("county") as county:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Hub
-from tests.messages import HETU, ORGANISER, PROVIDER, new_business_id, uid
+from tests.messages import HETU, ORGANISER, PROVIDER, new_business_id, order_record, uid
 
 FILE_NS = "urn:psop-hub:file:v1"
 SOAP_NS = "urn:psop-hub:soap:v1"
@@ -276,25 +276,6 @@ def test_provider_approval_batch(hub: Hub) -> None:
 def in_file_namespace(record: str) -> str:
     """A record written with the `v:` prefix, in the file's default namespace instead."""
     return record.replace("<v:", "<").replace("</v:", "</")
-
-
-def order_record(number: str, p: str = "") -> str:
-    """A PLACED ServiceOrder record (`p` = "v:" for the SOAP namespace)."""
-    fields = {
-        "OrderType": "PLACED",
-        "OrderNumber": number,
-        "Organiser": ORGANISER,
-        "Provider": PROVIDER,
-        "Client": f"<{p}Hetu>{HETU}</{p}Hetu><{p}HomeMunicipality>049</{p}HomeMunicipality>",
-        "Service": f"<{p}Code>FT02</{p}Code><{p}Name>Fysioterapia</{p}Name>",
-        "Unit": "visit",
-        "UnitPrice": "42.00",
-        "Quantity": "50",
-        "StartDate": "2026-11-01",
-        "EndDate": "2027-06-30",
-    }
-    inner = "".join(f"<{p}{k}>{v}</{p}{k}>" for k, v in fields.items())
-    return f"<{p}ServiceOrder>{inner}</{p}ServiceOrder>"
 
 
 def usual_form(root: str, *records: str) -> bytes:

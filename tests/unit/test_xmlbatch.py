@@ -13,6 +13,7 @@ import pytest
 from psop_hub.hub.errors import Unreadable
 from psop_hub.mappings.records import Record, UnreadableFile, record_message_id
 from psop_hub.mappings.xmlbatch import read_batch
+from tests.messages import order_record
 
 FILE_NS = "urn:psop-hub:file:v1"
 SOAP_NS = "urn:psop-hub:soap:v1"
@@ -174,25 +175,6 @@ def test_a_large_file_is_streamed(tmp_path: Path) -> None:
 # --- the two forms: records in the file's default namespace or in the SOAP namespace ----------
 
 
-def order(number: str, p: str = "") -> str:
-    """A PLACED ServiceOrder record."""
-    fields = {
-        "OrderType": "PLACED",
-        "OrderNumber": number,
-        "Organiser": ORGANISER,
-        "Provider": "1572860-0",
-        "Client": f"<{p}Hetu>{HETU}</{p}Hetu><{p}HomeMunicipality>049</{p}HomeMunicipality>",
-        "Service": f"<{p}Code>FT02</{p}Code><{p}Name>Fysioterapia</{p}Name>",
-        "Unit": "visit",
-        "UnitPrice": "42.00",
-        "Quantity": "50",
-        "StartDate": "2026-11-01",
-        "EndDate": "2027-06-30",
-    }
-    inner = "".join(f"<{p}{k}>{v}</{p}{k}>" for k, v in fields.items())
-    return f"<{p}ServiceOrder>{inner}</{p}ServiceOrder>"
-
-
 def approval(provider: str, p: str = "") -> str:
     """A ProviderApproval record for two services."""
     return (
@@ -210,7 +192,7 @@ def messages(records: list[Record]) -> list[dict[str, object] | None]:
     ("root", "record"),
     [
         ("VoucherDecisionBatch", lambda p: granted("V-1", p=p, MessageId="oma-1")),
-        ("ServiceOrderBatch", lambda p: order("O-1", p=p)),
+        ("ServiceOrderBatch", lambda p: order_record("O-1", p=p)),
         ("ProviderApprovalBatch", lambda p: approval("1572860-0", p=p)),
     ],
 )
@@ -266,7 +248,7 @@ def test_mixed_files_and_a_third_namespace() -> None:
 
 
 def test_a_file_namespace_record_of_another_kind_is_listed() -> None:
-    _, records = read(batch(granted("V-1", p=""), order("O-1", p="")))
+    _, records = read(batch(granted("V-1", p=""), order_record("O-1", p="")))
     assert [r.valid for r in records] == [True, False]
     assert records[1].errors[0].field == "ServiceOrder"
     assert "unexpected element" in records[1].errors[0].message
