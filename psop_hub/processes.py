@@ -64,7 +64,7 @@ def run_api(settings: Settings) -> None:
         port=settings.http_port,
         workers=settings.api_workers,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=settings.api_shutdown_timeout_s,
         access_log=False,
         log_config=None,  # uvicorn logs through our handler and its HETU filter
     )
@@ -89,7 +89,7 @@ def run_worker(settings: Settings) -> None:
         log.info("worker started: %d threads on queue %s", settings.worker_threads, settings.queue_name)
         stopping.wait()
         log.info("worker stopping: finishing the messages in hand")
-        worker.stop(timeout=30_000)
+        worker.stop(timeout=settings.worker_shutdown_timeout_s * 1000)
         broker.close()
 
 
@@ -133,7 +133,7 @@ def run_files(settings: Settings) -> None:
 
 def run_scheduler(settings: Settings) -> None:
     """`hub scheduler`: settle the previous month when due, re-checking until SIGTERM or SIGINT."""
-    from psop_hub.consumers.settlement import scheduled_run
+    from psop_hub.consumers.settlement import leadership, scheduled_run
     from psop_hub.hub.calendar import helsinki_now
 
     with engine_for(settings) as engine:
@@ -146,7 +146,11 @@ def run_scheduler(settings: Settings) -> None:
             settings.scheduler_interval_s,
         )
         while not stopping.is_set():
-            scheduled_run(engine, settings, helsinki_now(), stopping)
+            with leadership(engine) as leader:
+                if leader:
+                    scheduled_run(engine, settings, helsinki_now(), stopping)
+                else:
+                    log.info("another scheduler holds the leader lock: this one waits")
             stopping.wait(settings.scheduler_interval_s)
     log.info("scheduler stopped")
 

@@ -31,14 +31,17 @@ def ready(request: Request) -> JSONResponse:
         checks["database"] = "up"
     except DBAPIError:
         checks["database"] = "down"
-    try:
-        params = pika.URLParameters(services.settings.amqp_url)
-        params.socket_timeout = 3
-        params.blocked_connection_timeout = 3
-        pika.BlockingConnection(params).close()
+    checks["broker"] = "down"
+    for url in services.settings.amqp_urls:  # up when any node of the cluster answers
+        try:
+            params = pika.URLParameters(url)
+            params.socket_timeout = 3
+            params.blocked_connection_timeout = 3
+            pika.BlockingConnection(params).close()
+        except (AMQPError, OSError):
+            continue
         checks["broker"] = "up"
-    except (AMQPError, OSError):
-        checks["broker"] = "down"
+        break
     ok = all(v == "up" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503

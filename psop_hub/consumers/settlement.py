@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -310,6 +311,43 @@ def due_month(now: datetime, settle_day: int, settle_hour: int) -> date | None:
     if (now.day, now.hour) < (settle_day, settle_hour):
         return None
     return previous_month(now.date())
+
+
+@contextmanager
+def leadership(engine: Engine) -> Iterator[bool]:
+    """Hold the scheduler's session-level advisory lock for one run: True if this process got it.
+
+    A second scheduler (a second stack on the same database, an overlapping rollout) then idles
+    instead of settling alongside; the per-pair locks keep even an overlap correct regardless.
+    A lost connection releases the lock with the session.
+    """
+    try:
+        with unavailable_on_outage():
+            conn = engine.connect()
+            got = bool(
+                conn.execute(
+                    text("SELECT pg_try_advisory_lock(:namespace, 0)"), {"namespace": _LOCK_NAMESPACE}
+                ).scalar_one()
+            )
+            conn.commit()
+    except TransientError as exc:
+        log.warning("scheduler leader lock not checked: %s", exc)
+        yield False
+        return
+    try:
+        yield got
+    finally:
+        try:
+            if got:
+                with unavailable_on_outage():
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:namespace, 0)"), {"namespace": _LOCK_NAMESPACE}
+                    )
+                    conn.commit()
+        except TransientError:
+            pass  # the session ends below, and the lock with it
+        finally:
+            conn.close()
 
 
 def scheduled_run(

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # Deepest nesting of objects and arrays a JSON body may have (a message needs 3).
     max_json_depth: int = Field(default=32, ge=4, le=500)
     log_level: str = "INFO"
+    # Graceful stop: requests in flight (API) and messages in hand (worker) get this long after
+    # SIGTERM; a container's stop_grace_period must be longer (docker-compose.yml).
+    api_shutdown_timeout_s: int = Field(default=20, ge=1, le=600)
+    worker_shutdown_timeout_s: int = Field(default=30, ge=1, le=600)
 
     # Monthly settlement (`hub scheduler`): from this day and hour of a month (Europe/Helsinki)
     # the previous month is settled; day 28 at most, so that every month has it.
@@ -80,9 +84,16 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _amqp_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("amqp", "amqps"):
-            raise ValueError("must be an amqp:// or amqps:// URL")
+        # A comma-separated list names the nodes of a cluster; connections try them in turn.
+        for url in value.split(","):
+            if urlsplit(url.strip()).scheme not in ("amqp", "amqps"):
+                raise ValueError("must be amqp:// or amqps:// URLs, separated by commas")
         return value
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The broker URLs (one per cluster node), in the order given."""
+        return [url.strip() for url in self.amqp_url.split(",")]
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -54,8 +54,10 @@ def make_broker(settings: Settings) -> HubBroker:
         ),
         CurrentMessage(),
     ]
+    urls = [_with_defaults(u) for u in settings.amqp_urls]
     return HubBroker(
-        url=_with_defaults(settings.amqp_url),
+        # Several URLs (a cluster's nodes): Dramatiq tries them in turn for each connection.
+        url=urls if len(urls) > 1 else urls[0],
         confirm_delivery=True,
         middleware=middleware,
         queue_type=settings.queue_type,
