@@ -62,7 +62,6 @@ def api_services(settings: Settings) -> Services:
     publisher, relay = publishing(settings, engine)
     return Services(
         settings=settings,
-        engine=engine,
         publisher=publisher,
         dispatcher=Dispatcher(
             publisher, threads=settings.publish_threads, linger_ms=settings.publish_linger_ms

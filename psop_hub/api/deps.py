@@ -20,11 +20,15 @@ class Services:
     """Everything the routes use, built once per process by the composition root."""
 
     settings: Settings
-    engine: Engine
     publisher: Publisher
     dispatcher: Dispatcher
     authenticator: Authenticator
     relay: Relay
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine (the publisher's: one per process)."""
+        return self.publisher.engine
 
     def start(self) -> None:
         """Start the background publishing threads."""
@@ -47,7 +51,11 @@ def services_of(request: Request) -> Services:
 
 
 class BodyTooLarge(HubError):
-    """The request body is over the configured limit."""
+    """The request body is over the configured limit of `limit` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is over the limit of {limit} bytes")
+        self.limit = limit
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -55,13 +63,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     (by its Content-Length, or while it streams in)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
+        raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
+            raise BodyTooLarge(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

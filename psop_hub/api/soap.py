@@ -108,7 +108,7 @@ async def soap(request: Request) -> Response:
     except SoapFault as fault:
         return fault_response(fault)
     except BodyTooLarge as exc:
-        return fault_response(SoapFault("Client", str(exc).replace("body", "message")))
+        return fault_response(SoapFault("Client", f"the message is over the limit of {exc.limit} bytes"))
     except XmlRejected as exc:
         return fault_response(SoapFault("Client", exc.reason))
     except AuthenticationFailed as exc:

@@ -84,9 +84,10 @@ def apply_batch(
                 # The rollback releases the voucher or order lock taken after the savepoint, and
                 # another worker may apply the next message before the rejection is written: the
                 # rejection keeps the time it was decided, so the journey stays causal.
-                decided_at = cur.execute("SELECT clock_timestamp() AS at").fetchone()
+                now = cur.execute("SELECT clock_timestamp() AS at").fetchone()
+                decided_at = now.at if now is not None else None
                 cur.execute("ROLLBACK TO SAVEPOINT one")
-                results[hub_id] = _reject(conn, hub_id, attempt, exc, decided_at.at if decided_at else None)
+                results[hub_id] = _reject(conn, hub_id, attempt, exc, decided_at)
             except Exception as exc:
                 if is_unavailable(exc):
                     raise  # the connection is gone: the whole batch is retried

@@ -45,9 +45,7 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
             # The database is away: the batch waits and comes back, without using up the
             # attempts of its messages, however long the outage lasts.
             outages = int(options.get("outages", 0)) + 1
-            _, delay = compute_backoff(
-                outages - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
-            )
+            delay = _backoff(settings, outages - 1)
             log.warning(
                 "database unavailable: %d messages wait %d ms (outage try %d)", len(hub_ids), delay, outages
             )
@@ -79,10 +77,9 @@ def _apply_and_retry_alone(
         # It goes on alone with its attempt count (the rest of a batch is applied), in a new
         # message confirmed before this one is acked: a crash in between only duplicates it,
         # and the inbox makes a duplicate harmless. An expected wait logs no traceback.
-        _, delay = compute_backoff(
-            attempt - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
+        broker.enqueue(
+            apply_request(settings, [str(hub_id)], retries=attempt), delay=_backoff(settings, attempt - 1)
         )
-        broker.enqueue(apply_request(settings, [str(hub_id)], retries=attempt), delay=delay)
 
 
 def _backoff(settings: Settings, tries: int) -> int:

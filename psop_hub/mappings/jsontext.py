@@ -40,6 +40,10 @@ def _float(text: str) -> float:
     return value
 
 
+# Built once: json.loads with hooks would build a new decoder for every request.
+_DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_float, parse_constant=_refuse_constant)
+
+
 def _depth_within(value: Any, max_depth: int) -> bool:
     # Iterative, so that it cannot itself run out of stack.
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -67,7 +71,7 @@ def parse_json(body: bytes, max_depth: int) -> Any:
     except UnicodeDecodeError as exc:
         raise Unreadable(f"the body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_refuse_constant)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise Unreadable(f"the body is nested more than {max_depth} levels deep") from None
     except json.JSONDecodeError as exc:
