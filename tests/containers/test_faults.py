@@ -5,6 +5,7 @@ exactly once, and the killed containers come back by their restart policy."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -24,6 +26,9 @@ from tests.messages import ORGANISER, delivery, uid
 pytestmark = pytest.mark.containers
 
 GIVE_UP_S = 90.0  # one message's retries; far above a replica's or the broker's restart
+# The steady load: THREADS senders, each at most RATE deliveries per second (HUB_TEST_LOAD_*).
+THREADS = int(os.environ.get("HUB_TEST_LOAD_THREADS", "8"))
+RATE = float(os.environ.get("HUB_TEST_LOAD_RATE", "25"))
 
 
 @dataclass
@@ -32,8 +37,9 @@ class Load:
 
     secret: str
     voucher: str
-    threads: int = 2
-    rate: float = 15.0
+    url: str = URL
+    threads: int = THREADS
+    rate: float = RATE
     accepted: dict[str, str] = field(default_factory=dict)  # message_id -> hub_id
     failures: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)  # the transport errors retried, for the report
@@ -41,9 +47,12 @@ class Load:
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     workers: list[threading.Thread] = field(default_factory=list)
+    began: float = 0.0
+    ended: float = 0.0
 
     def start(self) -> None:
         """Start the sender threads."""
+        self.began = self.ended = time.monotonic()
         for _ in range(self.threads):
             thread = threading.Thread(target=self._run, daemon=True)
             thread.start()
@@ -54,6 +63,16 @@ class Load:
         self.stop.set()
         for thread in self.workers:
             thread.join(timeout=GIVE_UP_S + 10)
+        self.ended = time.monotonic()
+
+    def report(self, what: str) -> str:
+        """One line for the test's output: offered and accepted rates, retries."""
+        seconds = max(1e-9, self.ended - self.began)
+        return (
+            f"{what}: {len(self.accepted)} accepted in {seconds:.0f}s ({len(self.accepted) / seconds:.0f}/s; "
+            f"offered at most {self.threads * self.rate:.0f}/s), retries {self.retries}, "
+            f"failures {len(self.failures)}"
+        )
 
     def _count(self, why: str) -> None:
         with self.lock:
@@ -61,7 +80,7 @@ class Load:
 
     def _run(self) -> None:
         headers = {"Authorization": f"Bearer {self.secret}"}
-        client = httpx.Client(base_url=URL, headers=headers, timeout=30)
+        client = httpx.Client(base_url=self.url, headers=headers, timeout=30)
         try:
             while not self.stop.is_set():
                 began = time.monotonic()
@@ -176,7 +195,7 @@ def kill_under_load(stack: Stack, kill: Callable[[str], None]) -> tuple[list[str
         time.sleep(10)
     finally:
         load.finish()
-    print(f"\n{len(load.accepted)} accepted, retries {load.retries}, failures {len(load.failures)}")
+    print("\n" + load.report("kills"))
     print("\n".join(load.seen[:5]))
     assert load.failures == []
     applied_exactly_once(stack, load, voucher)
@@ -224,8 +243,83 @@ def test_rabbitmq_restart_under_load(loaded: Stack) -> None:
         time.sleep(8)
     finally:
         load.finish()
-    print(f"\nrabbitmq restart: {len(load.accepted)} accepted, retries {load.retries}")
+    print("\n" + load.report("rabbitmq restart"))
     assert load.failures == []
     applied_exactly_once(loaded, load, voucher)
     for container in loaded.containers("worker") + loaded.containers("api"):
         wait_healthy(container)
+
+
+def holder_of_work_file(stack: Stack) -> str | None:
+    """The `files` container with a claimed file of work/ open (its /proc/*/fd), or None."""
+    for container in stack.containers("files"):
+        done = subprocess.run(
+            ["docker", "exec", container, "sh", "-c", "ls -l /proc/[0-9]*/fd 2>/dev/null"],
+            capture_output=True,
+            text=True,
+        )
+        if "/data/files/work/" in done.stdout:
+            return container
+    return None
+
+
+def test_crash_of_a_file_adapter_in_the_middle_of_a_file_under_load(loaded: Stack) -> None:
+    """A big CSV is dropped; the adapter reading it is SIGKILLed mid-file while REST load runs.
+    The file is read to the end (by the other adapter or the restarted one, after the lease),
+    every row is applied exactly once, and the crashed container is restarted."""
+    rows = int(os.environ.get("HUB_TEST_FILE_ROWS", "20000"))
+    file_voucher = uid("CTB")
+    grant_and_assign(loaded, file_voucher, quantity=str(rows + 1000))
+    provider = loaded.names["provider"]
+    inbox = loaded.files_dir / "inbox" / provider
+    inbox.mkdir(parents=True, exist_ok=True)
+    lines = ["event_id;organiser;voucher_number;order_number;service_date;quantity;unit;price"]
+    lines += [f"{uid('evb')}-{i};{ORGANISER};{file_voucher};;03.11.2026;1;hour;" for i in range(rows)]
+    load_voucher = fault_voucher(loaded)
+    load = Load(loaded.secrets["provider"], load_voucher)
+    load.start()
+    try:
+        (inbox / "iso.csv.part").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+        (inbox / "iso.csv.part").rename(inbox / "iso.csv")
+        deadline = time.monotonic() + 120
+        victim = holder_of_work_file(loaded)
+        while victim is None:
+            assert time.monotonic() < deadline, f"no file adapter claimed the file; {loaded.logs()}"
+            time.sleep(0.2)
+            victim = holder_of_work_file(loaded)
+        restarts = container_state(victim)[1]
+        with loaded.client("county") as county:  # mid-file: some rows are in, not all
+            used = county.get(f"/api/v1/vouchers/{ORGANISER}/{file_voucher}").json()["quantity_used"]
+        pid = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", victim], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        print(f"\n{time.strftime('%H:%M:%S')} SIGKILL files {victim[:12]} mid-file ({used}/{rows} applied)")
+        os.kill(int(pid), signal.SIGKILL)
+        receipt = loaded.files_dir / "outbox" / provider / "receipts" / "iso.csv.receipt.json"
+        deadline = time.monotonic() + 300  # the claim's lease (60 s) runs out, then it is read again
+        while not receipt.exists():
+            assert time.monotonic() < deadline, f"the file was never finished; {loaded.logs()}"
+            time.sleep(1)
+    finally:
+        load.finish()
+    print(load.report("file adapter crash"))
+    assert load.failures == []
+    answer = json.loads(receipt.read_text(encoding="utf-8"))
+    assert (answer["records"], answer["accepted"], answer["rejected"]) == (rows, rows, []), answer
+    assert Decimal(used) < rows, f"the whole file was applied before the kill ({used}): not mid-file"
+    running, count, _ = wait_healthy(victim)
+    assert running and count == restarts + 1
+    applied_exactly_once(loaded, load, load_voucher)
+    with loaded.client("county", timeout=60) as county:
+        deadline = time.monotonic() + 300
+        while True:
+            state = county.get(f"/api/v1/vouchers/{ORGANISER}/{file_voucher}").json()
+            if Decimal(state["quantity_used"]) >= rows:
+                break
+            assert time.monotonic() < deadline, f"{state['quantity_used']} of {rows} applied"
+            time.sleep(2)
+        time.sleep(3)
+        state = county.get(f"/api/v1/vouchers/{ORGANISER}/{file_voucher}").json()
+    assert Decimal(state["quantity_used"]) == rows
+    events = [d["event_id"] for d in state["deliveries"]]
+    assert len(events) == rows and len(set(events)) == rows

@@ -39,7 +39,7 @@ def test_rollout_replaces_every_hub_container_under_load(loaded: Stack) -> None:
         time.sleep(3)
     finally:
         load.finish()
-    print(f"\nrollout: {len(load.accepted)} accepted, retries {load.retries}\n{done.stderr[-3000:]}")
+    print("\n" + load.report("rollout") + "\n" + done.stderr[-3000:])
     assert done.returncode == 0, done.stderr[-4000:]
     assert load.failures == []
     applied_exactly_once(loaded, load, voucher)
