@@ -24,7 +24,7 @@ from tests.containers.test_faults import (
     Load,
     applied_exactly_once,
     container_state,
-    fault_voucher,
+    fault_vouchers,
     wait_healthy,
 )
 
@@ -89,9 +89,8 @@ def test_every_quorum_queue_has_a_replica_on_all_three_nodes(cluster: Stack) -> 
 
 def test_stopping_one_node_under_load_loses_nothing_and_restarts_nothing(cluster: Stack) -> None:
     victim = "rabbitmq"  # the first URL of every hub process: all their connections are on it
-    voucher = fault_voucher(cluster)
     hub = {c: container_state(c)[1] for s in HUB_SERVICES for c in cluster.containers(s)}
-    load = Load(cluster.secrets["provider"], voucher, url=cluster.url)
+    load = Load(cluster.secrets["provider"], fault_vouchers(cluster), url=cluster.url)
     load.start()
     try:
         time.sleep(4)
@@ -116,7 +115,7 @@ def test_stopping_one_node_under_load_loses_nothing_and_restarts_nothing(cluster
     print(load.report("cluster node stop") + f"; {during} accepted while {victim} was down")
     assert load.failures == []
     assert during > 0, "nothing was accepted while one node was down"
-    applied_exactly_once(cluster, load, voucher)
+    applied_exactly_once(cluster, load)
     after = {c: container_state(c)[1] for s in HUB_SERVICES for c in cluster.containers(s)}
     assert after == hub, f"hub containers restarted or replaced: {hub} -> {after}"
     assert running_nodes(cluster, "rabbitmq-3") == {f"rabbit@{n}" for n in NODES}
