@@ -32,6 +32,7 @@ GIVE_UP_S = 90.0  # one message's retries; far above a replica's or the broker's
 THREADS = int(os.environ.get("HUB_TEST_LOAD_THREADS", "8"))
 RATE = float(os.environ.get("HUB_TEST_LOAD_RATE", "25"))
 VOUCHERS = int(os.environ.get("HUB_TEST_LOAD_VOUCHERS", "40"))  # the load spreads over these
+MIN_RATE = float(os.environ.get("HUB_TEST_LOAD_MIN_RATE", "10"))  # accepted/s below this: no load
 
 
 @dataclass
@@ -85,14 +86,19 @@ class Load:
     def _run(self) -> None:
         headers = {"Authorization": f"Bearer {self.secret}"}
         client = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        offset = len(self.workers)
         try:
             for n in itertools.count():
                 if self.stop.is_set():
                     break
                 began = time.monotonic()
-                voucher = self.vouchers[(n * self.threads + len(self.workers)) % len(self.vouchers)]
+                voucher = self.vouchers[(n * self.threads + offset) % len(self.vouchers)]
                 self._send_one(client, delivery(voucher, "1"))
                 time.sleep(max(0.0, 1 / self.rate - (time.monotonic() - began)))
+        except Exception as exc:  # a sender that dies must fail the test, not thin the load
+            with self.lock:
+                self.failures.append(f"load thread crashed: {exc!r}")
+            raise
         finally:
             client.close()
 
@@ -109,7 +115,7 @@ class Load:
                 if answer.status_code in (200, 202):
                     with self.lock:
                         self.accepted[raw["message_id"]] = answer.json()["hub_id"]
-                        self.voucher_of[raw["message_id"]] = raw["voucher_number"]
+                        self.voucher_of[raw["message_id"]] = raw["payload"]["voucher_number"]
                     return
                 if answer.status_code != 503:
                     with self.lock:
@@ -153,8 +159,10 @@ def wait_healthy(container: str, timeout: float = 120) -> tuple[bool, int, str]:
 
 
 def applied_exactly_once(stack: Stack, load: Load, timeout: float = 240) -> None:
-    """Each voucher of the load shows one delivery of 1 hour per message accepted for it."""
-    assert load.accepted, "the load generator got nothing accepted"
+    """Each voucher of the load shows one delivery of 1 hour per message accepted for it; and
+    the load was a load (at least HUB_TEST_LOAD_MIN_RATE accepted per second on average)."""
+    seconds = load.ended - load.began
+    assert len(load.accepted) >= MIN_RATE * seconds, f"the load was too thin: {load.report('load')}"
     each_applied_once(stack, Counter(load.voucher_of.values()), timeout)
 
 
