@@ -2,8 +2,9 @@
 # The rabbitmq service's entrypoint, for the official image and the offline one alike: starts the
 # image's own entrypoint (which creates RABBITMQ_DEFAULT_USER/PASS on first boot), then makes sure
 # the hub's vhost HUB_RABBITMQ_VHOST exists with QUORUM as its default queue type and that the
-# user has every permission on it (idempotent: runs on every start). The compose health check is
-# `rabbitmq-diagnostics -q ping` and the marker file written at the end of this setup.
+# user has every permission on it (idempotent: runs on every start). The compose health check
+# (docker/rabbitmq/psop-health.sh) is the marker file written at the end of this setup and a
+# `rabbitmq-diagnostics -q ping` that succeeded within 30 s: this script pings every 10 s.
 #
 # Cluster (docker-compose.cluster.yml): HUB_RABBITMQ_CLUSTER names every node
 # ("rabbit@rabbitmq rabbit@rabbitmq-2 rabbit@rabbitmq-3") and HUB_RABBITMQ_COOKIE is their shared
@@ -82,6 +83,15 @@ if [ -n "$cluster" ]; then
     >/dev/null 2>&1 || echo "psop-entrypoint: WARNING: rabbitmq-queues grow failed" >&2
 fi
 touch "$marker"
+
+# The health check's ping, one at a time (docker/rabbitmq/psop-health.sh reads its file's age).
+alive=/tmp/psop-alive
+(
+  while kill -0 "$server" 2>/dev/null; do
+    if timeout 30 rabbitmq-diagnostics -q ping >/dev/null 2>&1; then touch "$alive"; else rm -f "$alive"; fi
+    sleep "${HUB_RABBITMQ_PING_INTERVAL_S:-10}"
+  done
+) &
 
 # Wait for the server; a SIGTERM from `docker stop` is passed on by the trap (wait returns early).
 while kill -0 "$server" 2>/dev/null; do
