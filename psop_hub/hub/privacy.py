@@ -4,6 +4,9 @@ A HETU is matched in every spelling the contract accepts (upper or lower case ce
 check character, the 2023 signs) wherever it stands in a text: inside a file name
 (`paatos_131052-308T.xml`), a message id, a voucher number or a driver's message. Anything of that
 shape is masked, valid or not: masking a look-alike costs nothing, missing a real one is a leak.
+One exception: a UUID (a hub_id) is left whole. Its hex can take the shape (`…a428236a3343`:
+`428236`, the sign `A`, `334`, `3`), and a masked hub_id in an answer is an id the sender cannot
+use; a UUID holds no personal data.
 """
 
 from __future__ import annotations
@@ -23,6 +26,16 @@ def mask_hetu(hetu: str) -> str:
     return hetu.strip()[:6] + "-****"
 
 
+UUID_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
 def mask_text(text: str) -> str:
-    """`text` with every HETU-shaped string in it masked as `DDMMYY-****`."""
-    return HETU_SHAPE.sub(r"\1-****", text)
+    """`text` with every HETU-shaped string in it masked as `DDMMYY-****`, UUIDs left whole."""
+    if HETU_SHAPE.search(text) is None:
+        return text
+    parts, last = [], 0
+    for uuid in UUID_SHAPE.finditer(text):
+        parts += [HETU_SHAPE.sub(r"\1-****", text[last : uuid.start()]), uuid.group()]
+        last = uuid.end()
+    parts.append(HETU_SHAPE.sub(r"\1-****", text[last:]))
+    return "".join(parts)

@@ -494,3 +494,13 @@ def test_parse_payload_refuses_unknown_type_and_bad_payload() -> None:
     ]
     with pytest.raises(ValueError):
         payload_model("nope")
+
+
+def test_a_uuid_whose_hex_takes_the_hetu_shape_is_not_masked() -> None:
+    # Seen in a test run: a random hub_id ending ...a428236a3343 came back masked in a 409.
+    from psop_hub.hub.privacy import mask_text
+
+    hub_id = "1b0f5c2e-77aa-4c1e-9d3b-a428236a3343"
+    assert mask_text(f"conflicts with hub_id {hub_id}") == f"conflicts with hub_id {hub_id}"
+    assert mask_text(f"{hub_id} 131052-308T") == f"{hub_id} 131052-****"
+    assert mask_text(f"x{hub_id.upper()}_131052-308t.xml") == f"x{hub_id.upper()}_131052-****.xml"
