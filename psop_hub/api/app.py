@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from psop_hub.api import health, messages, problems, providers, settlements, soap, vouchers
+from psop_hub.api import adminpage, health, messages, problems, providers, settlements, soap, vouchers
 from psop_hub.api.deps import Services
 from psop_hub.api.metrics import router as metrics_router
 
 
 def create_app(services: Services) -> FastAPI:
-    """The hub's HTTP application (REST API, SOAP, health, metrics) over these services."""
+    """The hub's HTTP application (REST API, SOAP, admin page, health, metrics) over these services."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,4 +41,5 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(soap.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
+    adminpage.install(app)
     return app

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     # Re-checking is cheap and harmless (a run settles only what is left), so it catches up soon.
     scheduler_interval_s: float = Field(default=300.0, gt=0)
 
+    # The admin page (`/admin/`): a session ends after this many minutes without a request, and
+    # after admin_session_max_minutes in any case. The cookie is Secure on HTTPS requests
+    # ("auto": the request's scheme or X-Forwarded-Proto), on every request ("always") or never.
+    admin_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
+    admin_session_max_minutes: int = Field(default=24 * 60, ge=1, le=30 * 24 * 60)
+    admin_cookie_secure: str = Field(default="auto", pattern="^(auto|always|never)$")
+
     @field_validator("database_url")
     @classmethod
     def _plain_postgres_url(cls, value: str) -> str:

@@ -296,6 +296,20 @@ files = Table(
     PrimaryKeyConstraint("sender", "sha256", "name"),
 )
 
+# Admin page sign-ins (`hub/admin_sessions.py`): one row per session, shared by every API
+# replica, so a sign-out or a revoked client ends the session at once everywhere. Only the
+# SHA-256 of the cookie's token is stored: a copy of this table opens no session.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("client", String(100), ForeignKey("clients.name", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_admin_sessions_last_seen", "last_seen_at"),
+)
+
 settlement_reference_seq = Sequence("settlement_reference_seq", metadata=metadata)
 
 

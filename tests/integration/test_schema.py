@@ -232,6 +232,17 @@ DEFAULT_NAMES = {
 }
 
 
+# Tables that revisions after 0006 created: 0005's schema is compared with the metadata of 0006.
+ADDED_AFTER_0006 = {"admin_sessions"}
+
+
+def _as_of_0006() -> MetaData:
+    copy = _copy()
+    for name in ADDED_AFTER_0006:
+        copy.remove(copy.tables[name])
+    return copy
+
+
 def _migrate_to(engine: Engine, revision: str) -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
@@ -252,10 +263,10 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
             # the comparison (unique constraints) and the catalog listing (all of them) see.
             _migrate_to(eng, "0005")
             with eng.connect() as conn:
-                diff = differences(conn, metadata)
+                diff = differences(conn, _as_of_0006())
                 names = catalog(conn)
             assert _operations(diff) == {"add_constraint", "remove_constraint"}
-            assert names["constraints"] - named_in(metadata)["constraints"] == DEFAULT_NAMES
+            assert names["constraints"] - named_in(_as_of_0006())["constraints"] == DEFAULT_NAMES
 
             _migrate_to(eng, "base")
             with eng.connect() as conn:
