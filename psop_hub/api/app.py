@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from psop_hub.api import adminpage, health, messages, problems, providers, settlements, soap, vouchers
+from psop_hub.api import admin, adminpage, health, messages, problems, providers, settlements, soap, vouchers
 from psop_hub.api.deps import Services
 from psop_hub.api.metrics import router as metrics_router
 
@@ -35,6 +35,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     problems.install(app)
     app.include_router(messages.router)
+    app.include_router(admin.router)
     app.include_router(vouchers.router)
     app.include_router(settlements.router)
     app.include_router(providers.router)

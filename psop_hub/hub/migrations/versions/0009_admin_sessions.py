@@ -1,12 +1,12 @@
 """admin page sessions
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 16:00:00.000000
 
 The admin page's sign-ins live in PostgreSQL so that every API replica sees them and a sign-out
-or a revoked client takes effect at once. (0007 and 0008 belong to the parallel work on issue 11:
-when those land, this revision is re-pointed to revise the newest of them.)
+or a revoked client takes effect at once. (0008 belongs to the parallel work on issue 11: when it
+lands here, this revision is re-pointed to revise it.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
