@@ -19,7 +19,7 @@ from psop_hub.hub.settings import Settings
 from tests.integration.adminpage import csrf_of, new_admin, sign_in
 from tests.messages import ORGANISER, uid
 
-SIGNED_IN_PAGE = "/admin/"
+SIGNED_IN_PAGE = "/admin/messages"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from psop_hub.api.adminpage import pages
+from psop_hub.api.adminpage import messages, pages
 from psop_hub.api.adminpage.security import AdminHeaders
 
 STATIC = Path(__file__).with_name("static")
@@ -24,5 +24,6 @@ STATIC = Path(__file__).with_name("static")
 def install(app: FastAPI) -> None:
     """Add the admin page to the application: its routes, static files and security headers."""
     app.include_router(pages.router)
+    app.include_router(messages.router)
     app.mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static")
     app.add_middleware(AdminHeaders)

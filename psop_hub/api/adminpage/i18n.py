@@ -98,6 +98,11 @@ FI: dict[str, str] = {
     "The message was queued again.": "Sanoma on jonossa uudelleen.",
     "Nothing was replayed: {reason}": "Mitään ei ajettu uudelleen: {reason}",
     "No such message.": "Sanomaa ei ole.",
+    "The edited copy was accepted and queued; the original is now replaced.": (
+        "Muokattu kopio otettiin vastaan ja on jonossa; alkuperäisen tila on nyt korvattu."
+    ),
+    "Voucher, order or settlement": "Seteli, tilaus tai tilitys",
+    "Sent": "Lähetetty",
     # edit
     "Edit and replay": "Muokkaa ja aja uudelleen",
     "The edited copy becomes a new message linked to this one; the original keeps its payload and becomes replaced.": (  # noqa: E501

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,8 +16,6 @@ from psop_hub.api.deps import ServicesDep
 from psop_hub.hub import admin_sessions
 from psop_hub.hub.admin_sessions import AdminSession
 from psop_hub.hub.errors import AuthenticationFailed
-from psop_hub.hub.store import STATUSES
-from psop_hub.mappings.canonical import MESSAGE_TYPES
 
 router = APIRouter(prefix="/admin", route_class=PageRoute, include_in_schema=False)
 SessionDep = Annotated[AdminSession, Depends(auth.current_session)]
@@ -32,19 +30,11 @@ def safe_next(target: str | None) -> str:
     return "/admin/messages"
 
 
-SEARCH_FIELDS = ("status", "type", "sender", "organiser", "provider", "since", "until", "q")
-
-
-def search_choices() -> dict[str, Any]:
-    """What the search form offers: every status and every message type."""
-    return {"statuses": STATUSES, "types": MESSAGE_TYPES}
-
-
 @router.get("")
 @router.get("/")
-async def start(request: Request, session: SessionDep) -> Response:
-    """The start page: the message search form."""
-    return page(request, "start.html", session, filters=dict.fromkeys(SEARCH_FIELDS, ""), **search_choices())
+async def start(session: SessionDep) -> Response:
+    """The start page is the message search."""
+    return RedirectResponse("/admin/messages", status_code=303)
 
 
 def _sign_in_page(
