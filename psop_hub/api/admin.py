@@ -10,12 +10,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
-from psop_hub.api.deps import SenderDep, ServicesDep
-from psop_hub.hub import search
-from psop_hub.hub.errors import NotAllowed, NotFound
+from psop_hub.adapters.replays import replay_edited
+from psop_hub.api.deps import SenderDep, ServicesDep, read_body
+from psop_hub.hub import replay, search
+from psop_hub.hub.errors import InvalidInput, NotAllowed, NotFound
 from psop_hub.hub.senders import Sender
+from psop_hub.mappings.jsontext import parse_json
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -92,3 +96,72 @@ def show_message(
     """One message with payload (HETUs masked unless `reveal=true`), errors and journey; audited."""
     detail = search.show_message(services.engine, admin.name, hub_id_of(hub_id), reveal=reveal, reason=reason)
     return detail.to_json()
+
+
+async def json_body(request: Request, limit: int, depth: int) -> dict[str, Any]:
+    """The request's JSON object body; an empty body is `{}`."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        return {}
+    data = parse_json(body, depth)
+    if not isinstance(data, dict):
+        raise InvalidInput("body", "the body must be a JSON object")
+    return data
+
+
+def reason_of(data: dict[str, Any], required: bool = False) -> str:
+    """The `reason` of an admin action (1-1000 characters when required)."""
+    reason = data.get("reason", "")
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str) or len(reason) > 1000:
+        raise InvalidInput("reason", "reason must be text of at most 1000 characters")
+    if required and not reason.strip():
+        raise InvalidInput("reason", "a reason is required: say why these messages are replayed")
+    return reason.strip()
+
+
+REPLAY_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "payload": {"type": "object", "description": "an edited payload: replay a copy"},
+                        "reason": {"type": "string", "maxLength": 1000},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/messages/{hub_id}/replay",
+    status_code=202,
+    openapi_extra=REPLAY_BODY,
+    responses={200: {"description": "nothing to replay (applied since, or not failed)"}},
+)
+async def replay_message(
+    request: Request, admin: AdminDep, services: ServicesDep, hub_id: str
+) -> JSONResponse:
+    """Replay one failed or rejected message, or with `payload` an edited copy of it (202); a
+    message that is not failed or rejected any more is left alone (200, `outcome: skipped`)."""
+    data = await json_body(request, services.settings.max_body_bytes, services.settings.max_json_depth)
+    unknown = sorted(set(data) - {"payload", "reason"})
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown field {unknown[0]}")
+    reason = reason_of(data)
+    key = hub_id_of(hub_id)
+    if "payload" in data:
+        result = await run_in_threadpool(
+            replay_edited, services.engine, admin.name, key, data["payload"], reason, services.publisher
+        )
+    else:
+        result = await run_in_threadpool(
+            replay.replay_message, services.engine, admin.name, key, reason, services.publisher
+        )
+    return JSONResponse(result.to_json(), status_code=202 if result.outcome == "queued" else 200)

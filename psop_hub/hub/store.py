@@ -78,27 +78,25 @@ def accept(engine: Engine, submission: Submission) -> Accepted:
 def accept_many(engine: Engine, submissions: Sequence[Submission]) -> list[Accepted | ConflictError]:
     """Store a batch in one transaction (one commit); each gets Accepted, or the ConflictError of
     a message_id used before with another payload (which stores nothing for that one)."""
-    results: list[Accepted | ConflictError] = []
     with unavailable_on_outage(), engine.begin() as conn:
-        cur = raw(conn)
-        for item in submissions:
-            fingerprint = item.payload_sha256()
-            cur.execute(ACCEPT, _accept_params(item, fingerprint))
-            if cur.fetchone() is not None:
-                results.append(Accepted(hub_id=item.hub_id, duplicate=False))
-                continue
-            first = cur.execute(FIRST_COPY, (item.sender, item.message_id)).fetchone()
-            assert first is not None
-            if first.payload_sha256 != fingerprint:
-                results.append(
-                    ConflictError(
-                        f"message_id {item.message_id!r} was already used with a different payload",
-                        str(first.hub_id),
-                    )
-                )
-            else:
-                results.append(Accepted(hub_id=first.hub_id, duplicate=True))
-    return results
+        return [accept_in(conn, item) for item in submissions]
+
+
+def accept_in(conn: Connection, item: Submission) -> Accepted | ConflictError:
+    """Store one message inside the caller's transaction (an edited replay stores its copy with
+    the original's change); the answer as in `accept_many`."""
+    cur = raw(conn)
+    fingerprint = item.payload_sha256()
+    cur.execute(ACCEPT, _accept_params(item, fingerprint))
+    if cur.fetchone() is not None:
+        return Accepted(hub_id=item.hub_id, duplicate=False)
+    first = cur.execute(FIRST_COPY, (item.sender, item.message_id)).fetchone()
+    assert first is not None
+    if first.payload_sha256 != fingerprint:
+        return ConflictError(
+            f"message_id {item.message_id!r} was already used with a different payload", str(first.hub_id)
+        )
+    return Accepted(hub_id=first.hub_id, duplicate=True)
 
 
 # A worker can take a message before its publish confirm is back here: the `queued` step then
@@ -109,7 +107,7 @@ INSERT INTO journey (hub_id, step, detail, at)
 SELECT s.hub_id, 'queued', %(detail)s,
        LEAST(clock_timestamp(),
              (SELECT min(j.at) - interval '1 microsecond' FROM journey j
-              WHERE j.hub_id = s.hub_id AND j.step NOT IN ('received', 'validated')))
+              WHERE j.hub_id = s.hub_id AND j.step NOT IN ('received', 'validated', 'edited')))
 FROM sent s
 """
 
