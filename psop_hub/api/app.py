@@ -10,7 +10,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from psop_hub.api import admin, adminpage, health, messages, problems, providers, settlements, soap, vouchers
+from psop_hub.api import (
+    admin,
+    adminpage,
+    health,
+    messages,
+    parties,
+    problems,
+    providers,
+    settlements,
+    soap,
+    vouchers,
+)
 from psop_hub.api.deps import Services
 from psop_hub.api.metrics import router as metrics_router
 
@@ -39,6 +50,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(vouchers.router)
     app.include_router(settlements.router)
     app.include_router(providers.router)
+    app.include_router(parties.router)
     app.include_router(soap.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
