@@ -159,6 +159,7 @@ FI: dict[str, str] = {
     "Month": "Kuukausi",
     "Amount": "Summa",
     "Missing details": "Puuttuvat tiedot",
+    "Since": "Alkaen",
     "Every settlement's invoice has been written.": "Kaikkien tilitysten laskut on kirjoitettu.",
     "Record the details with hub parties set or PUT /api/v1/parties/{business_id}.": (
         "Tallenna tiedot komennolla hub parties set tai PUT /api/v1/parties/{business_id}."

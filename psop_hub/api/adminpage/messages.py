@@ -118,13 +118,14 @@ async def search_page(request: Request, services: ServicesDep, session: SessionD
     )
 
 
-async def _message_page(
+async def message_page_response(
     request: Request,
     services: ServicesDep,
     session: AdminSession,
     hub_id: str,
     *,
     reveal: bool = False,
+    # The one-message page; `refusal` is the core's reason why nothing was replayed.
     reason: str = "",
     status_code: int = 200,
     **context: Any,
@@ -147,7 +148,7 @@ async def _message_page(
         status_code=status_code,
         message=shown,
         replayable=shown["status"] in REPLAYABLE,
-        **context,
+        **({"notice": None, "refusal": None} | context),
     )
 
 
@@ -155,7 +156,7 @@ async def _message_page(
 async def message_page(request: Request, services: ServicesDep, session: SessionDep, hub_id: str) -> Response:
     """One message: payload (HETUs masked), errors, journey, replay buttons. The read is audited."""
     notice = request.query_params.get("notice")
-    return await _message_page(
+    return await message_page_response(
         request, services, session, hub_id, notice=notice if notice in NOTICES else None
     )
 
@@ -164,7 +165,7 @@ async def message_page(request: Request, services: ServicesDep, session: Session
 async def reveal_page(request: Request, services: ServicesDep, session: SessionDep, hub_id: str) -> Response:
     """The same page with the payload's HETUs shown; the read and its reason are audited."""
     form = await auth.checked_form(request, session)
-    return await _message_page(
+    return await message_page_response(
         request, services, session, hub_id, reveal=True, reason=form.get("reason", "").strip()[:500]
     )
 
