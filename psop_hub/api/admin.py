@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from psop_hub.adapters.replays import replay_edited
 from psop_hub.api.deps import SenderDep, ServicesDep, read_body
-from psop_hub.hub import replay, search
+from psop_hub.hub import replay, replayjobs, search
 from psop_hub.hub.errors import InvalidInput, NotAllowed, NotFound
 from psop_hub.hub.senders import Sender
 from psop_hub.mappings.jsontext import parse_json
@@ -165,3 +165,84 @@ async def replay_message(
             replay.replay_message, services.engine, admin.name, key, reason, services.publisher
         )
     return JSONResponse(result.to_json(), status_code=202 if result.outcome == "queued" else 200)
+
+
+# A bulk replay of up to this many messages is worked through within the request, so that the
+# answer is its final report; a larger one is left to the runners (any replica's relay thread).
+INLINE_REPLAY = 1000
+
+BULK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["reason"],
+                    "properties": {
+                        "filter": {"type": "object", "description": "as the search's query parameters"},
+                        "dry_run": {"type": "boolean", "default": False},
+                        "reason": {"type": "string", "minLength": 1, "maxLength": 1000},
+                        "plan_id": {
+                            "type": "string",
+                            "description": "a dry run's id: replay exactly its set",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _plan_id(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInput("plan_id", "plan_id must be the plan_id a dry run answered") from None
+
+
+@router.post("/replay", openapi_extra=BULK_BODY, responses={202: {"description": "job started"}})
+async def bulk_replay(request: Request, admin: AdminDep, services: ServicesDep) -> JSONResponse:
+    """Bulk replay of the failed and rejected messages a filter matches. `dry_run`: the count, a
+    sample and a `plan_id` (the set frozen); otherwise a job, of the plan's set if `plan_id` is
+    given (a small one answered with its final report, 200; a large one 202 with its progress)."""
+    data = await json_body(request, services.settings.max_body_bytes, services.settings.max_json_depth)
+    unknown = sorted(set(data) - {"filter", "dry_run", "reason", "plan_id"})
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown field {unknown[0]}")
+    reason = reason_of(data, required=True)
+    dry_run = data.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidInput("dry_run", "dry_run must be true or false")
+    raw_filter = data.get("filter", {})
+    if not isinstance(raw_filter, dict):
+        raise InvalidInput("filter", "filter must be an object with the search's fields")
+    plan_id = _plan_id(data["plan_id"]) if data.get("plan_id") is not None else None
+    if plan_id is not None and (dry_run or raw_filter):
+        raise InvalidInput("plan_id", "a plan_id replays its dry run's set: give no filter and no dry_run")
+    flt = None if plan_id is not None else search.MessageFilter.from_json(raw_filter)
+    engine = services.engine
+    if dry_run:
+        assert flt is not None
+        plan = await run_in_threadpool(replayjobs.plan_replay, engine, admin.name, flt, reason)
+        return JSONResponse(plan.to_json(), status_code=200)
+    runner = replayjobs.runner_name()
+    job = await run_in_threadpool(replayjobs.start_replay, engine, admin.name, reason, flt, plan_id, runner)
+    if job.matched <= INLINE_REPLAY:
+        job = await run_in_threadpool(replayjobs.run_job, engine, job.job_id, runner, services.publisher)
+    else:
+        await run_in_threadpool(replayjobs.release, engine, job.job_id, runner)
+    location = f"/api/v1/admin/replay/{job.job_id}"
+    status = 200 if job.status == "done" else 202
+    return JSONResponse(job.to_json(), status_code=status, headers={"Location": location})
+
+
+@router.get("/replay/{job_id}")
+def replay_job(admin: AdminDep, services: ServicesDep, job_id: str) -> dict[str, Any]:
+    """A bulk replay's progress and final report, and what its queued messages are now."""
+    try:
+        key = uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound(f"no replay job {job_id}") from None
+    return replayjobs.job_status(services.engine, key).to_json()

@@ -247,7 +247,8 @@ def _last_error(errors: list[dict[str, Any]]) -> str | None:
     return f"{where}{e.get('message', '')}"
 
 
-def _summary(row: Any) -> MessageSummary:
+def summary_of(row: Any) -> MessageSummary:
+    """A result-list entry from a row with `SUMMARY_COLUMNS`."""
     return MessageSummary(
         hub_id=row.hub_id,
         message_id=row.message_id,
@@ -280,7 +281,7 @@ def search_in(conn: Connection, flt: MessageFilter, limit: int = 50, offset: int
         .limit(limit)
         .offset(offset)
     ).all()
-    return SearchPage(total=total, limit=limit, offset=offset, messages=[_summary(r) for r in rows])
+    return SearchPage(total=total, limit=limit, offset=offset, messages=[summary_of(r) for r in rows])
 
 
 def search_messages(engine: Engine, flt: MessageFilter, limit: int = 50, offset: int = 0) -> SearchPage:
@@ -356,7 +357,7 @@ def load_detail(conn: Connection, hub_id: uuid.UUID, reveal: bool = False) -> Me
         select(messages.c.hub_id).where(messages.c.replay_of == hub_id).order_by(messages.c.received_at)
     ).scalars()
     return MessageDetail(
-        summary=_summary(row),
+        summary=summary_of(row),
         sent_at=row.sent_at,
         payload=dict(row.payload),
         errors=list(row.errors),
