@@ -7,15 +7,18 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import any_, literal, select
 from sqlalchemy.engine import Engine
 
+from psop_hub.api.adminpage import i18n
 from psop_hub.api.app import create_app
 from psop_hub.bootstrap import api_services
 from psop_hub.consumers.apply import apply, record_failure
@@ -38,6 +41,12 @@ def admin(settings: Settings, engine: Engine) -> Iterator[tuple[TestClient, str]
         name, secret = new_admin(engine)
         sign_in(client, name, secret)
         yield client, name
+
+
+@pytest.fixture(autouse=True)
+def english(admin: tuple[TestClient, str]) -> None:
+    """Each test starts in English (a test that switches to Finnish leaves the cookie behind)."""
+    admin[0].cookies.delete(i18n.COOKIE, path="/admin")
 
 
 def _failed_delivery(engine: Engine, number: str, quantity: str = "2") -> uuid.UUID:
@@ -240,3 +249,76 @@ def test_the_invoices_waiting_for_details(admin: tuple[TestClient, str], engine:
     assert "Provider: name, iban" in row.group(1)
     finnish = client.get("/admin/settlements/waiting?lang=fi").text
     assert "Tilitykset, joiden lasku odottaa laskutustietoja" in finnish
+
+
+def test_bulk_replay_replays_exactly_the_set_confirmed(admin: tuple[TestClient, str], engine: Engine) -> None:
+    client, name = admin
+    number = uid("V")
+    counted = [_failed_delivery(engine, number) for _ in range(3)]
+    query = {"status": "failed", "q": number}
+    listed = client.get("/admin/messages", params=query).text
+    assert f'href="/admin/replay?{urlencode(query)}"' in listed.replace("&amp;", "&")
+    start = client.get("/admin/replay", params=query)
+    assert start.status_code == 200
+    assert "3 failed or rejected messages match this filter now." in start.text
+    token = csrf_of(start.text)
+    fields = {"csrf_token": token, **query}
+    no_reason = client.post("/admin/replay", data=fields | {"reason": "  "})
+    assert no_reason.status_code == 422 and "Give a reason." in no_reason.text
+    assert client.post("/admin/replay", data=query | {"reason": "x"}).status_code == 403
+    confirm = client.post("/admin/replay", data=fields | {"reason": "voucher arrived late"})
+    assert confirm.status_code == 200
+    assert 'id="frozen-count" data-count="3"' in confirm.text
+    assert 'value="voucher arrived late"' in confirm.text
+    plan_id = re.search(r'name="plan_id" value="([^"]+)"', confirm.text)
+    assert plan_id
+    # One more fails after the count: it is not in the set the admin confirmed.
+    late = _failed_delivery(engine, number)
+    assert (
+        client.post("/admin/replay/start", data={"plan_id": plan_id.group(1), "reason": "x"}).status_code
+        == 403
+    )
+    started = client.post(
+        "/admin/replay/start",
+        data={"csrf_token": token, "plan_id": plan_id.group(1), "reason": "voucher arrived late"},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303
+    job_url = started.headers["location"]
+    assert job_url == f"/admin/jobs/{plan_id.group(1)}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        job = client.get(job_url).text
+        if 'data-status="done"' in job:
+            break
+        assert '<meta http-equiv="refresh" content="2">' in job
+        time.sleep(0.3)
+    assert 'id="job-queued">3<' in job and 'id="job-matched">3<' in job
+    assert [status_of(engine, h).status for h in counted] == ["accepted"] * 3
+    assert status_of(engine, late).status == "failed"
+    # still refreshing: the queued messages are not applied yet
+    assert '<meta http-equiv="refresh"' in job
+    for raw in (granted(number), assigned(number)):
+        apply(engine, stored(engine, raw), 1)
+    for hub_id in counted:
+        assert apply(engine, hub_id, 1).status == "applied"
+    done = client.get(job_url).text
+    assert '<meta http-equiv="refresh"' not in done
+    assert re.search(r'data-status="applied">applied: <span class="count">3</span>', done)
+    # a second confirmation (a reload) starts nothing new
+    again = client.post(
+        "/admin/replay/start",
+        data={"csrf_token": token, "plan_id": plan_id.group(1), "reason": "again"},
+        follow_redirects=False,
+    )
+    assert again.status_code == 303 and again.headers["location"] == job_url
+    assert f'href="{job_url}"' in client.get("/admin/jobs").text
+    with engine.connect() as conn:
+        actions = list(
+            conn.execute(
+                select(audit_log.c.action).where(
+                    audit_log.c.job_id == uuid.UUID(plan_id.group(1)), audit_log.c.actor == name
+                )
+            ).scalars()
+        )
+    assert sorted(actions) == [audit.BULK_DRY_RUN, audit.BULK_START]

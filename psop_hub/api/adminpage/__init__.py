@@ -18,7 +18,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from psop_hub.api.adminpage import messages, pages, replays
+from psop_hub.api.adminpage import jobs, messages, pages, replays
 from psop_hub.api.adminpage.security import AdminHeaders
 
 STATIC = Path(__file__).with_name("static")
@@ -29,5 +29,6 @@ def install(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(messages.router)
     app.include_router(replays.router)
+    app.include_router(jobs.router)
     app.mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static")
     app.add_middleware(AdminHeaders)

@@ -47,6 +47,7 @@ FI: dict[str, str] = {
     "Provider": "Palveluntuottaja",
     "Received from": "Vastaanotettu alkaen",
     "Received until": "Vastaanotettu asti",
+    "Search text": "Hakuteksti",
     "Message id, correlation id, voucher, order or event number": (
         "Sanoman tunniste, korrelaatiotunniste, setelin, tilauksen tai toteuman numero"
     ),
@@ -128,6 +129,10 @@ FI: dict[str, str] = {
     "Filter": "Hakuehdot",
     "A sample of them": "Otos niistä",
     "Replay {count} messages": "Aja {count} sanomaa uudelleen",
+    "{count} failed or rejected messages match this filter now.": (
+        "{count} epäonnistunutta tai hylättyä sanomaa vastaa hakuehtoja nyt."
+    ),
+    "Count and freeze the set…": "Laske ja kiinnitä joukko…",
     "Why are they replayed? (required, kept in the audit log)": (
         "Miksi ne ajetaan uudelleen? (pakollinen, tallennetaan tarkastuslokiin)"
     ),
@@ -146,6 +151,12 @@ FI: dict[str, str] = {
     "Queued": "Jonoon",
     "Skipped": "Ohitettu",
     "Progress": "Edistyminen",
+    "Created": "Luotu",
+    "Skipped: already applied": "Ohitettu: jo käsitelty",
+    "Skipped: no longer failed": "Ohitettu: ei enää epäonnistunut",
+    "The queued messages now": "Jonoon laitetut sanomat nyt",
+    "planned": "suunniteltu",
+    "queued": "jonossa",
     "running": "käynnissä",
     "done": "valmis",
     "This page refreshes itself until the job is done.": "Sivu päivittyy itsestään, kunnes ajo on valmis.",

@@ -73,7 +73,7 @@ def hub_id_of(value: str) -> uuid.UUID:
         raise NotFound("No such message.") from None
 
 
-def _page_number(value: str | None) -> int:
+def page_number(value: str | None) -> int:
     return int(value) if value and value.isdigit() and 0 < int(value) < 1_000_000 else 1
 
 
@@ -81,7 +81,7 @@ def _page_number(value: str | None) -> int:
 async def search_page(request: Request, services: ServicesDep, session: SessionDep) -> Response:
     """Search form, counts per status, one page of results (no payloads: nothing to audit)."""
     form = search_form(request.query_params)
-    number = _page_number(request.query_params.get("page"))
+    number = page_number(request.query_params.get("page"))
     try:
         flt = message_filter(form)
     except ValidationFailed as exc:
@@ -177,7 +177,7 @@ NOTICES = ("queued", "replaced")
 @router.get("/audit")
 async def audit_page(request: Request, services: ServicesDep, session: SessionDep) -> Response:
     """The audit log, newest first, paged (reading it is itself audited)."""
-    number = _page_number(request.query_params.get("page"))
+    number = page_number(request.query_params.get("page"))
     actor = (request.query_params.get("actor") or "").strip() or None
     entries = await run_in_threadpool(
         lambda: audit.audit_entries(

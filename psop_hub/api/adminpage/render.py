@@ -18,6 +18,17 @@ from psop_hub.api.adminpage.clock import shown
 from psop_hub.hub.admin_sessions import AdminSession
 
 TEMPLATES = Path(__file__).with_name("templates")
+# The search form's fields as the pages name them.
+FILTER_LABELS = {
+    "status": "Status",
+    "type": "Type",
+    "sender": "Sender",
+    "organiser": "Organiser",
+    "provider": "Provider",
+    "since": "Received from",
+    "until": "Received until",
+    "q": "Search text",
+}
 
 
 @lru_cache(maxsize=1)
@@ -79,6 +90,7 @@ def page(
             with_query=lambda **changes: with_query(request, **changes),
             session=session,
             csrf_token=session.csrf_token if session else "",
+            filter_labels=FILTER_LABELS,
             **context,
         )
     )
