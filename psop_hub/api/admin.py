@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from psop_hub.adapters.replays import replay_edited
 from psop_hub.api.deps import SenderDep, ServicesDep, read_body
-from psop_hub.hub import replay, replayjobs, search
+from psop_hub.hub import audit, replay, replayjobs, search
 from psop_hub.hub.errors import InvalidInput, NotAllowed, NotFound
 from psop_hub.hub.senders import Sender
 from psop_hub.mappings.jsontext import parse_json
@@ -246,3 +246,55 @@ def replay_job(admin: AdminDep, services: ServicesDep, job_id: str) -> dict[str,
     except ValueError:
         raise NotFound(f"no replay job {job_id}") from None
     return replayjobs.job_status(services.engine, key).to_json()
+
+
+@router.get("/audit", responses={200: {"content": {"text/csv": {}}}})
+def audit_log(
+    request: Request,
+    admin: AdminDep,
+    services: ServicesDep,
+    since: Annotated[str | None, Query(description="at or after, ISO 8601 with offset")] = None,
+    until: Annotated[str | None, Query(description="before, ISO 8601 with offset")] = None,
+    actor: str | None = None,
+    action: str | None = None,
+    hub_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
+) -> Any:
+    """The audit log newest first; `format=csv` (or `Accept: text/csv`) exports every matching
+    row as CSV. Reading and exporting are audited too."""
+    flt = search.MessageFilter.from_json({"since": since, "until": until})
+    message = None
+    if hub_id:
+        try:
+            message = uuid.UUID(hub_id)
+        except ValueError:
+            raise InvalidInput("hub_id", "hub_id must be a UUID") from None
+    wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+    if wants_csv:
+        text = audit.export_csv(
+            services.engine,
+            admin.name,
+            since=flt.since,
+            until=flt.until,
+            actor=actor,
+            action=action,
+            hub_id=message,
+        )
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="psop-hub-audit.csv"'},
+        )
+    return audit.audit_entries(
+        services.engine,
+        admin.name,
+        since=flt.since,
+        until=flt.until,
+        actor=actor,
+        action=action,
+        hub_id=message,
+        limit=limit,
+        offset=offset,
+    ).to_json()
