@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from psop_hub.api.deps import Services, services_of
 from psop_hub.hub.errors import HubError
-from psop_hub.hub.monitoring import QueueFigure, StoreFigures, StoreMonitor, read_queues
+from psop_hub.hub.monitoring import UNRESOLVED, QueueFigure, StoreFigures, StoreMonitor, read_queues
 from psop_hub.hub.store import STATUSES
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 def store_metrics(figures: StoreFigures) -> Iterable[Metric]:
     """The metric families of the store's figures."""
     by_status = GaugeMetricFamily("hub_messages", "Messages in the store by status", labels=["status"])
-    totals = dict.fromkeys(STATUSES, 0)
+    # A status with no messages is 0; the resolved ones only once they have been counted at all.
+    counted = STATUSES if figures.totals_age_s is not None else UNRESOLVED
+    totals = dict.fromkeys(counted, 0)
     for (_, status), n in figures.by_type_status.items():
         totals[status] = totals.get(status, 0) + n
     for status, n in sorted(totals.items()):
