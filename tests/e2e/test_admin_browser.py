@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,3 +255,15 @@ def test_the_admin_page_in_a_real_browser(hub: Hub, browser_page: tuple[Any, lis
     assert any(url.endswith("/admin/static/admin.css") for url in requested)
     assert any(url.endswith("/admin/static/admin.js") for url in requested)
     assert (ARTIFACTS / "admin-message.png").stat().st_size > 10_000
+
+
+def test_a_missing_chromium_skips_loudly_but_fails_under_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"CI: .*no-chromium is missing"):
+        _need_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"SKIPPED, NOT TESTED: .*apt-get install -y chromium"):
+        _need_chromium()
