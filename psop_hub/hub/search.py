@@ -33,8 +33,8 @@ from psop_hub.hub import audit
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import FieldError, InvalidInput, NotFound, ValidationFailed
 from psop_hub.hub.privacy import mask_text
-from psop_hub.hub.store import STATUSES
-from psop_hub.hub.tables import journey, messages
+from psop_hub.hub.store import STATUSES, journey_of
+from psop_hub.hub.tables import messages
 
 MAX_PAGE = 500
 # Spelled as migration 0007's index spells it, so that the planner uses it.
@@ -348,11 +348,7 @@ def load_detail(conn: Connection, hub_id: uuid.UUID, reveal: bool = False) -> Me
     ).one_or_none()
     if row is None:
         return None
-    steps = conn.execute(
-        select(journey.c.at, journey.c.step, journey.c.detail)
-        .where(journey.c.hub_id == hub_id)
-        .order_by(journey.c.at, journey.c.id)
-    ).all()
+    steps = journey_of(conn, hub_id)
     copies = conn.execute(
         select(messages.c.hub_id).where(messages.c.replay_of == hub_id).order_by(messages.c.received_at)
     ).scalars()

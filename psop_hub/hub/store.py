@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select, update
@@ -283,11 +283,7 @@ def describe(engine: Engine, hub_id: uuid.UUID) -> dict[str, Any] | None:
         row = load(conn, hub_id)
         if row is None:
             return None
-        steps = conn.execute(
-            select(journey.c.at, journey.c.step, journey.c.detail)
-            .where(journey.c.hub_id == hub_id)
-            .order_by(journey.c.at, journey.c.id)
-        ).all()
+        steps = journey_of(conn, hub_id)
     return {
         "hub_id": str(row.hub_id),
         "message_id": row.message_id,
@@ -302,6 +298,42 @@ def describe(engine: Engine, hub_id: uuid.UUID) -> dict[str, Any] | None:
         "errors": [{k: mask_text(str(v)) for k, v in e.items()} for e in row.errors],
         "journey": [{"at": _iso(s.at), "step": s.step, "detail": mask_text(s.detail)} for s in steps],
     }
+
+
+# Steps after which a message is (again) on its way to the queue: `queued` follows them.
+_SENT = frozenset({"validated", "edited", "replayed", "requeued", "queued"})
+
+
+class Step(NamedTuple):
+    """One journey step."""
+
+    at: datetime
+    step: str
+    detail: str
+
+
+def journey_of(conn: Connection, hub_id: uuid.UUID) -> list[Step]:
+    """A message's journey steps (at, step, detail) in causal order.
+
+    MARK_PUBLISHED dates `queued` before the worker's first step, but when its statement read
+    before the worker committed it saw no such step. A message is in the queue before a worker
+    takes it, so such a `queued` is shown (and dated) right after the step that sent it on its
+    way (`validated`, `replayed`, ...), before the worker's steps that followed."""
+    rows = conn.execute(
+        select(journey.c.at, journey.c.step, journey.c.detail)
+        .where(journey.c.hub_id == hub_id)
+        .order_by(journey.c.at, journey.c.id)
+    ).all()
+    steps: list[Step] = []
+    for row in (Step(r.at, r.step, r.detail) for r in rows):
+        if row.step == "queued":
+            sent = max((k for k, s in enumerate(steps) if s.step in _SENT), default=-1)
+            if sent + 1 < len(steps) and steps[sent].step != "queued":
+                row = row._replace(at=min(row.at, steps[sent + 1].at - timedelta(microseconds=1)))
+                steps.insert(sent + 1, row)
+                continue
+        steps.append(row)
+    return steps
 
 
 def _iso(value: datetime) -> str:

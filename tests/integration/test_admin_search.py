@@ -107,3 +107,34 @@ def test_show_masks_hetus_unless_revealed_and_audits_every_read(engine: Engine) 
     ]
     with pytest.raises(NotFound):
         search.show_message(engine, "admin-anna", uuid.uuid4())
+
+
+def test_a_confirm_recorded_after_the_workers_steps_is_shown_before_them(engine: Engine) -> None:
+    from sqlalchemy import insert
+
+    from psop_hub.hub.store import journey_of
+    from psop_hub.hub.tables import journey
+
+    hub_id = uuid.uuid4()
+    names = ["received", "validated", "attempt", "applied", "queued", "replayed", "attempt", "queued"]
+    start = _now(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(journey),
+            [
+                {"hub_id": hub_id, "step": step, "detail": "", "at": start + timedelta(milliseconds=i)}
+                for i, step in enumerate(names)
+            ],
+        )
+        steps = journey_of(conn, hub_id)
+    assert [s.step for s in steps] == [
+        "received",
+        "validated",
+        "queued",
+        "attempt",
+        "applied",
+        "replayed",
+        "queued",
+        "attempt",
+    ]
+    assert [s.at for s in steps] == sorted(s.at for s in steps)
