@@ -232,18 +232,18 @@ def cmd_messages_search(args: argparse.Namespace) -> int:
     """Search the message store; one line per message, newest first."""
     import json
 
-    from psop_hub.hub.search import search_messages, status_counts
+    from psop_hub.hub.search import search_messages
 
     flt = _filter_of(args)
     with engine_for(load_settings()) as engine:
-        page = search_messages(engine, flt, args.limit, args.offset)
-        counts = status_counts(engine, flt)
+        page = search_messages(engine, flt, args.limit, args.offset, counts=True)
+    counts = page.counts or {}
     if args.json:
-        print(json.dumps({**page.to_json(), "counts": counts}, indent=2, ensure_ascii=False))
+        print(json.dumps(page.to_json(), indent=2, ensure_ascii=False))
         return 0
     shown = f"{page.offset + 1}-{page.offset + len(page.messages)}" if page.messages else "none"
     print(
-        f"{page.total} messages match ({shown} shown); "
+        f"{page.total}{'' if page.total_exact else '+'} messages match ({shown} shown); "
         + ", ".join(f"{s} {n}" for s, n in counts.items() if n)
     )
     for m in page.messages:

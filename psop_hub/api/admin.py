@@ -81,10 +81,9 @@ def search_messages(
     offset: Annotated[int, Query(ge=0)] = 0,
     counts: bool = True,
 ) -> dict[str, Any]:
-    """Messages matching the filter, newest first, with the total and counts per status."""
-    page = search.search_messages(services.engine, flt, limit, offset).to_json()
-    if counts:
-        page["counts"] = search.status_counts(services.engine, flt)
+    """Messages matching the filter, newest first, with the total and counts per status (each
+    exact up to `count_cap`; `total_exact` false beyond)."""
+    page = search.search_messages(services.engine, flt, limit, offset, counts=counts).to_json()
     page["filter"] = flt.to_json()
     return page
 

@@ -190,14 +190,15 @@ class Relay:
     def run(self) -> None:
         """Loop until stopped: drain what is due, then sleep for the interval."""
         while not self._stop.is_set():
+            busy = False
             try:
                 while self.relay_once() == self.batch and not self._stop.is_set():
                     pass
                 self.requeue_stale()
                 if self.dead_letters is not None:
                     self.dead_letters.drain_once()
-                if self.jobs is not None:
-                    self.jobs.run_once()
+                # A replay job in hand goes on in the next round at once, without the pause.
+                busy = self.jobs is not None and self.jobs.run_once() > 0
             except (Unavailable, DBAPIError, DramatiqError, AMQPError) as exc:
                 log.warning("relay waiting: %s", exc)
                 drop_connection(self.publisher.broker)
@@ -206,7 +207,8 @@ class Relay:
                 # Nothing is lost meanwhile (the outbox rows and dead letters stay where they are).
                 log.exception("relay round failed; trying again in %.1fs", self.settings.relay_interval_s)
                 drop_connection(self.publisher.broker)
-            self._stop.wait(self.settings.relay_interval_s)
+            if not busy:
+                self._stop.wait(self.settings.relay_interval_s)
 
     def start(self) -> None:
         """Start the relay thread."""

@@ -7,10 +7,13 @@ commands, the admin page), each taking an Engine and returning dataclasses with 
   match; `MessageFilter.from_json(dict)` builds one from query or body values, raising
   `InvalidInput` naming the field at fault. `q` matches exactly a hub_id, message id, correlation
   id, voucher or order number, event id (or settlement id).
-- `search_messages(engine, filter, limit=50, offset=0) -> SearchPage`: newest first (received_at,
-  then hub_id: a stable order for paging), with the total matched.
+- `search_messages(engine, filter, limit=50, offset=0, counts=False) -> SearchPage`: newest first
+  (received_at, then hub_id: a stable order for paging), with the total matched; `counts=True`
+  adds the counts per status (as `status_counts`) from the same statement.
 - `status_counts(engine, filter) -> dict[status, int]`: how many match per status, ignoring the
   filter's own statuses (the tabs of a result list); every status is present.
+- Counts are exact up to `COUNT_CAP` (10,000) per status; beyond, a count shows the cap and the
+  page's `total_exact` is false (the UI shows "10,000+").
 - `show_message(engine, actor, hub_id, reveal=False, reason="") -> MessageDetail`: one message
   with payload, errors, journey and replay links; `NotFound` if missing. HETUs in the payload are
   masked unless `reveal`; every call writes an audit row (`message.read`), as the client-data act
@@ -37,6 +40,10 @@ from psop_hub.hub.store import STATUSES, journey_of
 from psop_hub.hub.tables import messages
 
 MAX_PAGE = 500
+# Counts stop here, per status: counting every row of a million costs what a search may not.
+# The failed and rejected sets an admin works on are far smaller; a bulk replay's dry run counts
+# its whole set exactly.
+COUNT_CAP = 10_000
 # Spelled as migration 0007's index spells it, so that the planner uses it.
 EVENT_ID: ColumnElement[str] = literal_column("(messages.payload ->> 'event_id')", String())
 
@@ -203,21 +210,30 @@ class MessageSummary:
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page of a search, the total it matched, and where the page starts."""
+    """One page of a search, the total it matched (exact up to `COUNT_CAP` per status: beyond
+    that `total_exact` is false and `total` a lower bound), and where the page starts; `counts`
+    per status when they were asked for."""
 
     total: int
     limit: int
     offset: int
     messages: list[MessageSummary] = field(default_factory=list)
+    total_exact: bool = True
+    counts: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form the API answers."""
-        return {
+        out: dict[str, Any] = {
             "total": self.total,
+            "total_exact": self.total_exact,
             "limit": self.limit,
             "offset": self.offset,
             "messages": [m.to_json() for m in self.messages],
         }
+        if self.counts is not None:
+            out["counts"] = self.counts
+            out["count_cap"] = COUNT_CAP
+        return out
 
 
 SUMMARY_COLUMNS = (
@@ -268,39 +284,64 @@ def summary_of(row: Any) -> MessageSummary:
     )
 
 
-def search_in(conn: Connection, flt: MessageFilter, limit: int = 50, offset: int = 0) -> SearchPage:
+def capped_counts(conn: Connection, flt: MessageFilter, statuses: tuple[str, ...]) -> dict[str, int]:
+    """How many messages match `flt` with each of `statuses`, each counted up to COUNT_CAP + 1
+    (one statement; each count a bounded index scan, so a million applied messages cost no more
+    than ten thousand)."""
+    where = flt.conditions(with_statuses=False)
+    columns = [
+        select(func.count())
+        .select_from(
+            select(messages.c.hub_id).where(messages.c.status == s, *where).limit(COUNT_CAP + 1).subquery()
+        )
+        .scalar_subquery()
+        .label(s)
+        for s in statuses
+    ]
+    row = conn.execute(select(*columns)).one()
+    return {s: int(row._mapping[s]) for s in statuses}
+
+
+def search_in(
+    conn: Connection, flt: MessageFilter, limit: int = 50, offset: int = 0, counts: bool = False
+) -> SearchPage:
     """`search_messages` on an open connection."""
     limit = max(1, min(limit, MAX_PAGE))
     offset = max(0, offset)
-    where = flt.conditions()
-    total = conn.execute(select(func.count()).select_from(messages).where(*where)).scalar_one()
+    wanted = flt.statuses or STATUSES
+    per_status = capped_counts(conn, flt, STATUSES if counts else wanted)
     rows = conn.execute(
         select(*SUMMARY_COLUMNS)
-        .where(*where)
+        .where(*flt.conditions())
         .order_by(messages.c.received_at.desc(), messages.c.hub_id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
-    return SearchPage(total=total, limit=limit, offset=offset, messages=[summary_of(r) for r in rows])
+    matched = [min(per_status[s], COUNT_CAP) for s in wanted]
+    return SearchPage(
+        total=sum(matched),
+        limit=limit,
+        offset=offset,
+        messages=[summary_of(r) for r in rows],
+        total_exact=all(per_status[s] <= COUNT_CAP for s in wanted),
+        counts={s: min(n, COUNT_CAP) for s, n in per_status.items()} if counts else None,
+    )
 
 
-def search_messages(engine: Engine, flt: MessageFilter, limit: int = 50, offset: int = 0) -> SearchPage:
-    """One page of the messages matching `flt`, newest first, with the total matched."""
+def search_messages(
+    engine: Engine, flt: MessageFilter, limit: int = 50, offset: int = 0, counts: bool = False
+) -> SearchPage:
+    """One page of the messages matching `flt`, newest first, with the total matched (and with
+    `counts`, the counts per status of `status_counts`, from the same statement)."""
     with unavailable_on_outage(), engine.connect() as conn:
-        return search_in(conn, flt, limit, offset)
+        return search_in(conn, flt, limit, offset, counts)
 
 
 def status_counts(engine: Engine, flt: MessageFilter) -> dict[str, int]:
-    """How many messages match `flt` per status (its own statuses ignored); every status is a key."""
+    """How many messages match `flt` per status (its own statuses ignored; each count exact up to
+    COUNT_CAP, which it shows at most); every status is a key."""
     with unavailable_on_outage(), engine.connect() as conn:
-        rows = conn.execute(
-            select(messages.c.status, func.count())
-            .where(*flt.conditions(with_statuses=False))
-            .group_by(messages.c.status)
-        ).all()
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update({status: n for status, n in rows})
-    return counts
+        return {s: min(n, COUNT_CAP) for s, n in capped_counts(conn, flt, STATUSES).items()}
 
 
 @dataclass(frozen=True)

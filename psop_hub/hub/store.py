@@ -101,13 +101,17 @@ def accept_in(conn: Connection, item: Submission) -> Accepted | ConflictError:
 
 # A worker can take a message before its publish confirm is back here: the `queued` step then
 # takes a time just before the worker's first step, so the journey (ordered by time) stays causal.
+# Only the worker's steps since the message was last sent on its way count: a replayed or
+# requeued message has older attempts, which its new `queued` must not be dated before.
 MARK_PUBLISHED = """
 WITH sent AS (DELETE FROM outbox WHERE hub_id = ANY(%(ids)s) RETURNING hub_id)
 INSERT INTO journey (hub_id, step, detail, at)
 SELECT s.hub_id, 'queued', %(detail)s,
        LEAST(clock_timestamp(),
              (SELECT min(j.at) - interval '1 microsecond' FROM journey j
-              WHERE j.hub_id = s.hub_id AND j.step NOT IN ('received', 'validated', 'edited')))
+              WHERE j.hub_id = s.hub_id AND j.step NOT IN ('received', 'validated', 'edited', 'queued')
+                AND j.at > coalesce((SELECT max(r.at) FROM journey r WHERE r.hub_id = s.hub_id
+                                     AND r.step IN ('replayed', 'requeued')), '-infinity')))
 FROM sent s
 """
 

@@ -138,3 +138,17 @@ def test_a_confirm_recorded_after_the_workers_steps_is_shown_before_them(engine:
         "attempt",
     ]
     assert [s.at for s in steps] == sorted(s.at for s in steps)
+
+
+def test_counts_stop_at_the_cap_and_say_so(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "COUNT_CAP", 3)
+    start = _now(engine)
+    for _ in range(5):
+        stored(engine, granted(uid("V")))
+    flt = search.MessageFilter(since=start)
+    page = search.search_messages(engine, flt, limit=2, counts=True)
+    assert (page.total, page.total_exact, len(page.messages)) == (3, False, 2)
+    assert page.counts is not None and page.counts["accepted"] == 3 and page.counts["applied"] == 0
+    assert search.status_counts(engine, flt)["accepted"] == 3
+    exact = search.search_messages(engine, search.MessageFilter(since=start, statuses=("applied",)))
+    assert (exact.total, exact.total_exact) == (0, True)

@@ -15,7 +15,11 @@ from psop_hub.adapters.replays import replay_edited
 from psop_hub.consumers.apply import apply, record_failure
 from psop_hub.hub import audit, replay, search
 from psop_hub.hub.errors import ConflictError, NotAllowed, NotFound, ValidationFailed, Waiting
+from psop_hub.hub.publishing import Publisher
+from psop_hub.hub.settings import Settings
+from psop_hub.hub.store import journey_of
 from psop_hub.hub.tables import audit_log, inbox, journey, outbox
+from psop_hub.hub.topology import make_broker
 from tests.integration.helpers import PROVIDER_SENDER, status_of, stored, voucher_row
 from tests.messages import OTHER_PROVIDER, assigned, delivery, granted, uid
 
@@ -132,3 +136,26 @@ def test_edited_replay_refuses_an_invalid_edit_and_applies_a_valid_one_once(engi
         ).one()
     assert edit.detail["before"]["unit"] == "visit" and edit.detail["after"]["unit"] == "hour"
     assert edit.hub_ids == [hub_id, copy_id] and edit.reason == "the provider sent visits for hours"
+
+
+def test_a_replayed_message_is_queued_after_its_replay(engine: Engine, settings: Settings) -> None:
+    mine = settings.model_copy(update={"queue_name": uid("rq")})
+    publisher = Publisher(mine, engine, make_broker(mine))
+    try:
+        hub_id = _failed_delivery(engine, uid("V"))
+        publisher.publish([hub_id])  # as the API does when it takes a message: queued, attempt, failed
+        assert replay.replay_message(engine, "admin", hub_id, "again", publisher).outcome == "queued"
+        with engine.connect() as conn:
+            steps = journey_of(conn, hub_id)
+            stored_order = list(
+                conn.execute(
+                    select(journey.c.step)
+                    .where(journey.c.hub_id == hub_id)
+                    .order_by(journey.c.at, journey.c.id)
+                ).scalars()
+            )
+        names = [s.step for s in steps]
+        assert names[-3:] == ["failed", "replayed", "queued"] and stored_order == names
+        assert steps[-1].at > steps[-2].at
+    finally:
+        publisher.broker.close()
