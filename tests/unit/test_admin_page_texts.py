@@ -86,3 +86,13 @@ def test_the_search_forms_times_are_helsinki_time() -> None:
     with pytest.raises(InvalidInput) as refused:
         from_form("until", "tomorrow")
     assert refused.value.errors[0].field == "until"
+
+
+def test_counts_beyond_the_cores_cap_are_shown_as_a_lower_bound() -> None:
+    from psop_hub.api.adminpage.messages import shown_count
+    from psop_hub.hub.search import COUNT_CAP
+
+    assert shown_count(3) == "3"
+    assert shown_count(COUNT_CAP - 1) == str(COUNT_CAP - 1)
+    assert shown_count(COUNT_CAP) == f"{COUNT_CAP}+"
+    assert shown_count(12, exact=False) == "12+"

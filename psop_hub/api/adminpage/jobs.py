@@ -21,7 +21,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from psop_hub.api.adminpage import auth
-from psop_hub.api.adminpage.messages import PAGE_SIZE, REPLAYABLE, message_filter, page_number, search_form
+from psop_hub.api.adminpage.messages import (
+    PAGE_SIZE,
+    REPLAYABLE,
+    message_filter,
+    page_number,
+    search_form,
+    shown_count,
+)
 from psop_hub.api.adminpage.render import page
 from psop_hub.api.adminpage.routing import PageRoute
 from psop_hub.api.deps import ServicesDep
@@ -64,7 +71,8 @@ async def _first_step(
         status_code=status_code,
         filters=form,
         shown_filter={k: v for k, v in form.items() if v},
-        count_now=now,
+        count_now=shown_count(now, all(counts[s] < search.COUNT_CAP for s in REPLAYABLE)),
+        anything=now > 0,
         reason=reason,
         form_errors=errors or [],
         back=f"/admin/messages?{urlencode({k: v for k, v in form.items() if v})}",

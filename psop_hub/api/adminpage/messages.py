@@ -60,6 +60,11 @@ def message_filter(form: Mapping[str, str]) -> search.MessageFilter:
     return flt
 
 
+def shown_count(count: int, exact: bool = True) -> str:
+    """A count as the page shows it: the core counts exactly up to COUNT_CAP, "10000+" beyond."""
+    return f"{count}+" if not exact or count >= search.COUNT_CAP else str(count)
+
+
 def choices() -> dict[str, Any]:
     """What the search form offers: every status and every message type."""
     return {"statuses": STATUSES, "types": MESSAGE_TYPES}
@@ -96,9 +101,9 @@ async def search_page(request: Request, services: ServicesDep, session: SessionD
             **choices(),
         )
     found = await run_in_threadpool(
-        search.search_messages, services.engine, flt, PAGE_SIZE, (number - 1) * PAGE_SIZE
+        lambda: search.search_messages(services.engine, flt, PAGE_SIZE, (number - 1) * PAGE_SIZE, counts=True)
     )
-    counts = await run_in_threadpool(search.status_counts, services.engine, flt)
+    counts = found.counts or {}
     pages = max(1, -(-found.total // PAGE_SIZE))
     replayable = sum(counts[s] for s in REPLAYABLE if not flt.statuses or s in flt.statuses)
     return page(
@@ -108,8 +113,8 @@ async def search_page(request: Request, services: ServicesDep, session: SessionD
         filters=form,
         form_errors=[],
         results=[m.to_json() for m in found.messages],
-        total=found.total,
-        counts=counts,
+        total=shown_count(found.total, found.total_exact),
+        counts={s: shown_count(n) for s, n in counts.items()},
         page_number=number,
         pages=pages,
         replayable=replayable,
