@@ -12,8 +12,8 @@ commands, the admin page), each taking an Engine and returning dataclasses with 
   adds the counts per status (as `status_counts`) from the same statement.
 - `status_counts(engine, filter) -> dict[status, int]`: how many match per status, ignoring the
   filter's own statuses (the tabs of a result list); every status is present.
-- Counts are exact up to `COUNT_CAP` (10,000) per status; beyond, a count shows the cap and the
-  page's `total_exact` is false (the UI shows "10,000+").
+- Counts are exact up to `COUNT_CAP` (1,000) per status; beyond, a count shows the cap and the
+  page's `total_exact` is false (the UI shows "1,000+").
 - `show_message(engine, actor, hub_id, reveal=False, reason="") -> MessageDetail`: one message
   with payload, errors, journey and replay links; `NotFound` if missing. HETUs in the payload are
   masked unless `reveal`; every call writes an audit row (`message.read`), as the client-data act
@@ -43,7 +43,7 @@ MAX_PAGE = 500
 # Counts stop here, per status: counting every row of a million costs what a search may not.
 # The failed and rejected sets an admin works on are far smaller; a bulk replay's dry run counts
 # its whole set exactly.
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 # Spelled as migration 0007's index spells it, so that the planner uses it.
 EVENT_ID: ColumnElement[str] = literal_column("(messages.payload ->> 'event_id')", String())
 
@@ -286,8 +286,8 @@ def summary_of(row: Any) -> MessageSummary:
 
 def capped_counts(conn: Connection, flt: MessageFilter, statuses: tuple[str, ...]) -> dict[str, int]:
     """How many messages match `flt` with each of `statuses`, each counted up to COUNT_CAP + 1
-    (one statement; each count a bounded index scan, so a million applied messages cost no more
-    than ten thousand)."""
+    (one statement; each count a bounded scan, so a million applied messages cost no more than
+    a thousand)."""
     where = flt.conditions(with_statuses=False)
     columns = [
         select(func.count())
