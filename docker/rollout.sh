@@ -19,7 +19,7 @@ grace() { # the service's stop_grace_period in seconds (docker stop -t)
   docker inspect -f '{{.Config.StopTimeout}}' "$1" 2>/dev/null | grep -E '^[0-9]+$' || echo 30
 }
 wait_healthy() {
-  local c=$1 deadline=$((SECONDS + ${2:-180}))
+  local c=$1 deadline=$((SECONDS + ${2:-${HUB_ROLLOUT_HEALTH_WAIT_S:-300}}))
   while [ "$(health "$c")" != healthy ]; do
     if [ "$SECONDS" -gt "$deadline" ] || [ "$(docker inspect -f '{{.State.Status}}' "$c")" = exited ]; then
       log "container ${c:0:12} did not become healthy ($(health "$c")); the old containers are left running"

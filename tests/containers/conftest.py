@@ -20,6 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +39,12 @@ RUN = uuid.uuid4().hex[:8]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "containers: runs the docker compose stack (HUB_TEST_CONTAINERS=1)")
+    config.addinivalue_line("markers", "cluster: runs the three-node RabbitMQ layout (after the others)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The cluster stack's tests last: the single-host stack is stopped before it starts.
+    items.sort(key=lambda item: "cluster" in item.keywords)
     if ENABLED:
         return
     skip = pytest.mark.skip(
@@ -72,6 +76,7 @@ class Stack:
 
     env: dict[str, str]
     files_dir: Path
+    url: str = URL
     timings: dict[str, float] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # role in the tests -> secret
     names: dict[str, str] = field(default_factory=dict)  # role in the tests -> client name
@@ -134,60 +139,80 @@ class Stack:
     def client(self, who: str | None, timeout: float = 30) -> httpx.Client:
         """An HTTP client through lb, authenticated as the named sender."""
         headers = {"Authorization": f"Bearer {self.secrets[who]}"} if who else {}
-        return httpx.Client(base_url=URL, headers=headers, timeout=timeout)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def logs(self) -> str:
         """The last lines of every service's log (for failure messages)."""
         return self.compose("logs", "--no-color", "--tail", "40", check=False).stdout[-12000:]
 
 
-def wait_ready(timeout: float = 240) -> float:
+def wait_ready(url: str = URL, timeout: float = 240) -> float:
     """Seconds until /health/ready answers 200 through lb."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         try:
-            if httpx.get(f"{URL}/health/ready", timeout=3).status_code == 200:
+            if httpx.get(f"{url}/health/ready", timeout=3).status_code == 200:
                 return time.monotonic() - start
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"{URL}/health/ready did not answer 200 within {timeout}s")
+    raise AssertionError(f"{url}/health/ready did not answer 200 within {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The stack from nothing: `down -v`, `up -d --build`, ready through lb; `down -v` after."""
+STARTED: list[Stack] = []  # the stacks this run started, in order
+
+
+@contextmanager
+def started_stack(
+    project: str, port: int, files_dir: Path, compose_files: str | None = None
+) -> Iterator[Stack]:
+    """A compose project from nothing: `down -v`, `up -d --build`, ready through its lb on
+    127.0.0.1:`port`; `down -v` after (unless HUB_KEEP_STACK=1). `compose_files` is COMPOSE_FILE
+    (colon-separated), for the cluster layout."""
     problem = docker_problem()
     if problem is not None:
         message = f"DOCKER CANNOT RUN the container tests: {problem}. Set it up with docker/install-docker.sh"
         if MAY_SKIP:
             pytest.skip(message + " (skipped: HUB_SKIP_CONTAINERS=1)")
         pytest.fail(message + " (or set HUB_SKIP_CONTAINERS=1 to skip)", pytrace=False)
-    files_dir = tmp_path_factory.mktemp("files-drop")
     env = {
         **os.environ,
-        "COMPOSE_PROJECT_NAME": PROJECT,
-        "HUB_PORT": str(PORT),
+        "COMPOSE_PROJECT_NAME": project,
+        "HUB_PORT": str(port),
         "HUB_FILES_DIR": str(files_dir),
     }
+    if compose_files:
+        env["COMPOSE_FILE"] = compose_files
+    url = f"http://127.0.0.1:{port}"
     if os.environ.get("HUB_REUSE_STACK") == "1":
         env["HUB_FILES_DIR"] = os.environ.get("HUB_FILES_DIR", str(ROOT / "data" / "files"))
-        yield Stack(env=env, files_dir=Path(env["HUB_FILES_DIR"]))
+        yield Stack(env=env, files_dir=Path(env["HUB_FILES_DIR"]), url=url)
         return
-    running = Stack(env=env, files_dir=files_dir)
+    running = Stack(env=env, files_dir=files_dir, url=url)
     running.compose("down", "-v", "--remove-orphans", timeout=300)
     start = time.monotonic()
     running.compose("up", "-d", "--build", timeout=1200)
     running.timings["up returned"] = time.monotonic() - start
     try:
-        wait_ready()
+        wait_ready(url)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{running.logs()}") from None
     running.timings["up to ready"] = time.monotonic() - start
     print(
-        f"\ncontainer stack {PROJECT} ready on {URL}: "
+        f"\ncontainer stack {project} ready on {url}: "
         + ", ".join(f"{k} {v:.1f}s" for k, v in running.timings.items())
     )
-    yield running
-    if os.environ.get("HUB_KEEP_STACK") != "1":
-        running.compose("down", "-v", "--remove-orphans", timeout=300, check=False)
+    STARTED.append(running)
+    try:
+        yield running
+    finally:
+        STARTED.remove(running)
+        if os.environ.get("HUB_KEEP_STACK") != "1":
+            running.compose("down", "-v", "--remove-orphans", timeout=300, check=False)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The single-host stack of docker-compose.yml, shared by the whole run."""
+    with started_stack(PROJECT, PORT, tmp_path_factory.mktemp("files-drop")) as running:
+        yield running

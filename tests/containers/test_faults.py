@@ -5,25 +5,34 @@ exactly once, and the killed containers come back by their restart policy."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.containers.conftest import URL, Stack
-from tests.containers.test_basics import grant_and_assign
-from tests.messages import ORGANISER, delivery, uid
+from tests.containers.test_basics import wait_status
+from tests.messages import ORGANISER, assigned, delivery, granted, uid
 
 pytestmark = pytest.mark.containers
 
 GIVE_UP_S = 90.0  # one message's retries; far above a replica's or the broker's restart
+# The steady load: THREADS senders, each at most RATE deliveries per second (HUB_TEST_LOAD_*).
+THREADS = int(os.environ.get("HUB_TEST_LOAD_THREADS", "8"))
+RATE = float(os.environ.get("HUB_TEST_LOAD_RATE", "25"))
+VOUCHERS = int(os.environ.get("HUB_TEST_LOAD_VOUCHERS", "40"))  # the load spreads over these
+MIN_RATE = float(os.environ.get("HUB_TEST_LOAD_MIN_RATE", "10"))  # accepted/s below this: no load
 
 
 @dataclass
@@ -31,19 +40,24 @@ class Load:
     """A bounded load generator: `threads` senders, each at most `rate` deliveries per second."""
 
     secret: str
-    voucher: str
-    threads: int = 2
-    rate: float = 15.0
+    vouchers: list[str]
+    url: str = URL
+    threads: int = THREADS
+    rate: float = RATE
     accepted: dict[str, str] = field(default_factory=dict)  # message_id -> hub_id
+    voucher_of: dict[str, str] = field(default_factory=dict)  # message_id -> voucher number
     failures: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)  # the transport errors retried, for the report
     retries: dict[str, int] = field(default_factory=dict)  # why -> how often
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     workers: list[threading.Thread] = field(default_factory=list)
+    began: float = 0.0
+    ended: float = 0.0
 
     def start(self) -> None:
         """Start the sender threads."""
+        self.began = self.ended = time.monotonic()
         for _ in range(self.threads):
             thread = threading.Thread(target=self._run, daemon=True)
             thread.start()
@@ -54,6 +68,16 @@ class Load:
         self.stop.set()
         for thread in self.workers:
             thread.join(timeout=GIVE_UP_S + 10)
+        self.ended = time.monotonic()
+
+    def report(self, what: str) -> str:
+        """One line for the test's output: offered and accepted rates, retries."""
+        seconds = max(1e-9, self.ended - self.began)
+        return (
+            f"{what}: {len(self.accepted)} accepted in {seconds:.0f}s ({len(self.accepted) / seconds:.0f}/s; "
+            f"offered at most {self.threads * self.rate:.0f}/s), retries {self.retries}, "
+            f"failures {len(self.failures)}"
+        )
 
     def _count(self, why: str) -> None:
         with self.lock:
@@ -61,12 +85,20 @@ class Load:
 
     def _run(self) -> None:
         headers = {"Authorization": f"Bearer {self.secret}"}
-        client = httpx.Client(base_url=URL, headers=headers, timeout=30)
+        client = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        offset = len(self.workers)
         try:
-            while not self.stop.is_set():
+            for n in itertools.count():
+                if self.stop.is_set():
+                    break
                 began = time.monotonic()
-                self._send_one(client, delivery(self.voucher, "1"))
+                voucher = self.vouchers[(n * self.threads + offset) % len(self.vouchers)]
+                self._send_one(client, delivery(voucher, "1"))
                 time.sleep(max(0.0, 1 / self.rate - (time.monotonic() - began)))
+        except Exception as exc:  # a sender that dies must fail the test, not thin the load
+            with self.lock:
+                self.failures.append(f"load thread crashed: {exc!r}")
+            raise
         finally:
             client.close()
 
@@ -83,6 +115,7 @@ class Load:
                 if answer.status_code in (200, 202):
                     with self.lock:
                         self.accepted[raw["message_id"]] = answer.json()["hub_id"]
+                        self.voucher_of[raw["message_id"]] = raw["payload"]["voucher_number"]
                     return
                 if answer.status_code != 503:
                     with self.lock:
@@ -125,32 +158,53 @@ def wait_healthy(container: str, timeout: float = 120) -> tuple[bool, int, str]:
     return state
 
 
-def applied_exactly_once(stack: Stack, load: Load, voucher: str, timeout: float = 180) -> None:
-    """The voucher shows one delivery of 1 hour per accepted message, no more, no less."""
-    assert load.accepted, "the load generator got nothing accepted"
-    with stack.client("county", timeout=30) as county:
+def applied_exactly_once(stack: Stack, load: Load, timeout: float = 240) -> None:
+    """Each voucher of the load shows one delivery of 1 hour per message accepted for it; and
+    the load was a load (at least HUB_TEST_LOAD_MIN_RATE accepted per second on average)."""
+    seconds = load.ended - load.began
+    assert len(load.accepted) >= MIN_RATE * seconds, f"the load was too thin: {load.report('load')}"
+    each_applied_once(stack, Counter(load.voucher_of.values()), timeout)
+
+
+def each_applied_once(stack: Stack, expected: Counter[str], timeout: float = 240) -> None:
+    """Each voucher shows exactly its expected number of 1-hour deliveries, no more, no less,
+    each event once (read back over REST, not from any log)."""
+    with stack.client("county", timeout=60) as county:
         deadline = time.monotonic() + timeout
-        while True:
-            state = county.get(f"/api/v1/vouchers/{ORGANISER}/{voucher}").json()
-            if len(state["deliveries"]) >= len(load.accepted):
-                break
-            assert time.monotonic() < deadline, (
-                f"{len(state['deliveries'])} of {len(load.accepted)} deliveries applied; {stack.logs()}"
-            )
-            time.sleep(1)
+        for voucher, want in sorted(expected.items()):
+            while True:
+                state = county.get(f"/api/v1/vouchers/{ORGANISER}/{voucher}").json()
+                if len(state["deliveries"]) >= want:
+                    break
+                assert time.monotonic() < deadline, (
+                    f"{voucher}: {len(state['deliveries'])} of {want} deliveries applied; {stack.logs()}"
+                )
+                time.sleep(1)
         time.sleep(3)  # nothing more arrives later (a message applied twice would)
-        state = county.get(f"/api/v1/vouchers/{ORGANISER}/{voucher}").json()
-    assert len(state["deliveries"]) == len(load.accepted)
-    assert state["quantity_used"] == f"{len(load.accepted)}.00"
-    events = [d["event_id"] for d in state["deliveries"]]
-    assert len(set(events)) == len(events)
+        for voucher, want in sorted(expected.items()):
+            state = county.get(f"/api/v1/vouchers/{ORGANISER}/{voucher}").json()
+            assert len(state["deliveries"]) == want, (voucher, len(state["deliveries"]), want)
+            assert Decimal(state["quantity_used"]) == want, (voucher, state["quantity_used"], want)
+            events = [d["event_id"] for d in state["deliveries"]]
+            assert len(set(events)) == len(events), voucher
 
 
-def fault_voucher(stack: Stack) -> str:
-    """A voucher with room for every delivery of a test."""
-    number = uid("CTK")
-    grant_and_assign(stack, number, quantity="100000")
-    return number
+def fault_vouchers(stack: Stack, n: int = VOUCHERS, quantity: str = "100000") -> list[str]:
+    """`n` vouchers granted and assigned (all grants sent, then all assignments), each with room
+    for every delivery of a test. The load spreads over them as real traffic does: the hub
+    serialises the deliveries of one voucher (its row lock), so one voucher for everything
+    measures a convoy on one row, not the stack."""
+    numbers = [uid("CTK") for _ in range(n)]
+    with stack.client("county") as county:
+        for build in (lambda v: granted(v, quantity=quantity), lambda v: assigned(v, price="30.00")):
+            ids = []
+            for number in numbers:
+                answer = county.post("/api/v1/messages", json=build(number))
+                assert answer.status_code == 202, answer.text
+                ids.append(answer.json()["hub_id"])
+            for hub_id in ids:
+                wait_status(county, hub_id, {"applied"}, timeout=120)
+    return numbers
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +215,7 @@ def loaded(stack: Stack) -> Stack:
 
 def kill_under_load(stack: Stack, kill: Callable[[str], None]) -> tuple[list[str], dict[str, int]]:
     """Under load, `kill` one worker, then one api replica; no failed request, each message once."""
-    voucher = fault_voucher(stack)
-    load = Load(stack.secrets["provider"], voucher)
+    load = Load(stack.secrets["provider"], fault_vouchers(stack))
     victims = [stack.containers("worker")[0], stack.containers("api")[0]]
     restarts = {c: container_state(c)[1] for c in victims}
     load.start()
@@ -176,10 +229,10 @@ def kill_under_load(stack: Stack, kill: Callable[[str], None]) -> tuple[list[str
         time.sleep(10)
     finally:
         load.finish()
-    print(f"\n{len(load.accepted)} accepted, retries {load.retries}, failures {len(load.failures)}")
+    print("\n" + load.report("kills"))
     print("\n".join(load.seen[:5]))
     assert load.failures == []
-    applied_exactly_once(stack, load, voucher)
+    applied_exactly_once(stack, load)
     return victims, restarts
 
 
@@ -215,8 +268,7 @@ def test_crash_of_a_worker_and_an_api_replica_under_load_restarts_them(loaded: S
 
 
 def test_rabbitmq_restart_under_load(loaded: Stack) -> None:
-    voucher = fault_voucher(loaded)
-    load = Load(loaded.secrets["provider"], voucher)
+    load = Load(loaded.secrets["provider"], fault_vouchers(loaded))
     load.start()
     try:
         time.sleep(4)
@@ -224,8 +276,76 @@ def test_rabbitmq_restart_under_load(loaded: Stack) -> None:
         time.sleep(8)
     finally:
         load.finish()
-    print(f"\nrabbitmq restart: {len(load.accepted)} accepted, retries {load.retries}")
+    print("\n" + load.report("rabbitmq restart"))
     assert load.failures == []
-    applied_exactly_once(loaded, load, voucher)
+    applied_exactly_once(loaded, load)
     for container in loaded.containers("worker") + loaded.containers("api"):
         wait_healthy(container)
+
+
+def holder_of_work_file(stack: Stack) -> str | None:
+    """The `files` container with a claimed file of work/ open (its /proc/*/fd), or None."""
+    for container in stack.containers("files"):
+        done = subprocess.run(
+            ["docker", "exec", container, "sh", "-c", "ls -l /proc/[0-9]*/fd 2>/dev/null"],
+            capture_output=True,
+            text=True,
+        )
+        if "/data/files/work/" in done.stdout:
+            return container
+    return None
+
+
+def test_crash_of_a_file_adapter_in_the_middle_of_a_file_under_load(loaded: Stack) -> None:
+    """A big CSV is dropped; once some of its rows are applied, the adapter reading it is
+    SIGKILLed while REST load runs. The file is read to the end (by the other adapter or the
+    restarted one, after the claim's lease), every row is applied exactly once, the receipt
+    counts every row, and the crashed container is restarted."""
+    rows = int(os.environ.get("HUB_TEST_FILE_ROWS", "20000"))
+    file_vouchers = fault_vouchers(loaded)
+    provider = loaded.names["provider"]
+    inbox = loaded.files_dir / "inbox" / provider
+    inbox.mkdir(parents=True, exist_ok=True)
+    lines = ["event_id;organiser;voucher_number;order_number;service_date;quantity;unit;price"]
+    expected: Counter[str] = Counter()
+    for i in range(rows):
+        voucher = file_vouchers[i % len(file_vouchers)]
+        expected[voucher] += 1
+        lines.append(f"{uid('evb')}-{i};{ORGANISER};{voucher};;03.11.2026;1;hour;")
+    load = Load(loaded.secrets["provider"], fault_vouchers(loaded))
+    receipt = loaded.files_dir / "outbox" / provider / "receipts" / "iso.csv.receipt.json"
+    load.start()
+    try:
+        (inbox / "iso.csv.part").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+        (inbox / "iso.csv.part").rename(inbox / "iso.csv")
+        deadline = time.monotonic() + 180
+        with loaded.client("county") as county:  # mid-file: some rows applied, the file still open
+            while True:
+                assert not receipt.exists(), "the file was finished before it could be interrupted"
+                assert time.monotonic() < deadline, f"nothing of the file applied; {loaded.logs()}"
+                first = county.get(f"/api/v1/vouchers/{ORGANISER}/{file_vouchers[0]}").json()
+                victim = holder_of_work_file(loaded)
+                if victim is not None and Decimal(first["quantity_used"]) > 0:
+                    break
+                time.sleep(0.5)
+        restarts = container_state(victim)[1]
+        pid = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", victim], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        os.kill(int(pid), signal.SIGKILL)
+        print(f"\n{time.strftime('%H:%M:%S')} SIGKILL files {victim[:12]} mid-file")
+        deadline = time.monotonic() + 300  # the claim's lease (60 s) runs out, then it is read again
+        while not receipt.exists():
+            assert time.monotonic() < deadline, f"the file was never finished; {loaded.logs()}"
+            time.sleep(1)
+    finally:
+        load.finish()
+    print(load.report("file adapter crash"))
+    assert load.failures == []
+    answer = json.loads(receipt.read_text(encoding="utf-8"))
+    assert (answer["records"], answer["accepted"], answer["rejected"]) == (rows, rows, []), answer
+    assert 0 < answer["duplicates"] < rows, answer  # re-read after the crash: the stored part once
+    running, count, _ = wait_healthy(victim)
+    assert running and count == restarts + 1
+    applied_exactly_once(loaded, load)
+    each_applied_once(loaded, expected, timeout=600)

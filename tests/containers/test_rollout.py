@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.containers.conftest import COMPOSE, ROOT, Stack
-from tests.containers.test_faults import Load, applied_exactly_once, fault_voucher
+from tests.containers.test_faults import Load, applied_exactly_once, fault_vouchers
 
 pytestmark = pytest.mark.containers
 
@@ -21,10 +21,9 @@ def loaded(stack: Stack) -> Stack:
 
 
 def test_rollout_replaces_every_hub_container_under_load(loaded: Stack) -> None:
-    voucher = fault_voucher(loaded)
     services = ("api", "worker", "files", "scheduler")
     before = {s: set(loaded.containers(s)) for s in services}
-    load = Load(loaded.secrets["provider"], voucher)
+    load = Load(loaded.secrets["provider"], fault_vouchers(loaded))
     load.start()
     try:
         time.sleep(3)
@@ -39,10 +38,10 @@ def test_rollout_replaces_every_hub_container_under_load(loaded: Stack) -> None:
         time.sleep(3)
     finally:
         load.finish()
-    print(f"\nrollout: {len(load.accepted)} accepted, retries {load.retries}\n{done.stderr[-3000:]}")
+    print("\n" + load.report("rollout") + "\n" + done.stderr[-3000:])
     assert done.returncode == 0, done.stderr[-4000:]
     assert load.failures == []
-    applied_exactly_once(loaded, load, voucher)
+    applied_exactly_once(loaded, load)
     for service in services:
         after = set(loaded.containers(service))
         assert len(after) == (1 if service == "scheduler" else 2), (service, after)
