@@ -16,6 +16,7 @@ from psop_hub.api.deps import Services
 from psop_hub.hub.database import make_engine
 from psop_hub.hub.deadletters import DeadLetters
 from psop_hub.hub.publishing import Dispatcher, Publisher, Relay
+from psop_hub.hub.replayjobs import ReplayRunner
 from psop_hub.hub.senders import Authenticator
 from psop_hub.hub.settings import Settings, get_settings
 from psop_hub.hub.topology import HubBroker, make_broker
@@ -51,9 +52,10 @@ def broker_for(settings: Settings) -> HubBroker:
 
 def publishing(settings: Settings, engine: Engine) -> tuple[Publisher, Relay]:
     """The publisher of stored messages and the relay that resends unconfirmed ones (with the
-    dead letters it moves back into the store)."""
+    dead letters it moves back into the store, and the bulk replay jobs it works)."""
     publisher = Publisher(settings, engine, broker_for(settings))
-    return publisher, Relay(settings, publisher, DeadLetters(settings, engine, publisher.broker))
+    dead_letters = DeadLetters(settings, engine, publisher.broker)
+    return publisher, Relay(settings, publisher, dead_letters, jobs=ReplayRunner(engine, publisher))
 
 
 def api_services(settings: Settings) -> Services:

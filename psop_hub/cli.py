@@ -10,10 +10,19 @@ import argparse
 import sys
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from psop_hub import processes
 from psop_hub.bootstrap import engine_for, load_settings
 from psop_hub.hub.errors import HubError
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.engine import Engine
+
+    from psop_hub.hub.publishing import Publisher
+    from psop_hub.hub.search import MessageFilter
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -159,6 +168,221 @@ def cmd_invoices_write(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- admin: messages, replay, purge (hub.search, hub.replay, hub.replayjobs, hub.purge) ---------
+
+
+def _actor() -> str:
+    """Who an admin command acts as, for the audit log: the operator's login at this shell."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def _filter_of(args: argparse.Namespace) -> MessageFilter:
+    from psop_hub.hub.search import MessageFilter
+
+    given = {
+        "status": args.status,
+        "type": args.type,
+        "sender": args.sender,
+        "organiser": args.organiser,
+        "provider": args.provider,
+        "since": args.since,
+        "until": args.until,
+        "q": args.q,
+    }
+    try:
+        return MessageFilter.from_json({k: v for k, v in given.items() if v})
+    except HubError as exc:
+        raise SystemExit(f"hub: {_problems(exc)}") from None
+
+
+def _problems(exc: HubError) -> str:
+    from psop_hub.hub.errors import PermanentError
+
+    if isinstance(exc, PermanentError) and exc.errors:
+        return "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors)
+    return str(exc)
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status", action="append", help="a status (repeat for several)")
+    parser.add_argument("--type", help="a message type, e.g. delivery.reported")
+    parser.add_argument("--sender", help="the sender's client name")
+    parser.add_argument("--organiser", help="the organiser's business ID")
+    parser.add_argument("--provider", help="the provider's business ID")
+    parser.add_argument("--since", help="received at or after (ISO 8601 with offset)")
+    parser.add_argument("--until", help="received before (ISO 8601 with offset)")
+    parser.add_argument("--q", help="a hub_id, message, correlation, voucher, order or event id")
+
+
+def _hub_id(value: str) -> uuid.UUID:
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a hub_id (a UUID)") from None
+
+
+def cmd_messages_search(args: argparse.Namespace) -> int:
+    """Search the message store; one line per message, newest first."""
+    import json
+
+    from psop_hub.hub.search import search_messages
+
+    flt = _filter_of(args)
+    with engine_for(load_settings()) as engine:
+        page = search_messages(engine, flt, args.limit, args.offset, counts=True)
+    counts = page.counts or {}
+    if args.json:
+        print(json.dumps(page.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    shown = f"{page.offset + 1}-{page.offset + len(page.messages)}" if page.messages else "none"
+    print(
+        f"{page.total}{'' if page.total_exact else '+'} messages match ({shown} shown); "
+        + ", ".join(f"{s} {n}" for s, n in counts.items() if n)
+    )
+    for m in page.messages:
+        j = m.to_json()
+        error = (
+            f"  {j['last_error']}"
+            if j["last_error"] and m.status in ("failed", "rejected", "retrying")
+            else ""
+        )
+        print(
+            f"{j['received_at'][:19]}  {j['hub_id']}  {m.status:<10} {m.type:<18} {m.sender:<16} "
+            f"{j['reference'] or '-'}{error}"
+        )
+    return 0
+
+
+def cmd_messages_show(args: argparse.Namespace) -> int:
+    """One message with its payload (HETUs masked unless --reveal), errors and journey; audited."""
+    import json
+
+    from psop_hub.hub.search import show_message
+
+    try:
+        with engine_for(load_settings()) as engine:
+            detail = show_message(engine, _actor(), args.hub_id, reveal=args.reveal, reason=args.reason or "")
+    except HubError as exc:
+        raise SystemExit(f"hub: {exc}") from None
+    j = detail.to_json()
+    if args.json:
+        print(json.dumps(j, indent=2, ensure_ascii=False))
+        return 0
+    for key in ("hub_id", "message_id", "type", "sender", "status", "channel", "correlation_id", "attempts"):
+        print(f"{key + ':':<16}{j[key]}")
+    for key in ("replay_of", "replaced_by"):
+        if j[key]:
+            print(f"{key + ':':<16}{j[key]}")
+    for e in j["errors"]:
+        print(f"{'error:':<16}{e.get('field') + ': ' if e.get('field') else ''}{e.get('message')}")
+    print("journey:")
+    for step in j["journey"]:
+        print(f"  {step['at'][:23]}  {step['step']:<10} {step['detail']}")
+    print("payload:")
+    print(json.dumps(j["payload"], indent=2, ensure_ascii=False))
+    return 0
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = width if not total else int(width * done / total)
+    percent = 100.0 if not total else 100.0 * done / total
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {percent:5.1f}%"
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay one message (--hub-id) or, with filters, a bulk replay with a progress bar."""
+    from psop_hub.bootstrap import publishing
+    from psop_hub.hub import replay, replayjobs
+
+    settings = load_settings()
+    try:
+        with engine_for(settings, pool_size=2) as engine:
+            publisher, _ = publishing(settings, engine)
+            try:
+                if args.hub_id is not None:
+                    result = replay.replay_message(
+                        engine, _actor(), args.hub_id, args.reason or "", publisher
+                    )
+                    print(f"{result.hub_id}: {result.outcome} ({result.detail})")
+                    return 0
+                if not args.reason and not args.dry_run:
+                    raise SystemExit("hub: --reason is required: say why these messages are replayed")
+                if args.dry_run:
+                    plan = replayjobs.plan_replay(
+                        engine, _actor(), _filter_of(args), args.reason or "dry run"
+                    )
+                    statuses = ", ".join(f"{s} {n}" for s, n in plan.statuses.items()) or "none"
+                    print(f"{plan.matched} messages would be replayed ({statuses}); a sample:")
+                    for m in plan.sample:
+                        j = m.to_json()
+                        ref, error = j["reference"] or "-", j["last_error"] or ""
+                        print(f"  {j['hub_id']}  {m.status:<9} {m.type:<18} {ref}  {error}")
+                    print(f"replay exactly this set with: hub replay --plan {plan.plan_id} --reason ...")
+                    return 0
+                return _run_bulk(engine, publisher, args)
+            finally:
+                publisher.broker.close()
+    except HubError as exc:
+        raise SystemExit(f"hub: {_problems(exc)}") from None
+
+
+def _run_bulk(engine: Engine, publisher: Publisher, args: argparse.Namespace) -> int:
+    from psop_hub.hub import replayjobs
+
+    runner = replayjobs.runner_name()
+    flt = None if args.plan is not None else _filter_of(args)
+    job = replayjobs.start_replay(engine, _actor(), args.reason, flt, args.plan, runner)
+    print(f"replay job {job.job_id}: {job.matched} messages", file=sys.stderr)
+    tty = sys.stderr.isatty()
+    last = [-1]
+
+    def progress(j: replayjobs.ReplayJob) -> None:
+        step = j.done * 10 // max(1, j.matched)
+        if tty:
+            print(f"\r{_bar(j.done, j.matched)}", end="", file=sys.stderr, flush=True)
+        elif step != last[0]:
+            print(_bar(j.done, j.matched), file=sys.stderr, flush=True)
+        last[0] = step
+
+    try:
+        done = replayjobs.run_job(engine, job.job_id, runner, publisher, progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the hub's API processes go on with job {job.job_id}", file=sys.stderr)
+        return 130
+    if tty:
+        print(file=sys.stderr)
+    print(
+        f"job {done.job_id} {done.status}: matched {done.matched}, queued {done.queued}, "
+        f"skipped {done.skipped_applied} already applied, {done.skipped_changed} no longer failed"
+    )
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Remove resolved messages older than --older-than days (never unresolved failures)."""
+    from psop_hub.hub.purge import purge
+
+    try:
+        with engine_for(load_settings()) as engine:
+            report = purge(engine, _actor(), args.older_than, dry_run=args.dry_run)
+    except HubError as exc:
+        raise SystemExit(f"hub: {_problems(exc)}") from None
+    verb = "would remove" if report.dry_run else "removed"
+    removed = ", ".join(f"{s} {n}" for s, n in sorted(report.removed.items())) or "nothing"
+    kept = ", ".join(f"{s} {n}" for s, n in sorted(report.kept.items())) or "none"
+    print(f"messages last changed before {report.cutoff.isoformat()}:")
+    print(f"  {verb} {report.total} messages ({removed}) and {report.journey_steps} journey steps")
+    print(f"  kept {sum(report.kept.values())} (unresolved, or edits whose copy is kept: {kept})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="hub", description="psop-hub integration hub")
@@ -205,6 +429,32 @@ def build_parser() -> argparse.ArgumentParser:
     write = invoices.add_parser("write", help="write one settlement's invoice to the organiser's outbox")
     write.add_argument("--settlement", required=True)
     write.set_defaults(func=cmd_invoices_write)
+    msgs = sub.add_parser("messages", help="search and inspect stored messages").add_subparsers(
+        dest="messages_command", required=True
+    )
+    found = msgs.add_parser("search", help="messages matching the filters, newest first")
+    _add_filters(found)
+    found.add_argument("--limit", type=int, default=50)
+    found.add_argument("--offset", type=int, default=0)
+    found.add_argument("--json", action="store_true", help="print the API's JSON")
+    found.set_defaults(func=cmd_messages_search)
+    show = msgs.add_parser("show", help="one message: payload, errors, journey (the read is audited)")
+    show.add_argument("hub_id", type=_hub_id)
+    show.add_argument("--reveal", action="store_true", help="show HETUs unmasked")
+    show.add_argument("--reason", help="why you look (kept in the audit log)")
+    show.add_argument("--json", action="store_true", help="print the API's JSON")
+    show.set_defaults(func=cmd_messages_show)
+    rep = sub.add_parser("replay", help="replay failed and rejected messages (one, or by filter)")
+    _add_filters(rep)
+    rep.add_argument("--hub-id", type=_hub_id, help="replay this one message")
+    rep.add_argument("--plan", type=_hub_id, help="replay exactly the set a --dry-run counted")
+    rep.add_argument("--dry-run", action="store_true", help="count and show a sample; replay nothing")
+    rep.add_argument("--reason", help="why (required for a bulk replay; kept in the audit log)")
+    rep.set_defaults(func=cmd_replay)
+    pur = sub.add_parser("purge", help="remove resolved messages older than DAYS (never failures)")
+    pur.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+    pur.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    pur.set_defaults(func=cmd_purge)
     return parser
 
 

@@ -42,7 +42,7 @@ from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import InvoiceNotPossible, NotFound
 from psop_hub.hub.identifiers import is_valid_finnish_reference
 from psop_hub.hub.money import cents
-from psop_hub.hub.parties import Party, get_party
+from psop_hub.hub.parties import Party, get_party, missing_details
 from psop_hub.hub.settlement_views import settlement_view
 
 __all__ = ["UNIT_CODES", "build_invoice", "invoice_path", "write_invoice"]
@@ -138,14 +138,15 @@ def _line(row: dict[str, Any]) -> _Line:
     )
 
 
+_LABELS = {"iban": "IBAN", "bic": "BIC"}
+
+
 def _require(party: Party, role: str, *, account: bool) -> None:
     """InvoiceNotPossible naming the party and every detail an invoice needs that it lacks."""
-    wanted = [("IBAN", "iban", party.iban), ("BIC", "bic", party.bic)] if account else []
-    wanted += [(field, field, getattr(party, field)) for field in ("street", "postcode", "town")]
-    missing = [(label, flag) for label, flag, value in wanted if not value]
+    missing = missing_details(party, seller=account)
     if missing:
-        labels = " and no ".join(label for label, _ in missing)
-        flags = " ".join(f"--{flag} ..." for _, flag in missing)
+        labels = " and no ".join(_LABELS.get(field, field) for field in missing)
+        flags = " ".join(f"--{field} ..." for field in missing)
         raise InvoiceNotPossible(
             f"{role} {party.business_id} has no {labels}: hub parties set {party.business_id} {flags}"
         )

@@ -10,13 +10,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from psop_hub.api import health, messages, problems, providers, settlements, soap, vouchers
+from psop_hub.api import (
+    admin,
+    adminpage,
+    health,
+    messages,
+    parties,
+    problems,
+    providers,
+    settlements,
+    soap,
+    vouchers,
+)
 from psop_hub.api.deps import Services
 from psop_hub.api.metrics import router as metrics_router
 
 
 def create_app(services: Services) -> FastAPI:
-    """The hub's HTTP application (REST API, SOAP, health, metrics) over these services."""
+    """The hub's HTTP application (REST API, SOAP, admin page, health, metrics) over these services."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,10 +46,13 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     problems.install(app)
     app.include_router(messages.router)
+    app.include_router(admin.router)
     app.include_router(vouchers.router)
     app.include_router(settlements.router)
     app.include_router(providers.router)
+    app.include_router(parties.router)
     app.include_router(soap.router)
     app.include_router(health.router)
     app.include_router(metrics_router)
+    adminpage.install(app)
     return app

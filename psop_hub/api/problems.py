@@ -18,6 +18,7 @@ from psop_hub.hub.errors import (
     ConflictError,
     FieldError,
     HubError,
+    InvalidInput,
     NotAllowed,
     NotFound,
     PermanentError,
@@ -51,6 +52,8 @@ def problem(
 def _status_of(exc: HubError) -> tuple[int, str]:
     if isinstance(exc, Unreadable):
         return 400, "Bad request"
+    if isinstance(exc, InvalidInput):
+        return 422, "Invalid input"
     if isinstance(exc, ValidationFailed):
         return 422, "Invalid message"
     if isinstance(exc, ConflictError | AlreadyExists):

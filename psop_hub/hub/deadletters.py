@@ -3,7 +3,9 @@
 A message that crashes or stalls workers again and again is dead-lettered by the quorum queue
 once it reaches `x-delivery-limit`; one whose failure could not be recorded is dead-lettered by
 Dramatiq. Both land in the `.XQ` queue, which expires its messages after 7 days: it is not a
-record. The relay drains it, records each message as failed (with why), and only then acks.
+record. The relay drains it, records each message as failed (with why), and only then acks. A
+dead-lettered *batch* of hub_ids is not failed as a whole: one of them may have crashed the
+workers, so each is sent again alone, and only a message dead-lettered on its own ends failed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.hub import store
 from psop_hub.hub.settings import Settings
+from psop_hub.hub.topology import apply_request
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,15 @@ class DeadLetters:
                 channel.basic_publish("", parked, body, properties, mandatory=True)
                 channel.basic_ack(method.delivery_tag)
                 log.error("a message on %s is not a hub message; moved to %s", queue, parked)
+                continue
+            if len(hub_ids) > 1:
+                # One batch-mate may be what crashed the workers: each goes again on its own
+                # (confirmed before the ack), so that only the guilty one ends failed.
+                for hub_id in hub_ids:
+                    self.broker.enqueue(apply_request(self.settings, [str(hub_id)]))
+                channel.basic_ack(method.delivery_tag)
+                log.warning("a dead-lettered batch of %d messages was sent again one by one", len(hub_ids))
+                taken += len(hub_ids)
                 continue
             reason = _reason(properties)
             for hub_id in hub_ids:

@@ -74,6 +74,15 @@ class InvalidInput(ValidationFailed):
         super().__init__([FieldError(field, reason)])
         self.reason = reason
 
+    @classmethod
+    def of(cls, errors: list[FieldError]) -> InvalidInput:
+        """One InvalidInput listing several bad values at once; `str()` joins their reasons."""
+        if not errors:
+            raise ValueError("InvalidInput.of needs at least one error")  # a caller's mistake
+        exc = cls(errors[0].field, "; ".join(e.message for e in errors))
+        exc.errors = list(errors)
+        return exc
+
     def __str__(self) -> str:
         return self.reason
 

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from typing import Protocol
 
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.errors import DramatiqError
@@ -137,9 +138,17 @@ class Dispatcher:
             thread.join(timeout=30)
 
 
+class Round(Protocol):
+    """Further work the relay thread does each round (bulk replay jobs: `hub.replayjobs`)."""
+
+    def run_once(self) -> int:
+        """Do a bounded amount of work; returns how much was done."""
+        ...
+
+
 class Relay:
-    """Resends stored messages that RabbitMQ never confirmed, and records dead letters as failed;
-    runs as a daemon thread."""
+    """Resends stored messages that RabbitMQ never confirmed, records dead letters as failed and
+    works bulk replay jobs; runs as a daemon thread."""
 
     def __init__(
         self,
@@ -147,10 +156,12 @@ class Relay:
         publisher: Publisher,
         dead_letters: DeadLetters | None = None,
         batch: int = 200,
+        jobs: Round | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
         self.dead_letters = dead_letters
+        self.jobs = jobs
         self.batch = batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -179,12 +190,15 @@ class Relay:
     def run(self) -> None:
         """Loop until stopped: drain what is due, then sleep for the interval."""
         while not self._stop.is_set():
+            busy = False
             try:
                 while self.relay_once() == self.batch and not self._stop.is_set():
                     pass
                 self.requeue_stale()
                 if self.dead_letters is not None:
                     self.dead_letters.drain_once()
+                # A replay job in hand goes on in the next round at once, without the pause.
+                busy = self.jobs is not None and self.jobs.run_once() > 0
             except (Unavailable, DBAPIError, DramatiqError, AMQPError) as exc:
                 log.warning("relay waiting: %s", exc)
                 drop_connection(self.publisher.broker)
@@ -193,7 +207,8 @@ class Relay:
                 # Nothing is lost meanwhile (the outbox rows and dead letters stay where they are).
                 log.exception("relay round failed; trying again in %.1fs", self.settings.relay_interval_s)
                 drop_connection(self.publisher.broker)
-            self._stop.wait(self.settings.relay_interval_s)
+            if not busy:
+                self._stop.wait(self.settings.relay_interval_s)
 
     def start(self) -> None:
         """Start the relay thread."""

@@ -173,3 +173,14 @@ def may_read(sender: Sender, organiser: str | None, provider: str | None) -> boo
     if sender.role == "system":
         return organiser is not None and sender.organiser == organiser
     return provider is not None and sender.provider == provider
+
+
+def may_manage_party(sender: Sender, business_id: str) -> bool:
+    """A party's invoicing details (read and set): admins for anyone, a provider for itself, an
+    organiser's systems for their organiser. Decided on the business ID alone, before any read,
+    so a refusal tells nothing about whether details are stored."""
+    if sender.is_admin:
+        return True
+    if sender.role == "system":
+        return sender.organiser is not None and sender.organiser == business_id
+    return sender.role == "provider" and sender.provider is not None and sender.provider == business_id

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     api_shutdown_timeout_s: int = Field(default=20, ge=1, le=600)
     worker_shutdown_timeout_s: int = Field(default=30, ge=1, le=600)
 
+    # /metrics (hub/monitoring.py): the longest a scrape waits for the database's quick counts
+    # and for the broker; below `metrics_exact_rows` messages (the planner's estimate) every
+    # message is counted on each scrape, above it the resolved ones at most every
+    # `metrics_totals_ttl_s` per API process (a count over the whole table).
+    metrics_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    metrics_exact_rows: int = Field(default=200_000, ge=0)
+    metrics_totals_ttl_s: float = Field(default=300.0, gt=0)
+
     # Monthly settlement (`hub scheduler`): from this day and hour of a month (Europe/Helsinki)
     # the previous month is settled; day 28 at most, so that every month has it.
     settle_day: int = Field(default=1, ge=1, le=28)
@@ -72,6 +80,13 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     # Re-checking is cheap and harmless (a run settles only what is left), so it catches up soon.
     scheduler_interval_s: float = Field(default=300.0, gt=0)
+
+    # The admin page (`/admin/`): a session ends after this many minutes without a request, and
+    # after admin_session_max_minutes in any case. The cookie is Secure on HTTPS requests
+    # ("auto": the request's scheme or X-Forwarded-Proto), on every request ("always") or never.
+    admin_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
+    admin_session_max_minutes: int = Field(default=24 * 60, ge=1, le=30 * 24 * 60)
+    admin_cookie_secure: str = Field(default="auto", pattern="^(auto|always|never)$")
 
     @field_validator("database_url")
     @classmethod

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select, update
@@ -78,38 +78,40 @@ def accept(engine: Engine, submission: Submission) -> Accepted:
 def accept_many(engine: Engine, submissions: Sequence[Submission]) -> list[Accepted | ConflictError]:
     """Store a batch in one transaction (one commit); each gets Accepted, or the ConflictError of
     a message_id used before with another payload (which stores nothing for that one)."""
-    results: list[Accepted | ConflictError] = []
     with unavailable_on_outage(), engine.begin() as conn:
-        cur = raw(conn)
-        for item in submissions:
-            fingerprint = item.payload_sha256()
-            cur.execute(ACCEPT, _accept_params(item, fingerprint))
-            if cur.fetchone() is not None:
-                results.append(Accepted(hub_id=item.hub_id, duplicate=False))
-                continue
-            first = cur.execute(FIRST_COPY, (item.sender, item.message_id)).fetchone()
-            assert first is not None
-            if first.payload_sha256 != fingerprint:
-                results.append(
-                    ConflictError(
-                        f"message_id {item.message_id!r} was already used with a different payload",
-                        str(first.hub_id),
-                    )
-                )
-            else:
-                results.append(Accepted(hub_id=first.hub_id, duplicate=True))
-    return results
+        return [accept_in(conn, item) for item in submissions]
+
+
+def accept_in(conn: Connection, item: Submission) -> Accepted | ConflictError:
+    """Store one message inside the caller's transaction (an edited replay stores its copy with
+    the original's change); the answer as in `accept_many`."""
+    cur = raw(conn)
+    fingerprint = item.payload_sha256()
+    cur.execute(ACCEPT, _accept_params(item, fingerprint))
+    if cur.fetchone() is not None:
+        return Accepted(hub_id=item.hub_id, duplicate=False)
+    first = cur.execute(FIRST_COPY, (item.sender, item.message_id)).fetchone()
+    assert first is not None
+    if first.payload_sha256 != fingerprint:
+        return ConflictError(
+            f"message_id {item.message_id!r} was already used with a different payload", str(first.hub_id)
+        )
+    return Accepted(hub_id=first.hub_id, duplicate=True)
 
 
 # A worker can take a message before its publish confirm is back here: the `queued` step then
 # takes a time just before the worker's first step, so the journey (ordered by time) stays causal.
+# Only the worker's steps since the message was last sent on its way count: a replayed or
+# requeued message has older attempts, which its new `queued` must not be dated before.
 MARK_PUBLISHED = """
 WITH sent AS (DELETE FROM outbox WHERE hub_id = ANY(%(ids)s) RETURNING hub_id)
 INSERT INTO journey (hub_id, step, detail, at)
 SELECT s.hub_id, 'queued', %(detail)s,
        LEAST(clock_timestamp(),
              (SELECT min(j.at) - interval '1 microsecond' FROM journey j
-              WHERE j.hub_id = s.hub_id AND j.step NOT IN ('received', 'validated')))
+              WHERE j.hub_id = s.hub_id AND j.step NOT IN ('received', 'validated', 'edited', 'queued')
+                AND j.at > coalesce((SELECT max(r.at) FROM journey r WHERE r.hub_id = s.hub_id
+                                     AND r.step IN ('replayed', 'requeued')), '-infinity')))
 FROM sent s
 """
 
@@ -285,11 +287,7 @@ def describe(engine: Engine, hub_id: uuid.UUID) -> dict[str, Any] | None:
         row = load(conn, hub_id)
         if row is None:
             return None
-        steps = conn.execute(
-            select(journey.c.at, journey.c.step, journey.c.detail)
-            .where(journey.c.hub_id == hub_id)
-            .order_by(journey.c.at, journey.c.id)
-        ).all()
+        steps = journey_of(conn, hub_id)
     return {
         "hub_id": str(row.hub_id),
         "message_id": row.message_id,
@@ -304,6 +302,42 @@ def describe(engine: Engine, hub_id: uuid.UUID) -> dict[str, Any] | None:
         "errors": [{k: mask_text(str(v)) for k, v in e.items()} for e in row.errors],
         "journey": [{"at": _iso(s.at), "step": s.step, "detail": mask_text(s.detail)} for s in steps],
     }
+
+
+# Steps after which a message is (again) on its way to the queue: `queued` follows them.
+_SENT = frozenset({"validated", "edited", "replayed", "requeued", "queued"})
+
+
+class Step(NamedTuple):
+    """One journey step."""
+
+    at: datetime
+    step: str
+    detail: str
+
+
+def journey_of(conn: Connection, hub_id: uuid.UUID) -> list[Step]:
+    """A message's journey steps (at, step, detail) in causal order.
+
+    MARK_PUBLISHED dates `queued` before the worker's first step, but when its statement read
+    before the worker committed it saw no such step. A message is in the queue before a worker
+    takes it, so such a `queued` is shown (and dated) right after the step that sent it on its
+    way (`validated`, `replayed`, ...), before the worker's steps that followed."""
+    rows = conn.execute(
+        select(journey.c.at, journey.c.step, journey.c.detail)
+        .where(journey.c.hub_id == hub_id)
+        .order_by(journey.c.at, journey.c.id)
+    ).all()
+    steps: list[Step] = []
+    for row in (Step(r.at, r.step, r.detail) for r in rows):
+        if row.step == "queued":
+            sent = max((k for k, s in enumerate(steps) if s.step in _SENT), default=-1)
+            if sent + 1 < len(steps) and steps[sent].step != "queued":
+                row = row._replace(at=min(row.at, steps[sent + 1].at - timedelta(microseconds=1)))
+                steps.insert(sent + 1, row)
+                continue
+        steps.append(row)
+    return steps
 
 
 def _iso(value: datetime) -> str:

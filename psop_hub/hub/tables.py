@@ -83,6 +83,14 @@ messages = Table(
     Index("ix_messages_received", "received_at"),
     Index("ix_messages_reference", "reference"),
     Index("ix_messages_correlation", "correlation_id"),
+    # The admin search (hub.search): each filter with the newest first, and `q`'s exact keys.
+    Index("ix_messages_message_id", "message_id"),
+    Index("ix_messages_type_received", "type", "received_at"),
+    Index("ix_messages_sender_received", "sender", "received_at"),
+    Index("ix_messages_organiser_received", "organiser", "received_at"),
+    Index("ix_messages_provider_received", "provider", "received_at"),
+    Index("ix_messages_event_id", text("(payload ->> 'event_id')")),
+    Index("ix_messages_replay_of", "replay_of"),
 )
 
 journey = Table(
@@ -294,6 +302,73 @@ files = Table(
     Column("outcome", String(12), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("sender", "sha256", "name"),
+)
+
+# Every admin action and every admin read of client data (the client-data act 703/2023).
+# Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE, and the hub's role has no such grant
+# (migration 0007). `hub_ids` names the messages acted on; a bulk replay names its job instead.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("hub_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'::uuid[]")),
+    Column("job_id", UUID(as_uuid=True)),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_actor_at", "actor", "at"),
+)
+
+# Bulk replays: the job, frozen when it was confirmed (its items are the exact set counted,
+# each with the status it had then), worked through by whichever process holds its lease.
+replay_jobs = Table(
+    "replay_jobs",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("filter", JSONB, nullable=False),
+    # planned (a dry run's frozen set), queued, running, done
+    Column("status", String(12), nullable=False),
+    Column("matched", Integer, nullable=False, server_default=text("0")),
+    Column("queued", Integer, nullable=False, server_default=text("0")),
+    Column("skipped_applied", Integer, nullable=False, server_default=text("0")),
+    Column("skipped_changed", Integer, nullable=False, server_default=text("0")),
+    Column("runner", String(100)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_replay_jobs_status", "status", "created_at"),
+)
+
+replay_job_items = Table(
+    "replay_job_items",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), ForeignKey("replay_jobs.job_id"), nullable=False),
+    Column("hub_id", UUID(as_uuid=True), nullable=False),
+    Column("status_then", String(12), nullable=False),
+    # NULL until done: queued, skipped_applied, skipped_changed
+    Column("outcome", String(20)),
+    Column("detail", Text),
+    PrimaryKeyConstraint("job_id", "hub_id"),
+)
+
+# Admin page sign-ins (`hub/admin_sessions.py`): one row per session, shared by every API
+# replica, so a sign-out or a revoked client ends the session at once everywhere. Only the
+# SHA-256 of the cookie's token is stored: a copy of this table opens no session.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("client", String(100), ForeignKey("clients.name", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_admin_sessions_last_seen", "last_seen_at"),
 )
 
 settlement_reference_seq = Sequence("settlement_reference_seq", metadata=metadata)

@@ -125,6 +125,56 @@ def test_poison_message_past_the_delivery_limit_ends_failed(engine: Engine, sett
     publisher.broker.close()
 
 
+def _crash_until_dead(settings: Settings, queue: str, times: int = 3) -> list[list[str]]:
+    """Take the queue's messages back unacknowledged `times` times each, as a worker that crashes
+    on them would; returns the hub_id lists of what was taken the first time."""
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    ch = conn.channel()
+    seen: list[list[str]] = []
+    for round_ in range(times):
+        tags = []
+        while (got := ch.basic_get(queue, auto_ack=False))[0] is not None:
+            tags.append(got[0].delivery_tag)
+            if round_ == 0:
+                seen.append(json.loads(got[2])["args"][0])
+        for tag in tags:
+            ch.basic_nack(tag, requeue=True)
+    conn.close()
+    return seen
+
+
+def test_a_dead_lettered_batch_goes_again_one_by_one_and_only_the_culprit_fails(
+    engine: Engine, settings: Settings
+) -> None:
+    poison = settings.model_copy(update={"queue_name": uid("q"), "delivery_limit": 2})
+    publisher = Publisher(poison, engine, make_broker(poison))
+    ids = [stored(engine, granted(uid("V"))) for _ in range(3)]
+    assert publisher.try_publish(ids)  # one AMQP message with three hub_ids
+    assert _crash_until_dead(settings, poison.queue_name) == [[str(h) for h in ids]]
+    dead = DeadLetters(poison, engine, publisher.broker)
+    assert dead.drain_once() == 3
+    assert {status_of(engine, h).status for h in ids} == {"accepted"}  # none failed for the batch
+    # each came back alone; the first keeps crashing the workers, the others are taken (acked)
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    ch = conn.channel()
+    singles, culprit = [], None
+    while (got := ch.basic_get(poison.queue_name, auto_ack=False))[0] is not None:
+        singles.append(json.loads(got[2])["args"][0])
+        if singles[-1] == [str(ids[0])]:
+            culprit = got[0].delivery_tag
+        else:
+            ch.basic_ack(got[0].delivery_tag)
+    assert culprit is not None
+    ch.basic_nack(culprit, requeue=True)
+    conn.close()
+    assert sorted(singles, key=str) == sorted([[str(h)] for h in ids], key=str)
+    _crash_until_dead(settings, poison.queue_name)
+    assert dead.drain_once() == 1
+    assert status_of(engine, ids[0]).status == "failed"
+    assert [status_of(engine, h).status for h in ids[1:]] == ["accepted", "accepted"]
+    publisher.broker.close()
+
+
 def test_published_message_lost_by_the_broker_is_sent_again(
     engine: Engine, queue_settings: Settings, channel: object
 ) -> None:

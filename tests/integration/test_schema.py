@@ -232,6 +232,12 @@ DEFAULT_NAMES = {
 }
 
 
+# What 0007 adds (its indexes on messages too).
+ADMIN_TABLES = {"audit_log", "replay_jobs", "replay_job_items"}
+# What 0009 adds: the admin page's sessions.
+SESSION_TABLES = {"admin_sessions"}
+
+
 def _migrate_to(engine: Engine, revision: str) -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
@@ -248,13 +254,34 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
                 assert differences(conn, metadata) == []
                 assert catalog(conn) == named_in(metadata)
 
+            # The revision before 0009 lacks exactly the admin page's session table.
+            _migrate_to(eng, "0009-1")
+            with eng.connect() as conn:
+                diff = differences(conn, metadata)
+            assert _operations(diff) == {"add_table", "add_index"}
+            assert {d[1].name for d in diff if d[0] == "add_table"} == SESSION_TABLES
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SESSION_TABLES
+
+            # 0006's schema lacks exactly what 0007 (and 0009) add: the admin tables and search indexes.
+            _migrate_to(eng, "0006")
+            with eng.connect() as conn:
+                diff = differences(conn, metadata)
+            assert _operations(diff) == {"add_table", "add_index"}
+            assert {d[1].name for d in diff if d[0] == "add_table"} == ADMIN_TABLES | SESSION_TABLES
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == {
+                "messages",
+                "audit_log",
+                "replay_jobs",
+                *SESSION_TABLES,
+            }
+
             # 0005's schema is what databases had before 0006: PostgreSQL's names, which both
             # the comparison (unique constraints) and the catalog listing (all of them) see.
             _migrate_to(eng, "0005")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
                 names = catalog(conn)
-            assert _operations(diff) == {"add_constraint", "remove_constraint"}
+            assert _operations(diff) == {"add_constraint", "remove_constraint", "add_table", "add_index"}
             assert names["constraints"] - named_in(metadata)["constraints"] == DEFAULT_NAMES
 
             _migrate_to(eng, "base")

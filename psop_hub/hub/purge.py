@@ -1,0 +1,131 @@
+"""Retention: nothing in the message store expires by itself; `hub purge --older-than DAYS` removes
+what is resolved and old, and says what it removed.
+
+Resolved means applied or superseded, or replaced by an edited copy that is itself removed (the
+chain of an edit goes as a whole, copies first). Failed and rejected messages, and those still in
+progress, are never removed however old: they are unresolved failures an admin may replay. A
+message's journey, inbox and outbox rows go with it; the service state (vouchers, deliveries,
+settlements), the audit log and the replay jobs stay. Work is done in batches, one transaction
+each, so a purge of millions never holds long locks. The purge itself is audited.
+
+Functions: `purge(engine, actor, older_than_days, dry_run=False) -> PurgeReport`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from psop_hub.hub import audit
+from psop_hub.hub.database import raw, unavailable_on_outage
+from psop_hub.hub.errors import InvalidInput
+
+RESOLVED = ("applied", "superseded")
+BATCH = 5000
+
+# Copies of edits are messages too: a replaced message goes only once no copy of it is left.
+CANDIDATES = """
+SELECT m.hub_id FROM messages m
+WHERE m.updated_at < %(cutoff)s AND (
+    m.status = ANY(%(resolved)s)
+    OR (m.status = 'replaced' AND NOT EXISTS (SELECT 1 FROM messages c WHERE c.replay_of = m.hub_id))
+)
+"""
+REMOVE = f"""
+WITH d AS (
+    DELETE FROM messages WHERE hub_id IN ({CANDIDATES} LIMIT %(batch)s FOR UPDATE OF m SKIP LOCKED)
+    RETURNING hub_id, status
+), j AS (
+    DELETE FROM journey WHERE hub_id IN (SELECT hub_id FROM d) RETURNING 1
+), i AS (
+    DELETE FROM inbox WHERE hub_id IN (SELECT hub_id FROM d)
+), o AS (
+    DELETE FROM outbox WHERE hub_id IN (SELECT hub_id FROM d)
+)
+SELECT (SELECT coalesce(jsonb_object_agg(status, n), '{{}}'::jsonb)
+        FROM (SELECT status, count(*) AS n FROM d GROUP BY status) s) AS removed,
+       (SELECT count(*) FROM j) AS steps
+"""
+COUNT = """
+SELECT status, count(*) AS n FROM messages WHERE updated_at < %(cutoff)s GROUP BY status
+"""
+CUTOFF = "SELECT now() - make_interval(days => %s) AS cutoff"
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What a purge removed (or, in a dry run, would remove) and what it kept of the old ones."""
+
+    cutoff: datetime
+    dry_run: bool
+    removed: dict[str, int] = field(default_factory=dict)
+    journey_steps: int = 0
+    kept: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """How many messages it removed."""
+        return sum(self.removed.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (the audit row's detail)."""
+        return {
+            "cutoff": self.cutoff.isoformat(),
+            "dry_run": self.dry_run,
+            "removed": self.removed,
+            "journey_steps": self.journey_steps,
+            "kept": self.kept,
+        }
+
+
+def _remove_batch(conn: Any, cutoff: datetime) -> tuple[dict[str, int], int] | None:
+    row = raw(conn).execute(REMOVE, {"cutoff": cutoff, "resolved": list(RESOLVED), "batch": BATCH}).fetchone()
+    assert row is not None
+    counts = {s: int(n) for s, n in row.removed.items()}
+    return (counts, int(row.steps)) if counts else None
+
+
+def _add(removed: dict[str, int], batch: tuple[dict[str, int], int]) -> int:
+    for status, n in batch[0].items():
+        removed[status] = removed.get(status, 0) + n
+    return batch[1]
+
+
+def purge(engine: Engine, actor: str, older_than_days: int, dry_run: bool = False) -> PurgeReport:
+    """Remove resolved messages last changed more than `older_than_days` days ago, in batches;
+    never a failed, rejected or unfinished one. `dry_run` only counts. Audited."""
+    if older_than_days < 1:
+        raise InvalidInput("older_than", "--older-than must be at least 1 day")
+    with unavailable_on_outage(), engine.connect() as conn:
+        cutoff = raw(conn).execute(CUTOFF, (older_than_days,)).fetchone().cutoff  # type: ignore[union-attr]
+        old = {r.status: int(r.n) for r in raw(conn).execute(COUNT, {"cutoff": cutoff})}
+        conn.rollback()
+    removed: dict[str, int] = {}
+    steps = 0
+    if dry_run:
+        # Exactly what a purge would do (edit chains too), in one transaction rolled back.
+        with unavailable_on_outage(), engine.connect() as conn:
+            while batch := _remove_batch(conn, cutoff):
+                steps += _add(removed, batch)
+            conn.rollback()
+    else:
+        while True:
+            with unavailable_on_outage(), engine.begin() as conn:
+                batch = _remove_batch(conn, cutoff)
+            if not batch:
+                break
+            steps += _add(removed, batch)
+    kept = {s: n - removed.get(s, 0) for s, n in old.items() if n - removed.get(s, 0) > 0}
+    report = PurgeReport(cutoff, dry_run, removed, steps, kept)
+    with unavailable_on_outage(), engine.begin() as conn:
+        audit.record(
+            conn,
+            actor,
+            audit.PURGE,
+            reason=f"--older-than {older_than_days} days{' (dry run)' if dry_run else ''}",
+            detail=report.to_json(),
+        )
+    return report
