@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Deepest nesting of objects and arrays a JSON body may have (a message needs 3).
     max_json_depth: int = Field(default=32, ge=4, le=500)
+    # HTTP connections of one API process: request headers over max_header_bytes are answered
+    # 431; a client must send a request's headers within header_timeout_s and its body within
+    # body_timeout_s (408); an idle keep-alive connection is closed after keep_alive_s; beyond
+    # api_max_connections open connections (or requests in progress) a request is answered 503.
+    max_header_bytes: int = Field(default=32_768, ge=4096, le=1_048_576)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_s: int = Field(default=5, ge=1, le=600)
+    api_max_connections: int = Field(default=1000, ge=10, le=100_000)
     log_level: str = "INFO"
     # Graceful stop: requests in flight (API) and messages in hand (worker) get this long after
     # SIGTERM; a container's stop_grace_period must be longer (docker-compose.yml).
