@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=30.0, gt=0, le=600)
     keep_alive_s: int = Field(default=5, ge=1, le=600)
     api_max_connections: int = Field(default=1000, ge=10, le=100_000)
+    # SOAP: the address the WSDL gives (https://hub.example.fi); unset, the request's own
+    # (its Host header), which a client can set to anything.
+    public_url: str | None = None
+    # Most XML elements and attributes, together, one SOAP message may hold (a call needs ~40).
+    max_xml_nodes: int = Field(default=10_000, ge=100, le=10_000_000)
     log_level: str = "INFO"
     # Graceful stop: requests in flight (API) and messages in hand (worker) get this long after
     # SIGTERM; a container's stop_grace_period must be longer (docker-compose.yml).
@@ -104,6 +109,16 @@ class Settings(BaseSettings):
         if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
             raise ValueError("must be a postgresql://user@host:port/db URL")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("must be an http:// or https:// URL without query (https://hub.example.fi)")
+        return value.strip().rstrip("/")
 
     @field_validator("amqp_url")
     @classmethod
