@@ -119,14 +119,12 @@ async def read_json(request: Request, *, empty_allowed: bool = False) -> Any:
 
 
 async def authenticated(request: Request) -> Sender:
-    """The sender behind `Authorization: Bearer <secret>` (a database look-up only on a cache miss)."""
+    """The sender behind `Authorization: Bearer <secret>` (looked up on every request: a revoked
+    secret is refused at once)."""
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationFailed("send Authorization: Bearer <secret>")
     authenticator = services_of(request).authenticator
-    cached = authenticator.cached(secret.strip())
-    if cached is not None:
-        return cached
     return await run_in_threadpool(authenticator.by_secret, secret.strip())
 
 
