@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.hub.errors import AuthenticationFailed, HubError
 from psop_hub.hub.publishing import Dispatcher, Publisher, Relay
+from psop_hub.hub.ratelimit import count_request
 from psop_hub.hub.senders import Authenticator, Sender
 from psop_hub.hub.settings import Settings
 from psop_hub.mappings.jsontext import parse_json
@@ -124,8 +125,12 @@ async def authenticated(request: Request) -> Sender:
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationFailed("send Authorization: Bearer <secret>")
-    authenticator = services_of(request).authenticator
-    return await run_in_threadpool(authenticator.by_secret, secret.strip())
+    services = services_of(request)
+    sender = await run_in_threadpool(services.authenticator.by_secret, secret.strip())
+    await run_in_threadpool(
+        count_request, services.engine, sender.name, services.settings.rate_limit_per_minute
+    )
+    return sender
 
 
 def lookup_key(*values: str) -> bool:

@@ -28,6 +28,7 @@ from psop_hub.hub.errors import (
     ValidationFailed,
 )
 from psop_hub.hub.privacy import mask_text
+from psop_hub.hub.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -85,6 +86,8 @@ def _status_of(exc: HubError) -> tuple[int, str]:
         return 415, "Unsupported media type"
     if isinstance(exc, BodyTimeout):
         return 408, "Request timeout"
+    if isinstance(exc, RateLimited):
+        return 429, "Too many requests"
     if isinstance(exc, TransientError):
         return 503, "Service unavailable"
     if isinstance(exc, PermanentError):
@@ -99,6 +102,8 @@ async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, ConflictError):
         extra["hub_id"] = exc.hub_id
+    if isinstance(exc, RateLimited):
+        return problem(status, title, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
     if status == 503:
         log.warning("answering 503: %s", exc)
         return problem(status, title, "the hub cannot take the message durably right now; retry later")

@@ -30,6 +30,7 @@ from psop_hub.hub.errors import (
     TransientError,
 )
 from psop_hub.hub.privacy import mask_text
+from psop_hub.hub.ratelimit import RateLimited, count_request
 from psop_hub.hub.senders import Sender, may_read_message
 from psop_hub.mappings.soap import NS, PASSWORD_TEXT, SOAP11, SOAP12, WSSE, to_message
 from psop_hub.mappings.xml import WSDL_FILE, XSD_FILE, XmlRejected, parse_xml
@@ -107,6 +108,8 @@ async def soap(request: Request) -> Response:
         body = await read_body(request, services.settings.max_body_bytes)
         operation, sender_hint = _operation(request, body, services.settings.max_xml_nodes)
         sender = await run_in_threadpool(_authenticate, services, request, sender_hint)
+        limit = services.settings.rate_limit_per_minute
+        await run_in_threadpool(count_request, services.engine, sender.name, limit)
         name = etree.QName(operation).localname
         if name == "GetMessageStatus":
             return await run_in_threadpool(_status, services, sender, operation)
@@ -121,6 +124,10 @@ async def soap(request: Request) -> Response:
         return fault_response(SoapFault("Client", exc.reason))
     except AuthenticationFailed as exc:
         return fault_response(SoapFault("Client", f"authentication failed: {exc}"))
+    except RateLimited as exc:
+        answer = fault_response(SoapFault("Client", str(exc)))
+        answer.headers["Retry-After"] = str(exc.retry_after_s)
+        return answer
     except TransientError:
         return fault_response(
             SoapFault("Server", "the hub cannot take the message durably right now; send it again")

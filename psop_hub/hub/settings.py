@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # Most XML elements and attributes, together, one SOAP message may hold (a call needs ~40).
     max_xml_nodes: int = Field(default=10_000, ge=100, le=10_000_000)
+    # Requests per sender per minute, over all API replicas (PostgreSQL counts them); over it:
+    # 429 with Retry-After (SOAP: a Client fault). 0: no limit (the default, so that benchmarks
+    # and bulk loads are not throttled unless an operator chooses to).
+    rate_limit_per_minute: int = Field(default=0, ge=0)
     log_level: str = "INFO"
     # Graceful stop: requests in flight (API) and messages in hand (worker) get this long after
     # SIGTERM; a container's stop_grace_period must be longer (docker-compose.yml).
