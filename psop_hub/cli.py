@@ -126,6 +126,35 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clients_list(args: argparse.Namespace) -> int:
+    """List the clients: name, role, scope, created, revoked; never a secret."""
+    from psop_hub.hub.senders import list_clients
+
+    with engine_for(load_settings()) as engine:
+        found = list_clients(engine)
+    print(f"{'NAME':<30} {'ROLE':<9} {'ORGANISER':<10} {'PROVIDER':<10} {'CREATED':<20} REVOKED")
+    for c in found:
+        revoked = f"{c.revoked_at:%Y-%m-%d %H:%M:%S}" if c.revoked_at else "-"
+        print(
+            f"{c.name:<30} {c.role:<9} {c.organiser or '-':<10} {c.provider or '-':<10} "
+            f"{c.created_at:%Y-%m-%d %H:%M:%S}  {revoked}"
+        )
+    return 0
+
+
+def cmd_clients_revoke(args: argparse.Namespace) -> int:
+    """Revoke a client: refused from now on by every replica, the file drop and the admin page."""
+    from psop_hub.hub.senders import revoke_client
+
+    try:
+        with engine_for(load_settings()) as engine:
+            revoked = revoke_client(engine, args.name)
+    except HubError as exc:
+        raise SystemExit(f"hub: {exc}") from None
+    print(f"client {args.name} revoked at {revoked:%Y-%m-%d %H:%M:%S %Z}; its secret is refused from now on")
+    return 0
+
+
 def cmd_parties_set(args: argparse.Namespace) -> int:
     """Set an organiser's or provider's invoicing details; options not given keep their value."""
     from psop_hub.hub.parties import Party, get_party, set_party
@@ -411,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--organiser", help="the organiser's business ID (role system)")
     add.add_argument("--provider", help="the provider's business ID (role provider)")
     add.set_defaults(func=cmd_clients_add)
+    listing = clients.add_parser("list", help="list the clients (no secrets)")
+    listing.set_defaults(func=cmd_clients_list)
+    revoke = clients.add_parser("revoke", help="refuse a client's secret from now on, on every replica")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_clients_revoke)
     parties = sub.add_parser("parties", help="invoicing details").add_subparsers(
         dest="parties_command", required=True
     )

@@ -46,10 +46,12 @@ def until_stopped(*also: threading.Event) -> threading.Event:
 
 def api_app() -> FastAPI:
     """The API application of one uvicorn worker process (uvicorn's factory)."""
+    from psop_hub.api import connection
     from psop_hub.api.app import create_app
 
     settings = load_settings()
     configure_logging(settings.log_level)  # uvicorn's worker processes start without it
+    connection.configure(settings.header_timeout_s)
     return create_app(api_services(settings))
 
 
@@ -57,12 +59,19 @@ def run_api(settings: Settings) -> None:
     """`hub api`: REST, SOAP, health and metrics, and the publishing relay."""
     import uvicorn
 
+    from psop_hub.api.connection import HubH11Protocol
+
     uvicorn.run(
         "psop_hub.processes:api_app",
         factory=True,
         host=settings.http_host,
         port=settings.http_port,
         workers=settings.api_workers,
+        # h11, not httptools: it bounds the size of request headers (431 beyond the limit).
+        http=HubH11Protocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.api_max_connections,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=settings.api_shutdown_timeout_s,
         access_log=False,

@@ -15,11 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from psop_hub.adapters.replays import replay_edited
-from psop_hub.api.deps import SenderDep, ServicesDep, read_body
+from psop_hub.api.deps import SenderDep, ServicesDep, read_json
 from psop_hub.hub import audit, replay, replayjobs, search
 from psop_hub.hub.errors import InvalidInput, NotAllowed, NotFound
 from psop_hub.hub.senders import Sender
-from psop_hub.mappings.jsontext import parse_json
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -97,12 +96,11 @@ def show_message(
     return detail.to_json()
 
 
-async def json_body(request: Request, limit: int, depth: int) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object body; an empty body is `{}`."""
-    body = await read_body(request, limit)
-    if not body.strip():
+    data = await read_json(request, empty_allowed=True)
+    if data is None:
         return {}
-    data = parse_json(body, depth)
     if not isinstance(data, dict):
         raise InvalidInput("body", "the body must be a JSON object")
     return data
@@ -149,7 +147,7 @@ async def replay_message(
 ) -> JSONResponse:
     """Replay one failed or rejected message, or with `payload` an edited copy of it (202); a
     message that is not failed or rejected any more is left alone (200, `outcome: skipped`)."""
-    data = await json_body(request, services.settings.max_body_bytes, services.settings.max_json_depth)
+    data = await json_body(request)
     unknown = sorted(set(data) - {"payload", "reason"})
     if unknown:
         raise InvalidInput(unknown[0], f"unknown field {unknown[0]}")
@@ -206,7 +204,7 @@ async def bulk_replay(request: Request, admin: AdminDep, services: ServicesDep) 
     """Bulk replay of the failed and rejected messages a filter matches. `dry_run`: the count, a
     sample and a `plan_id` (the set frozen); otherwise a job, of the plan's set if `plan_id` is
     given (a small one answered with its final report, 200; a large one 202 with its progress)."""
-    data = await json_body(request, services.settings.max_body_bytes, services.settings.max_json_depth)
+    data = await json_body(request)
     unknown = sorted(set(data) - {"filter", "dry_run", "reason", "plan_id"})
     if unknown:
         raise InvalidInput(unknown[0], f"unknown field {unknown[0]}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,8 +12,10 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.hub.errors import AuthenticationFailed, HubError
 from psop_hub.hub.publishing import Dispatcher, Publisher, Relay
+from psop_hub.hub.ratelimit import count_request
 from psop_hub.hub.senders import Authenticator, Sender
 from psop_hub.hub.settings import Settings
+from psop_hub.mappings.jsontext import parse_json
 
 
 @dataclass
@@ -58,32 +61,76 @@ class BodyTooLarge(HubError):
         self.limit = limit
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class UnsupportedMediaType(HubError):
+    """The body is not of a media type the route reads."""
+
+
+class BodyTimeout(HubError):
+    """The body did not arrive whole within the configured time."""
+
+
+JSON_TYPES = "application/json (or a +json type)"
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a Content-Type header names JSON: application/json or application/*+json, with
+    any parameters (charset=utf-8)."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
     """The request body, refused with `BodyTooLarge` as soon as it is known to pass `limit` bytes
-    (by its Content-Length, or while it streams in)."""
+    (by its Content-Length, or while it streams in), and with `BodyTimeout` if it has not arrived
+    whole within `timeout_s` (a slow body holds a connection and a task)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
+    if timeout_s is None:
+        timeout_s = services_of(request).settings.body_timeout_s
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(f"the body did not arrive within {timeout_s:g} seconds") from None
     return b"".join(chunks)
 
 
+async def read_json(request: Request, *, empty_allowed: bool = False) -> Any:
+    """The request's JSON body, decoded strictly within the configured limits: 415 unless the
+    Content-Type names JSON (an empty body needs none where `empty_allowed`; it is then None).
+    The body is read (within its limit) before the type is judged, so that the connection is
+    left ready for the next request and an oversized body is a 413 whatever its type."""
+    settings = services_of(request).settings
+    body = await read_body(request, settings.max_body_bytes)
+    if empty_allowed and not body.strip():
+        return None
+    content_type = request.headers.get("content-type")
+    if not is_json_media_type(content_type):
+        raise UnsupportedMediaType(
+            f"send the body as {JSON_TYPES}, not {content_type or 'without a Content-Type'}"
+        )
+    return parse_json(body, settings.max_json_depth)
+
+
 async def authenticated(request: Request) -> Sender:
-    """The sender behind `Authorization: Bearer <secret>` (a database look-up only on a cache miss)."""
+    """The sender behind `Authorization: Bearer <secret>` (looked up on every request: a revoked
+    secret is refused at once)."""
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationFailed("send Authorization: Bearer <secret>")
-    authenticator = services_of(request).authenticator
-    cached = authenticator.cached(secret.strip())
-    if cached is not None:
-        return cached
-    return await run_in_threadpool(authenticator.by_secret, secret.strip())
+    services = services_of(request)
+    sender = await run_in_threadpool(services.authenticator.by_secret, secret.strip())
+    await run_in_threadpool(
+        count_request, services.engine, sender.name, services.settings.rate_limit_per_minute
+    )
+    return sender
 
 
 def lookup_key(*values: str) -> bool:

@@ -10,13 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from psop_hub.adapters.intake import submit
-from psop_hub.api.deps import SenderDep, Services, ServicesDep, read_body
+from psop_hub.api.deps import SenderDep, Services, ServicesDep, read_json
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
 from psop_hub.hub.errors import HubError, NotFound
 from psop_hub.hub.senders import Sender, may_read_message
 from psop_hub.mappings.canonical import MESSAGE_TYPES, parse_message
-from psop_hub.mappings.jsontext import parse_json
 
 router = APIRouter(prefix="/api/v1")
 
@@ -51,8 +50,7 @@ MESSAGE_BODY = {
 )
 async def post_message(request: Request, sender: SenderDep, services: ServicesDep) -> JSONResponse:
     """Accept one canonical message: 202 once it is stored durably, 200 for a duplicate."""
-    body = await read_body(request, services.settings.max_body_bytes)
-    raw = parse_json(body, services.settings.max_json_depth)
+    raw = await read_json(request)
     # Only known types become a metrics label: raw sender text there could be anything, a HETU too.
     claimed = raw.get("type") if isinstance(raw, dict) else None
     type_label = claimed if claimed in MESSAGE_TYPES else "unknown"

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from psop_hub.api.deps import SenderDep, ServicesDep, read_body
+from psop_hub.api.deps import SenderDep, ServicesDep, read_json
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import InvalidInput, NotAllowed, NotFound
 from psop_hub.hub.parties import (
@@ -35,7 +35,6 @@ from psop_hub.hub.parties import (
 )
 from psop_hub.hub.senders import Sender, may_manage_party
 from psop_hub.hub.settlement_views import settlements_waiting_for_details
-from psop_hub.mappings.jsontext import parse_json
 
 router = APIRouter(prefix="/api/v1")
 
@@ -112,8 +111,7 @@ async def put_party_details(
 ) -> dict[str, Any]:
     """Store (replace) a party's invoicing details; every bad field is listed at once."""
     _key(sender, business_id)
-    body = await read_body(request, services.settings.max_body_bytes)
-    party = party_from_json(business_id, parse_json(body, services.settings.max_json_depth))
+    party = party_from_json(business_id, await read_json(request))
     stored = await run_in_threadpool(set_party, services.engine, party)
     return _view(stored)
 

@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from psop_hub.api.deps import BodyTooLarge
+from psop_hub.api.deps import BodyTimeout, BodyTooLarge, UnsupportedMediaType
 from psop_hub.hub.errors import (
     AlreadyExists,
     AuthenticationFailed,
@@ -27,26 +28,41 @@ from psop_hub.hub.errors import (
     ValidationFailed,
 )
 from psop_hub.hub.privacy import mask_text
+from psop_hub.hub.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+# Most errors one answer lists; `error_count` says how many were found. A body of 10,000 unknown
+# keys is answered with a short document, not one as large as itself.
+MAX_ERRORS = 100
 
 
 def problem(
-    status: int, title: str, detail: str, errors: list[FieldError] | None = None, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     """A problem+json response; every text in it passes the HETU masker (a HETU sent as a voucher
     number or a message id must not come back in a 404 or a 409)."""
+    found = errors or []
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
         "status": status,
         "detail": mask_text(detail),
-        "errors": [{"field": mask_text(e.field), "message": mask_text(e.message)} for e in errors or []],
+        "errors": [
+            {"field": mask_text(e.field), "message": mask_text(e.message)} for e in found[:MAX_ERRORS]
+        ],
+        "error_count": len(found),
     }
     body.update({k: mask_text(v) if isinstance(v, str) else v for k, v in extra.items()})
-    headers = {"WWW-Authenticate": 'Bearer realm="psop-hub"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="psop-hub"'
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
 def _status_of(exc: HubError) -> tuple[int, str]:
@@ -66,6 +82,12 @@ def _status_of(exc: HubError) -> tuple[int, str]:
         return 404, "Not found"
     if isinstance(exc, BodyTooLarge):
         return 413, "Body too large"
+    if isinstance(exc, UnsupportedMediaType):
+        return 415, "Unsupported media type"
+    if isinstance(exc, BodyTimeout):
+        return 408, "Request timeout"
+    if isinstance(exc, RateLimited):
+        return 429, "Too many requests"
     if isinstance(exc, TransientError):
         return 503, "Service unavailable"
     if isinstance(exc, PermanentError):
@@ -80,6 +102,8 @@ async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, ConflictError):
         extra["hub_id"] = exc.hub_id
+    if isinstance(exc, RateLimited):
+        return problem(status, title, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
     if status == 503:
         log.warning("answering 503: %s", exc)
         return problem(status, title, "the hub cannot take the message durably right now; retry later")
@@ -97,7 +121,8 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(exc.status_code, str(exc.detail), str(exc.detail))
+    # The router's 405 carries `Allow` (RFC 9110 requires it); keep every header it set.
+    return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {}))
 
 
 class ProblemOnCrash:
@@ -124,6 +149,9 @@ class ProblemOnCrash:
 
         try:
             await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            # The client went away mid-body: nobody to answer, nothing wrong with the hub.
+            log.debug("client disconnected during %s %s", scope.get("method"), scope.get("path"))
         except Exception:
             log.exception("unexpected error answering %s %s", scope.get("method"), scope.get("path"))
             if started:

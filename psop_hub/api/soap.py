@@ -30,6 +30,7 @@ from psop_hub.hub.errors import (
     TransientError,
 )
 from psop_hub.hub.privacy import mask_text
+from psop_hub.hub.ratelimit import RateLimited, count_request
 from psop_hub.hub.senders import Sender, may_read_message
 from psop_hub.mappings.soap import NS, PASSWORD_TEXT, SOAP11, SOAP12, WSSE, to_message
 from psop_hub.mappings.xml import WSDL_FILE, XSD_FILE, XmlRejected, parse_xml
@@ -40,6 +41,11 @@ XML = "text/xml; charset=utf-8"
 SOAP_ENV = ElementMaker(namespace=SOAP11, nsmap={"soap": SOAP11, "tns": NS})
 T = ElementMaker(namespace=NS, nsmap={"tns": NS})
 PLACEHOLDER = b'location="http://localhost:8000/soap/v1"'
+# Most errors one fault lists; an ErrorCount element in the detail says how many were found.
+MAX_FAULT_ERRORS = 100
+# Header blocks the hub processes: a mustUnderstand block of any other kind is a fault.
+UNDERSTOOD_HEADERS = frozenset({f"{{{WSSE}}}Security"})
+MUST_UNDERSTAND = f"{{{SOAP11}}}mustUnderstand"
 # Each Submit operation and the one record element it carries.
 SUBMIT_OPERATIONS = {
     "SubmitVoucherDecision": "VoucherDecision",
@@ -73,9 +79,10 @@ def fault_response(fault: SoapFault) -> Response:
     element[1].text = mask_text(fault.text)  # a HETU sent as a MessageId must not come back
     if fault.errors:
         detail = etree.SubElement(element, "detail")
-        for error in fault.errors:
+        for error in fault.errors[:MAX_FAULT_ERRORS]:
             item = etree.SubElement(detail, f"{{{NS}}}Error", field=mask_text(error.field))
             item.text = mask_text(error.message)
+        etree.SubElement(detail, f"{{{NS}}}ErrorCount").text = str(len(fault.errors))
     response = _envelope(element)
     response.status_code = 500
     return response
@@ -86,7 +93,9 @@ def wsdl(request: Request) -> Response:
     """`?wsdl`: the WSDL, addressed to this server; `?xsd`: the schema it imports."""
     if "xsd" in request.query_params:
         return Response(XSD_FILE.read_bytes(), media_type=XML)
-    address = str(request.base_url).rstrip("/") + "/soap/v1"
+    # The configured public address; the Host header (anyone's to set) only when none is.
+    base = services_of(request).settings.public_url or str(request.base_url).rstrip("/")
+    address = base + "/soap/v1"
     text = WSDL_FILE.read_bytes().replace(PLACEHOLDER, f'location="{address}"'.encode())
     return Response(text, media_type=XML)
 
@@ -97,8 +106,10 @@ async def soap(request: Request) -> Response:
     services = services_of(request)
     try:
         body = await read_body(request, services.settings.max_body_bytes)
-        operation, sender_hint = _operation(request, body)
+        operation, sender_hint = _operation(request, body, services.settings.max_xml_nodes)
         sender = await run_in_threadpool(_authenticate, services, request, sender_hint)
+        limit = services.settings.rate_limit_per_minute
+        await run_in_threadpool(count_request, services.engine, sender.name, limit)
         name = etree.QName(operation).localname
         if name == "GetMessageStatus":
             return await run_in_threadpool(_status, services, sender, operation)
@@ -113,6 +124,10 @@ async def soap(request: Request) -> Response:
         return fault_response(SoapFault("Client", exc.reason))
     except AuthenticationFailed as exc:
         return fault_response(SoapFault("Client", f"authentication failed: {exc}"))
+    except RateLimited as exc:
+        answer = fault_response(SoapFault("Client", str(exc)))
+        answer.headers["Retry-After"] = str(exc.retry_after_s)
+        return answer
     except TransientError:
         return fault_response(
             SoapFault("Server", "the hub cannot take the message durably right now; send it again")
@@ -125,24 +140,32 @@ async def soap(request: Request) -> Response:
         )
 
 
-def _operation(request: Request, body: bytes) -> tuple[Any, Any]:
+def _operation(request: Request, body: bytes, max_nodes: int) -> tuple[Any, Any]:
     """The operation element of the Body, and the Header (for WS-Security)."""
     if "application/soap+xml" in request.headers.get("content-type", ""):
         raise SoapFault(
             "VersionMismatch", "this endpoint speaks SOAP 1.1: send text/xml with a SOAP 1.1 envelope"
         )
-    root = parse_xml(body)
+    root = parse_xml(body, max_nodes)
     if root.tag == f"{{{SOAP12}}}Envelope":
         raise SoapFault(
             "VersionMismatch", "this endpoint speaks SOAP 1.1: use the envelope namespace " + SOAP11
         )
     if root.tag != f"{{{SOAP11}}}Envelope":
         raise SoapFault("Client", "the body is not a SOAP 1.1 Envelope")
+    header = root.find(f"{{{SOAP11}}}Header")
+    for block in [] if header is None else [c for c in header if isinstance(c.tag, str)]:
+        if block.get(MUST_UNDERSTAND, "0").strip() in ("1", "true") and block.tag not in UNDERSTOOD_HEADERS:
+            raise SoapFault(
+                "MustUnderstand",
+                f"the header block {etree.QName(block).localname} ({etree.QName(block).namespace}) "
+                "must be understood, and this endpoint does not process it",
+            )
     soap_body = root.find(f"{{{SOAP11}}}Body")
     operations = [] if soap_body is None else [c for c in soap_body if isinstance(c.tag, str)]
     if len(operations) != 1:
         raise SoapFault("Client", "the SOAP Body must hold exactly one operation element")
-    return operations[0], root.find(f"{{{SOAP11}}}Header")
+    return operations[0], header
 
 
 def _authenticate(services: Services, request: Request, header: Any) -> Sender:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ def _read(
     services: Services, sender: Sender, view_of: ViewOf, kind: str, organiser: str, number: str
 ) -> dict[str, Any]:
     view = None
+    # Stored numbers are NFC (mappings.fields): any spelling of "V-é" finds the one voucher.
+    number = unicodedata.normalize("NFC", number)
     if lookup_key(organiser, number):
         with unavailable_on_outage(), services.engine.connect() as conn:
             view = view_of(conn, organiser, number)

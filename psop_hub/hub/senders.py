@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from psop_hub.hub.database import already_exists, unavailable_on_outage
-from psop_hub.hub.errors import AuthenticationFailed, InvalidInput, NotAllowed
+from psop_hub.hub.errors import AuthenticationFailed, InvalidInput, NotAllowed, NotFound
 from psop_hub.hub.tables import clients
 
 ROLES = ("system", "provider", "admin")
@@ -88,14 +87,61 @@ def by_name(engine: Engine, name: str) -> Sender | None:
     return Sender(row.name, row.role, row.organiser, row.provider) if row else None
 
 
-class Authenticator:
-    """Looks senders up by secret; remembers answers briefly so each request costs no query."""
+@dataclass(frozen=True)
+class ClientInfo:
+    """What `hub clients list` shows of a client: never its secret nor the secret's hash."""
 
-    def __init__(self, engine: Engine, ttl_s: float = 30.0) -> None:
+    name: str
+    role: str
+    organiser: str | None
+    provider: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_clients(engine: Engine) -> list[ClientInfo]:
+    """Every client, by name, revoked ones included (with when)."""
+    with unavailable_on_outage(), engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                clients.c.name,
+                clients.c.role,
+                clients.c.organiser,
+                clients.c.provider,
+                clients.c.created_at,
+                clients.c.disabled_at,
+            ).order_by(clients.c.name)
+        ).all()
+    return [ClientInfo(r.name, r.role, r.organiser, r.provider, r.created_at, r.disabled_at) for r in rows]
+
+
+def revoke_client(engine: Engine, name: str) -> datetime:
+    """Revoke a client: its secret is refused from this commit on, by every API replica, the
+    file drop and the admin page (each checks the row on every request). Returns when it was
+    revoked (the first time, if it already was); `NotFound` for an unknown name."""
+    with unavailable_on_outage(), engine.begin() as conn:
+        revoked = conn.execute(
+            update(clients)
+            .where(clients.c.name == name)
+            .values(disabled_at=func.coalesce(clients.c.disabled_at, func.now()))
+            .returning(clients.c.disabled_at)
+        ).scalar_one_or_none()
+    if revoked is None:
+        raise NotFound(f"no client named {name!r}")
+    return revoked
+
+
+class Authenticator:
+    """Looks senders up by secret, in the database on every request.
+
+    No answer is cached: a cache would keep a revoked secret working on every replica until it
+    expired. The look-up is one primary-key-sized index probe. The secret is compared as its
+    SHA-256 digest inside PostgreSQL's index, so response timing can tell at most something about
+    a hash of a 256-bit random value, which gives no way towards the secret itself.
+    """
+
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, Sender | None]] = {}
-        self._lock = threading.Lock()
 
     def by_secret(self, secret: str) -> Sender:
         """The sender holding this bearer secret, or `AuthenticationFailed`."""
@@ -103,13 +149,6 @@ class Authenticator:
         if sender is None:
             raise AuthenticationFailed("unknown or disabled credentials")
         return sender
-
-    def cached(self, secret: str) -> Sender | None:
-        """The sender for this secret if it is remembered and fresh; None means: look it up."""
-        hit = self._cache.get(_digest(secret))
-        if hit is not None and hit[0] > time.monotonic() and hit[1] is not None:
-            return hit[1]
-        return None
 
     def by_name_and_secret(self, name: str, secret: str) -> Sender:
         """The sender with this name and secret (SOAP UsernameToken, HTTP Basic)."""
@@ -119,24 +158,13 @@ class Authenticator:
         return sender
 
     def _lookup(self, digest: str) -> Sender | None:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         with unavailable_on_outage(), self.engine.connect() as conn:
             row = conn.execute(
                 select(clients.c.name, clients.c.role, clients.c.organiser, clients.c.provider).where(
                     clients.c.secret_sha256 == digest, clients.c.disabled_at.is_(None)
                 )
             ).one_or_none()
-        sender = Sender(row.name, row.role, row.organiser, row.provider) if row else None
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            # Unknown secrets are remembered only briefly, so a new client works at once.
-            self._cache[digest] = (now + (self.ttl_s if sender else 2.0), sender)
-        return sender
+        return Sender(row.name, row.role, row.organiser, row.provider) if row else None
 
 
 def check_may_send(sender: Sender, message_type: str, organiser: str | None, provider: str | None) -> None:

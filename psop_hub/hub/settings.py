@@ -59,6 +59,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Deepest nesting of objects and arrays a JSON body may have (a message needs 3).
     max_json_depth: int = Field(default=32, ge=4, le=500)
+    # HTTP connections of one API process: request headers over max_header_bytes are answered
+    # 431; a client must send a request's headers within header_timeout_s and its body within
+    # body_timeout_s (408); an idle keep-alive connection is closed after keep_alive_s; beyond
+    # api_max_connections open connections (or requests in progress) a request is answered 503.
+    max_header_bytes: int = Field(default=32_768, ge=4096, le=1_048_576)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_s: int = Field(default=5, ge=1, le=600)
+    api_max_connections: int = Field(default=1000, ge=10, le=100_000)
+    # SOAP: the address the WSDL gives (https://hub.example.fi); unset, the request's own
+    # (its Host header), which a client can set to anything.
+    public_url: str | None = None
+    # Most XML elements and attributes, together, one SOAP message may hold (a call needs ~40).
+    max_xml_nodes: int = Field(default=10_000, ge=100, le=10_000_000)
+    # Requests per sender per minute, over all API replicas (PostgreSQL counts them); over it:
+    # 429 with Retry-After (SOAP: a Client fault). 0: no limit (the default, so that benchmarks
+    # and bulk loads are not throttled unless an operator chooses to).
+    rate_limit_per_minute: int = Field(default=0, ge=0)
     log_level: str = "INFO"
     # Graceful stop: requests in flight (API) and messages in hand (worker) get this long after
     # SIGTERM; a container's stop_grace_period must be longer (docker-compose.yml).
@@ -95,6 +113,16 @@ class Settings(BaseSettings):
         if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
             raise ValueError("must be a postgresql://user@host:port/db URL")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("must be an http:// or https:// URL without query (https://hub.example.fi)")
+        return value.strip().rstrip("/")
 
     @field_validator("amqp_url")
     @classmethod

@@ -371,6 +371,17 @@ admin_sessions = Table(
     Index("ix_admin_sessions_last_seen", "last_seen_at"),
 )
 
+# The per-sender rate limit (hub/ratelimit.py): requests of one sender in one minute, counted by
+# every API replica with one upsert; a sender's past minutes are deleted as its next one begins.
+rate_windows = Table(
+    "rate_windows",
+    metadata,
+    Column("sender", String(100), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("requests", Integer, nullable=False),
+    PrimaryKeyConstraint("sender", "window_start"),
+)
+
 settlement_reference_seq = Sequence("settlement_reference_seq", metadata=metadata)
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from psop_hub.hub.errors import FieldError, ValidationFailed
 from psop_hub.hub.privacy import mask_text
 from psop_hub.mappings.fields import Identifier, Timestamp
+from psop_hub.mappings.jsontext import shown
 from psop_hub.mappings.payloads import (
     CROSS_FIELD_ERROR,
     MESSAGE_TYPES,
@@ -167,7 +168,8 @@ def _field_errors(exc: ValidationError, prefix: str) -> list[FieldError]:
 
 
 def _join(prefix: str, *parts: object) -> str:
-    return ".".join(str(part) for part in (prefix, *parts) if str(part) != "")
+    # A part may be a sender's unknown key, of any length: only its beginning is repeated.
+    return ".".join(shown(str(part)) for part in (prefix, *parts) if str(part) != "")
 
 
 def _field_error(detail: Mapping[str, Any], prefix: str) -> FieldError:

@@ -161,10 +161,24 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # exactly the characters of cat
 
 
 def _no_controls(value: str) -> str:
+    # NFC: "é" typed as one character or as "e" and a combining accent is one name, not two.
     if _CONTROLS.search(value):
         raise _error("control_character", "must not contain control characters")
     if not value.strip():
         raise _error("blank", "must not be blank")
+    return unicodedata.normalize("NFC", value)
+
+
+def _identifier(value: str) -> str:
+    # Format characters (category Cf: right-to-left overrides, zero-width spaces and joiners, the
+    # BOM) are invisible: with them two ids that look alike differ, or one looks like another.
+    value = _no_controls(value)
+    if any(unicodedata.category(c) == "Cf" for c in value):
+        raise _error(
+            "format_character",
+            "must not contain invisible formatting characters (such as a zero-width space "
+            "or a right-to-left override)",
+        )
     return value
 
 
@@ -244,8 +258,8 @@ Timestamp = Annotated[
 ]
 LaterVersion = Annotated[int, Field(strict=True, le=2**31 - 1), AfterValidator(_later_version)]
 Version = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
-Identifier = Annotated[str, _string(100), AfterValidator(_no_controls)]
-Code = Annotated[str, _string(50), AfterValidator(_no_controls)]
+Identifier = Annotated[str, _string(100), AfterValidator(_identifier)]
+Code = Annotated[str, _string(50), AfterValidator(_identifier)]
 # A set of service codes: at least one, none twice (a service coded by the organiser, as Code).
 ServiceCodes = Annotated[list[Code], Field(strict=True, max_length=1000), AfterValidator(_distinct_codes)]
 Name = Annotated[str, _string(200), AfterValidator(_no_controls)]

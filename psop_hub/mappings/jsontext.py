@@ -2,8 +2,9 @@
 
 `json.loads` alone answers hostile bodies with the wrong errors: a body nested a thousand levels
 deep raises RecursionError, an integer of 5,000 digits a ValueError from Python's conversion
-limit, `1e999999` becomes infinity and `NaN` a float. Here each is an `Unreadable` error that
-says what is wrong, and the hub answers 400.
+limit, `1e999999` becomes infinity and `NaN` a float, a key given twice keeps its last value
+silently, and `"\\u0000"` is a NUL character that PostgreSQL refuses to store. Here each is an
+`Unreadable` error that says what is wrong, and the hub answers 400.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, NoReturn
 
 from psop_hub.hub.errors import Unreadable
 
-__all__ = ["MAX_NUMBER_CHARS", "parse_json"]
+__all__ = ["MAX_NUMBER_CHARS", "parse_json", "shown"]
 
 # Longest number literal taken: versions are 32-bit integers, amounts are strings.
 MAX_NUMBER_CHARS = 30
@@ -40,25 +41,52 @@ def _float(text: str) -> float:
     return value
 
 
+# Longest piece of a sender's text (a key) repeated in an error message.
+SHOWN_CHARS = 40
+
+
+def shown(text: str) -> str:
+    """A sender's text as an error message may repeat it: cut to SHOWN_CHARS characters."""
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise Unreadable(f"the body holds the key {shown(key)!r} more than once in one object")
+            seen.add(key)
+    return value
+
+
 # Built once: json.loads with hooks would build a new decoder for every request.
-_DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_float, parse_constant=_refuse_constant)
+_DECODER = json.JSONDecoder(
+    parse_int=_integer, parse_float=_float, parse_constant=_refuse_constant, object_pairs_hook=_object
+)
 
 
-def _depth_within(value: Any, max_depth: int) -> bool:
+def _check_shape(value: Any, max_depth: int) -> None:
     # Iterative, so that it cannot itself run out of stack.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise Unreadable("the body holds a NUL character (\\u0000) in a string")
+            continue
         if isinstance(item, dict):
+            if any("\x00" in key for key in item):
+                raise Unreadable("the body holds a NUL character (\\u0000) in a key")
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
         else:
             continue
         if depth > max_depth:
-            return False
+            raise Unreadable(f"the body is nested more than {max_depth} levels deep")
         stack.extend((child, depth + 1) for child in children)
-    return True
 
 
 def parse_json(body: bytes, max_depth: int) -> Any:
@@ -78,6 +106,5 @@ def parse_json(body: bytes, max_depth: int) -> Any:
         raise Unreadable(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    if not _depth_within(value, max_depth):
-        raise Unreadable(f"the body is nested more than {max_depth} levels deep")
+    _check_shape(value, max_depth)
     return value

@@ -73,6 +73,9 @@ HOSTILE = {
     "truncated UTF-8": b'{"message_id": "\xc3',
     "UTF-16": '{"message_id": "m"}'.encode("utf-16"),
     "not JSON": b"message_id=m&type=voucher.granted",
+    "a key twice": b'{"message_id": "m", "type": "voucher.granted", "message_id": "n"}',
+    "an escaped NUL": b'{"message_id": "m\\u0000", "type": "voucher.granted"}',
+    "a raw NUL byte": b'{"message_id": "m\x00", "type": "voucher.granted"}',
 }
 
 

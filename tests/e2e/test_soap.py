@@ -748,3 +748,47 @@ def test_hub_is_ready_after_all_of_it(hub: Hub) -> None:
     grant = granted(uid("PS"))
     client = soap_client(hub, "county")
     accepted_and_applied(client, submit(client, grant), grant["MessageId"], "voucher.granted")
+
+
+# --- limits on what one call may make the hub read and say (issue 13) --------------------------
+
+
+def test_thousands_of_disallowed_attributes_get_a_short_capped_fault_quickly(hub: Hub) -> None:
+    noise = " ".join(f'bad{i}="x"' for i in range(8000)).encode()
+    body = decision_envelope(granted(uid("PS")), as_county(hub)).replace(
+        b"<VoucherDecision>", b"<VoucherDecision " + noise + b">", 1
+    )
+    started = time.monotonic()
+    response = post(hub, body)
+    assert time.monotonic() - started < QUICK
+    fault = fault_of(response)
+    assert fault.code.endswith("Client"), fault
+    assert len(fault.errors) == 100
+    count = etree.fromstring(response.content, SAFE).findtext(f".//{{{TNS}}}ErrorCount")
+    assert count is not None and int(count) > 100  # 100 XSD errors listed, one counting the rest
+    assert len(response.content) < 50_000
+    assert_ready(hub)
+
+
+def test_more_elements_and_attributes_than_the_limit_are_refused_unread(hub: Hub) -> None:
+    noise = " ".join(f'bad{i}="x"' for i in range(12_000)).encode()
+    body = decision_envelope(granted(uid("PS")), as_county(hub)).replace(
+        b"<VoucherDecision>", b"<VoucherDecision " + noise + b">", 1
+    )
+    fault = fault_of(post(hub, body))
+    assert fault.code.endswith("Client"), fault
+    assert fault.mentions("more than 10000 XML elements and attributes"), fault
+    assert_ready(hub)
+
+
+def test_an_unknown_must_understand_header_is_a_fault_and_nothing_is_stored(hub: Hub) -> None:
+    fields = granted(uid("PS"))
+    body = decision_envelope(fields, as_county(hub)).replace(
+        b"</soapenv:Header>",
+        b'<x:Tx xmlns:x="urn:example:tx" soapenv:mustUnderstand="1">7</x:Tx></soapenv:Header>',
+    )
+    fault = fault_of(post(hub, body))
+    assert fault.code == "soap:MustUnderstand", fault
+    first = post(hub, decision_envelope(fields, as_county(hub)))  # the faulted call stored nothing
+    assert first.status_code == 200, first.text
+    assert "ACCEPTED" in first.text and "DUPLICATE" not in first.text

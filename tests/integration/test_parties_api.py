@@ -142,9 +142,15 @@ def test_every_bad_field_in_one_problem(api: Api) -> None:
     not_json = api.client.put(
         f"/api/v1/parties/{api.provider}",
         content=b"{",
-        headers={"Authorization": f"Bearer {api.secrets['admin']}"},
+        headers={"Authorization": f"Bearer {api.secrets['admin']}", "Content-Type": "application/json"},
     )
     assert not_json.status_code == 400
+    untyped = api.client.put(
+        f"/api/v1/parties/{api.provider}",
+        content=b'{"name": "Oy"}',
+        headers={"Authorization": f"Bearer {api.secrets['admin']}"},
+    )
+    assert untyped.status_code == 415
     assert api.call("admin", "GET", f"/api/v1/parties/{api.provider}").status_code == 404  # nothing stored
 
 

@@ -236,6 +236,8 @@ DEFAULT_NAMES = {
 ADMIN_TABLES = {"audit_log", "replay_jobs", "replay_job_items"}
 # What 0009 adds: the admin page's sessions.
 SESSION_TABLES = {"admin_sessions"}
+# What 0010 adds: the rate limit's windows (no index but its primary key).
+RATE_TABLES = {"rate_windows"}
 
 
 def _migrate_to(engine: Engine, revision: str) -> None:
@@ -254,12 +256,19 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
                 assert differences(conn, metadata) == []
                 assert catalog(conn) == named_in(metadata)
 
-            # The revision before 0009 lacks exactly the admin page's session table.
+            # The revision before 0010 lacks exactly the rate limit's table.
+            _migrate_to(eng, "0010-1")
+            with eng.connect() as conn:
+                diff = differences(conn, metadata)
+            assert _operations(diff) == {"add_table"}
+            assert {d[1].name for d in diff if d[0] == "add_table"} == RATE_TABLES
+
+            # The revision before 0009 lacks the admin page's session table too.
             _migrate_to(eng, "0009-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
             assert _operations(diff) == {"add_table", "add_index"}
-            assert {d[1].name for d in diff if d[0] == "add_table"} == SESSION_TABLES
+            assert {d[1].name for d in diff if d[0] == "add_table"} == SESSION_TABLES | RATE_TABLES
             assert {d[1].table.name for d in diff if d[0] == "add_index"} == SESSION_TABLES
 
             # 0006's schema lacks exactly what 0007 (and 0009) add: the admin tables and search indexes.
@@ -267,7 +276,9 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
             assert _operations(diff) == {"add_table", "add_index"}
-            assert {d[1].name for d in diff if d[0] == "add_table"} == ADMIN_TABLES | SESSION_TABLES
+            assert {
+                d[1].name for d in diff if d[0] == "add_table"
+            } == ADMIN_TABLES | SESSION_TABLES | RATE_TABLES
             assert {d[1].table.name for d in diff if d[0] == "add_index"} == {
                 "messages",
                 "audit_log",

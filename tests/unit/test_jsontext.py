@@ -54,3 +54,36 @@ def test_not_json_names_the_place() -> None:
 
 def test_a_utf8_bom_and_ordinary_numbers_are_read() -> None:
     assert parse_json(b'\xef\xbb\xbf{"version": 2, "x": [1.5, -3]}', 32) == {"version": 2, "x": [1.5, -3]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"version": 1, "version": 2}', b'{"payload": {"a": 1, "b": 2, "a": 1}}', b'[{"x": 1, "x": 1}]'],
+)
+def test_a_key_given_twice_in_one_object_is_refused(body: bytes) -> None:
+    assert "more than once" in refused(body)
+
+
+def test_the_same_key_in_different_objects_is_fine() -> None:
+    assert parse_json(b'{"a": {"a": 1}, "b": [{"a": 2}, {"a": 3}]}', 32) == {
+        "a": {"a": 1},
+        "b": [{"a": 2}, {"a": 3}],
+    }
+
+
+def test_a_repeated_long_key_is_named_cut_short() -> None:
+    key = "k" * 5000
+    reason = refused(f'{{"{key}": 1, "{key}": 2}}'.encode())
+    assert len(reason) < 200 and "k" * 40 + "…" in reason
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"message_id": "a\\u0000b"}', b'{"a\\u0000": 1}', b'["\\u0000"]', b'"\\u0000"'],
+)
+def test_an_escaped_nul_character_is_refused(body: bytes) -> None:
+    assert "NUL character" in refused(body)
+
+
+def test_a_raw_nul_byte_is_not_json() -> None:
+    assert "not valid JSON" in refused(b'{"message_id": "a\x00b"}')

@@ -54,3 +54,19 @@ def test_hetus_are_masked_in_every_text_of_a_problem() -> None:
         for hetu in ("131052-308T", "010190Y123M", "150621A123W"):
             assert hetu not in text.upper(), text
         assert "-****" in text
+
+
+def test_the_error_list_is_capped_and_counted() -> None:
+    errors = [FieldError(f"payload.f{i}", "unknown field") for i in range(5000)]
+    with TestClient(app_with(ValidationFailed(errors))) as c:
+        body = c.get("/boom").json()
+    assert len(body["errors"]) == problems.MAX_ERRORS
+    assert body["error_count"] == 5000
+
+
+def test_a_wrong_method_is_a_405_problem_with_allow() -> None:
+    with TestClient(app_with(RuntimeError())) as c:
+        answer = c.post("/fine")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET"
+    assert answer.headers["content-type"] == problems.PROBLEM

@@ -504,3 +504,33 @@ def test_a_uuid_whose_hex_takes_the_hetu_shape_is_not_masked() -> None:
     assert mask_text(f"conflicts with hub_id {hub_id}") == f"conflicts with hub_id {hub_id}"
     assert mask_text(f"{hub_id} 131052-308T") == f"{hub_id} 131052-****"
     assert mask_text(f"x{hub_id.upper()}_131052-308t.xml") == f"x{hub_id.upper()}_131052-****.xml"
+
+
+# --- identifiers: one spelling, nothing invisible (issue 13) --------------------------------------
+
+
+def test_identifiers_are_nfc_normalised() -> None:
+    decomposed = "V-e\u0301"  # "e" and a combining acute accent
+    raw = message(voucher_number=decomposed)
+    raw["message_id"] = "m-e\u0301"
+    envelope = parse_message(raw, today=TODAY)
+    assert envelope.payload_json()["voucher_number"] == "V-\u00e9"
+    assert envelope.message_id == "m-\u00e9"
+
+
+@pytest.mark.parametrize(
+    "character", ["\u202e", "\u200b", "\u200d", "\ufeff", "\u2066"], ids=["RLO", "ZWSP", "ZWJ", "BOM", "LRI"]
+)
+def test_format_characters_are_refused_in_identifiers(character: str) -> None:
+    raw = message(voucher_number=f"V-1{character}")
+    raw["message_id"] = f"{character}m"
+    fields = error_fields(raw)
+    assert "invisible formatting characters" in fields["payload.voucher_number"]
+    assert "invisible formatting characters" in fields["message_id"]
+
+
+def test_unknown_keys_are_named_cut_short() -> None:
+    raw = message()
+    raw["payload"]["x" * 10_000] = 1
+    fields = error_fields(raw)
+    assert fields["payload." + "x" * 40 + "…"] == "unknown field"
