@@ -155,3 +155,14 @@ def test_the_readme_points_at_the_guide_not_outside_the_repository() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docs/partner-guide.md" in readme
     assert "../shared" not in readme
+
+
+@pytest.mark.parametrize("record", ["VoucherDecision", "ServiceOrder", "ProviderApproval"])
+def test_the_soap_element_order_is_the_schemas(record: str) -> None:
+    from lxml import etree
+
+    xsd = etree.parse(str(PACKAGE / "mappings" / "wsdl" / "psop-hub-v1.xsd"))
+    names = xsd.xpath(f"//*[local-name()='complexType'][@name='{record}']/*[local-name()='sequence']/*/@name")
+    line = re.search(rf"^- `{record}`: (.*)$", section(9), re.M)
+    assert line, record
+    assert re.findall(r"`([A-Za-z]+)`", line.group(1)) == list(names)
