@@ -17,6 +17,7 @@ from psop_hub.api import (
     apidocs,
     health,
     messages,
+    openapi,
     parties,
     problems,
     providers,
@@ -63,4 +64,5 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(metrics_router)
     adminpage.install(app)
     apidocs.install(app)
+    openapi.install(app)
     return app
