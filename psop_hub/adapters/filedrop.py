@@ -95,6 +95,20 @@ class Receipt:
         self.rejected.append({"record": record, "line": line, "errors": [e.as_dict() for e in errors]})
 
 
+SAFE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def client_folders(root: Path, client: str) -> list[Path] | None:
+    """Create a sending client's `inbox/<client>/` and `outbox/<client>/receipts/` under the data
+    directory and return them; None (nothing created) for a name that is not one plain folder name."""
+    if not SAFE_FOLDER.fullmatch(client):
+        return None
+    folders = [root / "inbox" / client, root / "outbox" / client / "receipts"]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folders
+
+
 def sha256_of(path: Path) -> str:
     """The file's SHA-256, read in chunks."""
     digest = hashlib.sha256()

@@ -428,3 +428,13 @@ def test_a_mixed_batch_takes_both_namespaces_and_lists_a_third(hub: Hub) -> None
     # dropped again: every record a duplicate, nothing applied twice
     again = receipt_of(drop(hub, "county", name, content))
     assert (again["accepted"], again["duplicates"]) == (3, 3)
+
+
+def test_clients_add_makes_the_inbox_and_receipts_folders(hub: Hub) -> None:
+    name = f"erp-{uid('c')}"
+    hub.add_client(name, "--role", "system", "--organiser", ORGANISER)
+    assert (data_dir(hub) / "inbox" / name).is_dir()
+    assert (data_dir(hub) / "outbox" / name / "receipts").is_dir()
+    admin = f"admin-{uid('c')}"
+    hub.add_client(admin, "--role", "admin")
+    assert not (data_dir(hub) / "inbox" / admin).exists()  # admins send no files
