@@ -121,6 +121,20 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
             secret = add_client(engine, args.name, args.role, args.organiser, args.provider)
     except HubError as exc:
         raise SystemExit(f"hub: {exc}") from None
+    if args.role != "admin":
+        from pathlib import Path
+
+        from psop_hub.adapters.filedrop import client_folders
+
+        try:
+            folders = client_folders(Path(load_settings().data_dir), args.name)
+        except OSError as exc:  # e.g. an API container without the file-drop volume: the client stands
+            print(f"no file-drop folders made here ({exc.strerror}); the file adapter's host needs them")
+            folders = []
+        if folders is None:
+            print(f"no file-drop folders made: {args.name!r} is not a plain folder name")
+        elif folders:
+            print("file drop: " + ", ".join(str(f) for f in folders))
     print(f"client {args.name} ({args.role}) added; its secret is shown only now:")
     print(secret)
     return 0

@@ -31,7 +31,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
-from psop_hub.adapters.atomic import write_atomically
+from psop_hub.adapters.atomic import write_new
 from psop_hub.adapters.intake import submit_many
 from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError
 from psop_hub.hub.publishing import Publisher
@@ -57,6 +57,8 @@ class Receipt:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    # Per accepted record: where it was, the message_id it got and its hub_id (to follow it by REST).
+    messages: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -68,14 +70,43 @@ class Receipt:
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "messages": self.messages,
         }
         if self.error is not None:
             body["error"] = self.error
         return body
 
+    def accept(self, record: int, line: int | None, message_id: str, hub_id: str, duplicate: bool) -> None:
+        """Count one record as accepted (`duplicates` counts those among them already taken before)."""
+        self.accepted += 1
+        self.duplicates += duplicate
+        self.messages.append(
+            {
+                "record": record,
+                "line": line,
+                "message_id": message_id,
+                "hub_id": hub_id,
+                "duplicate": duplicate,
+            }
+        )
+
     def reject(self, record: int, line: int | None, errors: list[FieldError]) -> None:
         """List one record as rejected."""
         self.rejected.append({"record": record, "line": line, "errors": [e.as_dict() for e in errors]})
+
+
+SAFE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def client_folders(root: Path, client: str) -> list[Path] | None:
+    """Create a sending client's `inbox/<client>/` and `outbox/<client>/receipts/` under the data
+    directory and return them; None (nothing created) for a name that is not one plain folder name."""
+    if not SAFE_FOLDER.fullmatch(client):
+        return None
+    folders = [root / "inbox" / client, root / "outbox" / client / "receipts"]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    return folders
 
 
 def sha256_of(path: Path) -> str:
@@ -200,17 +231,15 @@ class FileDrop:
             return
         results = submit_many(self.engine, sender, [envelope for _, _, envelope in pending], "file")
         fresh = []
-        for (index, line, _), result in zip(pending, results, strict=True):
+        for (index, line, envelope), result in zip(pending, results, strict=True):
             if isinstance(result, ConflictError):
                 receipt.reject(index, line, [FieldError("", f"{result.reason} (hub_id {result.hub_id})")])
             elif isinstance(result, PermanentError):
                 receipt.reject(index, line, result.errors or [FieldError("", str(result))])
-            elif result.duplicate:
-                receipt.accepted += 1
-                receipt.duplicates += 1
             else:
-                receipt.accepted += 1
-                fresh.append(result.hub_id)
+                receipt.accept(index, line, envelope.message_id, str(result.hub_id), result.duplicate)
+                if not result.duplicate:
+                    fresh.append(result.hub_id)
         # The records are stored (their outbox rows too); publishing now only saves the relay's wait.
         self.publisher.try_publish(fresh)
         os.utime(path)  # renew the lease: this adapter is alive and at work on the file
@@ -218,10 +247,7 @@ class FileDrop:
 
     def _finish(self, client: str, path: Path, name: str, receipt: Receipt, destination: Path) -> None:
         receipts = self.root / "outbox" / client / "receipts"
-        write_atomically(
-            receipts / f"{name}.receipt.json",
-            json.dumps(receipt.as_json(), indent=2, ensure_ascii=False).encode(),
-        )
+        write_new(receipts, name, json.dumps(receipt.as_json(), indent=2, ensure_ascii=False).encode())
         destination.mkdir(parents=True, exist_ok=True)
         n, target = 0, destination / name
         while True:  # os.link fails if the name is taken, even by another adapter at this instant

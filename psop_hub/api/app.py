@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from psop_hub.api import (
     admin,
     adminpage,
+    apidocs,
     health,
     messages,
+    openapi,
     parties,
     problems,
     providers,
@@ -37,11 +40,16 @@ def create_app(services: Services) -> FastAPI:
         finally:
             services.stop()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the hub (the package ships the
+    # assets), never from a CDN, so they work on a network without internet. No validator badge:
+    # Swagger UI would fetch it from outside.
+    app = FastAPIOffline(
         title="psop-hub",
         version="1.0",
         description="Integration hub for Finnish service-voucher and purchased-service systems.",
         lifespan=lifespan,
+        static_url="/docs-assets",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
     problems.install(app)
@@ -55,4 +63,6 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     adminpage.install(app)
+    apidocs.install(app)
+    openapi.install(app)
     return app

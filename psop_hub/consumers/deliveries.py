@@ -155,7 +155,7 @@ def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
         unit_paid = min(price, row.unit_price)
     if p.unit != row.unit:
         raise RuleBroken(
-            f"{target.kind}_unit",
+            "voucher_unit" if target.kind == "voucher" else "order_unit",
             f"unit {p.unit} differs from the {target.kind}'s unit {row.unit}",
             "payload.unit",
         )

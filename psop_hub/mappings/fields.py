@@ -20,6 +20,7 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 
@@ -61,6 +62,7 @@ _DECIMAL_SHAPE = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?")
 _OFFSET = re.compile(r"[Zz]|[+-][0-9]{2}:[0-9]{2}")
+_MONEY_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
 _MONEY_EXAMPLE = 'must be a decimal string such as "32.50"'
 _QUANTITY_EXAMPLE = 'must be a decimal string such as "1.5"'
 _FREE_TEXT_CONTROLS = frozenset("\t\n\r")
@@ -235,28 +237,73 @@ Money = Annotated[
     Decimal,
     PlainValidator(_money, json_schema_input_type=str),
     PlainSerializer(money_text, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _MONEY_PATTERN,
+            "description": "money: a decimal string, at most two decimals",
+            "examples": ["32.50"],
+        }
+    ),
 ]
 UnitMoney = Annotated[
     Decimal,
     PlainValidator(_unit_money, json_schema_input_type=str),
     PlainSerializer(money_text, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _MONEY_PATTERN,
+            "description": "money per unit: a decimal string, at most two decimals, at most 999999.99",
+            "examples": ["27.50"],
+        }
+    ),
 ]
 Quantity = Annotated[
     Decimal,
     PlainValidator(_quantity, json_schema_input_type=str),
     PlainSerializer(format_quantity, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _MONEY_PATTERN,
+            "description": "a decimal string greater than zero, at most two decimals, at most 999999.99",
+            "examples": ["1.5"],
+        }
+    ),
 ]
 Day = Annotated[
     date,
     PlainValidator(parse_day, json_schema_input_type=str),
     PlainSerializer(date.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date", "examples": ["2026-11-02"]}),
 ]
 Timestamp = Annotated[
     datetime,
     PlainValidator(_timestamp, json_schema_input_type=str),
     PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO 8601 with an offset",
+            "examples": ["2026-11-02T08:15:00+02:00"],
+        }
+    ),
 ]
-LaterVersion = Annotated[int, Field(strict=True, le=2**31 - 1), AfterValidator(_later_version)]
+LaterVersion = Annotated[
+    int,
+    Field(strict=True, le=2**31 - 1),
+    AfterValidator(_later_version),
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 2,
+            "maximum": 2**31 - 1,
+            "description": "newer than the current version (1 is the original message)",
+        }
+    ),
+]
 Version = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
 Identifier = Annotated[str, _string(100), AfterValidator(_identifier)]
 Code = Annotated[str, _string(50), AfterValidator(_identifier)]
@@ -264,7 +311,37 @@ Code = Annotated[str, _string(50), AfterValidator(_identifier)]
 ServiceCodes = Annotated[list[Code], Field(strict=True, max_length=1000), AfterValidator(_distinct_codes)]
 Name = Annotated[str, _string(200), AfterValidator(_no_controls)]
 Reason = Annotated[str, StringConstraints(strict=True, max_length=1000), AfterValidator(_free_text)]
-BusinessId = Annotated[str, Field(strict=True), AfterValidator(_through(identifiers.check_business_id))]
-Municipality = Annotated[str, Field(strict=True), AfterValidator(_through(identifiers.check_municipality))]
+BusinessId = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_through(identifiers.check_business_id)),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-9]{7}-[0-9]$",
+            "description": "business ID (Y-tunnus) with a valid check digit",
+            "examples": ["2077474-0"],
+        }
+    ),
+]
+Municipality = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_through(identifiers.check_municipality)),
+    WithJsonSchema(
+        {"type": "string", "pattern": "^[0-9]{3}$", "description": "municipality code", "examples": ["091"]}
+    ),
+]
 PaymentReference = Annotated[str, _string(35), AfterValidator(_through(identifiers.check_payment_reference))]
-Hetu = Annotated[str, Field(strict=True), AfterValidator(_hetu)]
+Hetu = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_hetu),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "personal identity code (HETU) with a valid check character; never repeated back",
+            "examples": ["131052-308T"],
+        }
+    ),
+]

@@ -189,8 +189,40 @@ def test_sample_files_give_their_receipts(hub: Hub, sample: str, client: str) ->
     expected = json.loads(
         (SAMPLES / sample.replace(".xml", ".receipt.json").replace(".csv", ".receipt.json")).read_text()
     )
-    assert receipt.pop("sha256") == hashlib.sha256(content).hexdigest()
+    sha = receipt.pop("sha256")
+    assert sha == hashlib.sha256(content).hexdigest()
+    # Every accepted record with its message_id (from the file's hash and its position) and hub_id,
+    # the one REST and SOAP know it by.
+    listed = receipt.pop("messages")
+    assert len(listed) == expected["accepted"]
+    assert {m["record"] for m in listed}.isdisjoint(r["record"] for r in expected["rejected"])
+    with hub.client(client) as sender:
+        for m in listed:
+            assert m["message_id"] == f"file-{sha[:32]}-{m['record']}"
+            found = sender.get(f"/api/v1/messages/{m['hub_id']}")
+            assert found.status_code == 200, found.text
+            assert found.json()["message_id"] == m["message_id"]
+    assert sum(m["duplicate"] for m in listed) == expected["duplicates"]
     assert receipt == expected
+
+
+def test_a_later_file_of_the_same_name_does_not_overwrite_the_earlier_receipt(hub: Hub) -> None:
+    name = f"toteumat-{uid('f')}.csv"
+    receipts = data_dir(hub) / "outbox" / "provider" / "receipts"
+    header = "event_id;organiser;voucher_number;order_number;service_date;quantity;unit;price\n"
+    first = receipt_of(
+        drop(
+            hub, "provider", name, (header + f"{uid('ev')};{ORGANISER};V-NONE;;01.11.2026;1;hour;\n").encode()
+        )
+    )
+    content = header + "".join(f"{uid('ev')};{ORGANISER};V-NONE;;02.11.2026;1;hour;\n" for _ in range(2))
+    inbox = data_dir(hub) / "inbox" / "provider"
+    (inbox / f"{name}.part").write_bytes(content.encode())
+    (inbox / f"{name}.part").rename(inbox / name)
+    second = receipt_of(receipts / f"{name}.2.receipt.json")
+    assert (first["records"], second["records"]) == (1, 2)
+    assert json.loads((receipts / f"{name}.receipt.json").read_text()) == first
+    assert {m["hub_id"] for m in first["messages"]}.isdisjoint(m["hub_id"] for m in second["messages"])
 
 
 def test_records_of_the_wrong_kind_or_namespace_are_listed_not_skipped(hub: Hub) -> None:
@@ -396,3 +428,13 @@ def test_a_mixed_batch_takes_both_namespaces_and_lists_a_third(hub: Hub) -> None
     # dropped again: every record a duplicate, nothing applied twice
     again = receipt_of(drop(hub, "county", name, content))
     assert (again["accepted"], again["duplicates"]) == (3, 3)
+
+
+def test_clients_add_makes_the_inbox_and_receipts_folders(hub: Hub) -> None:
+    name = f"erp-{uid('c')}"
+    hub.add_client(name, "--role", "system", "--organiser", ORGANISER)
+    assert (data_dir(hub) / "inbox" / name).is_dir()
+    assert (data_dir(hub) / "outbox" / name / "receipts").is_dir()
+    admin = f"admin-{uid('c')}"
+    hub.add_client(admin, "--role", "admin")
+    assert not (data_dir(hub) / "inbox" / admin).exists()  # admins send no files
