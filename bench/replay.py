@@ -5,8 +5,9 @@ Run from the repository root (it prints figures and asserts nothing):
     .venv/bin/python bench/replay.py [--failed 10000] [--stored 1000000] [--repeat 20]
 
 It creates its own database and vhost `psop_bench_<random>`, starts `hub run` on a free port with
-them (HUB_MAX_RETRIES=2 with a short backoff, so that a delivery whose voucher is missing fails
-within a second or two, while a transient error, a lock wait under load, is still retried),
+them (HUB_MAX_RETRIES=4 with a short backoff, so that a delivery whose voucher is missing fails
+within a few seconds, while a transient error, a deadlock or a lock wait under load, is still
+retried),
 registers a provider, a system and an admin client, and then measures:
 
 * replay: `--failed` deliveries are sent through REST against vouchers not granted yet, and all
@@ -250,7 +251,7 @@ def main() -> int:
             "HUB_HTTP_PORT": str(port),
             "HUB_DATA_DIR": str(tmp / "data"),
             "HUB_LOG_LEVEL": "WARNING",
-            "HUB_MAX_RETRIES": "2",
+            "HUB_MAX_RETRIES": "4",
             "HUB_MIN_BACKOFF_MS": "200",
             "HUB_MAX_BACKOFF_MS": "1000",
         }
