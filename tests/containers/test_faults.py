@@ -301,7 +301,7 @@ def test_crash_of_a_file_adapter_in_the_middle_of_a_file_under_load(loaded: Stac
     SIGKILLed while REST load runs. The file is read to the end (by the other adapter or the
     restarted one, after the claim's lease), every row is applied exactly once, the receipt
     counts every row, and the crashed container is restarted."""
-    rows = int(os.environ.get("HUB_TEST_FILE_ROWS", "20000"))
+    rows = int(os.environ.get("HUB_TEST_FILE_ROWS", "10000"))
     file_vouchers = fault_vouchers(loaded)
     provider = loaded.names["provider"]
     inbox = loaded.files_dir / "inbox" / provider
@@ -347,5 +347,5 @@ def test_crash_of_a_file_adapter_in_the_middle_of_a_file_under_load(loaded: Stac
     assert 0 < answer["duplicates"] < rows, answer  # re-read after the crash: the stored part once
     running, count, _ = wait_healthy(victim)
     assert running and count == restarts + 1
-    applied_exactly_once(loaded, load)
+    applied_exactly_once(loaded, load, timeout=600)  # behind the file's rows in the queue
     each_applied_once(loaded, expected, timeout=600)
