@@ -8,9 +8,8 @@ fetch only from the hub (inline script and style stay allowed: both pages are bu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DOC_PAGES = frozenset({"/docs", "/redoc"})
 POLICY = (
@@ -20,12 +19,29 @@ POLICY = (
 )
 
 
+class DocsPolicy:
+    """ASGI middleware: the documentation pages get the policy header; every other request
+    passes untouched. (Pure ASGI on purpose: Starlette's BaseHTTPMiddleware turns a client that
+    vanishes mid-body into a "No response returned" traceback on every request.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the header to the start of a documentation page's response."""
+        if scope["type"] != "http" or scope.get("path") not in DOC_PAGES:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"content-security-policy"]
+                message = {**message, "headers": [*headers, (b"content-security-policy", POLICY.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
+
+
 def install(app: FastAPI) -> None:
     """Send the documentation pages with a policy that keeps them to the hub."""
-
-    @app.middleware("http")
-    async def only_the_hub(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if request.url.path in DOC_PAGES:
-            response.headers["Content-Security-Policy"] = POLICY
-        return response
+    app.add_middleware(DocsPolicy)
