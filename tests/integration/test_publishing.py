@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pika
@@ -106,18 +107,11 @@ def test_poison_message_past_the_delivery_limit_ends_failed(engine: Engine, sett
     publisher = Publisher(poison, engine, make_broker(poison))
     hub_id = stored(engine, granted(uid("V")))
     assert publisher.try_publish([hub_id])
-    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-    ch = conn.channel()
-    for _ in range(3):  # each requeue counts as a delivery, as a crashed worker's would
-        method, _, _ = ch.basic_get(poison.queue_name, auto_ack=False)
-        assert method is not None
-        ch.basic_nack(method.delivery_tag, requeue=True)
-    method, _, _ = ch.basic_get(poison.queue_name, auto_ack=False)
-    assert method is None  # gone from the work queue...
-    conn.close()
-
+    # taken back unacknowledged again and again (as by workers it crashes): each requeue counts
+    # as a delivery, and past the limit the quorum queue moves it to the dead letters...
+    assert _crash_until_dead(settings, poison.queue_name) == [[str(hub_id)]]
     dead = DeadLetters(poison, engine, publisher.broker)
-    assert dead.drain_once() == 1  # ...to the dead letters, and from there to the store
+    assert _drain_until(dead, 1) == 1  # ...and from there the relay records it in the store
     row = status_of(engine, hub_id)
     assert row.status == "failed"
     assert "delivered too often" in row.errors[0]["message"]
@@ -125,22 +119,48 @@ def test_poison_message_past_the_delivery_limit_ends_failed(engine: Engine, sett
     publisher.broker.close()
 
 
-def _crash_until_dead(settings: Settings, queue: str, times: int = 3) -> list[list[str]]:
-    """Take the queue's messages back unacknowledged `times` times each, as a worker that crashes
-    on them would; returns the hub_id lists of what was taken the first time."""
+def _crash_until_dead(
+    settings: Settings, queue: str, quiet_s: float = 0.5, timeout_s: float = 30
+) -> list[list[str]]:
+    """Take the queue's messages back unacknowledged, again and again, as workers that crash on
+    them would, until the quorum queue has dead-lettered them all (nothing is ever acked here, so
+    an empty queue means dead-lettered; a nack still in flight can hide a message for a moment,
+    hence the quiet period and the message count); returns the hub_id lists seen, first take
+    of each."""
     conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
     ch = conn.channel()
     seen: list[list[str]] = []
-    for round_ in range(times):
-        tags = []
-        while (got := ch.basic_get(queue, auto_ack=False))[0] is not None:
-            tags.append(got[0].delivery_tag)
-            if round_ == 0:
-                seen.append(json.loads(got[2])["args"][0])
-        for tag in tags:
-            ch.basic_nack(tag, requeue=True)
+    deadline = time.monotonic() + timeout_s
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        method, _, body = ch.basic_get(queue, auto_ack=False)
+        if method is not None:
+            quiet_since = None
+            if (ids := json.loads(body)["args"][0]) not in seen:
+                seen.append(ids)
+            ch.basic_nack(method.delivery_tag, requeue=True)
+            continue
+        left = ch.queue_declare(queue, passive=True).method.message_count
+        quiet_since = quiet_since or time.monotonic()
+        if left == 0 and time.monotonic() - quiet_since >= quiet_s:
+            conn.close()
+            return seen
+        time.sleep(0.05)
     conn.close()
-    return seen
+    raise AssertionError(f"{queue} did not dead-letter its messages within {timeout_s} s")
+
+
+def _drain_until(dead: DeadLetters, expected: int, timeout_s: float = 15) -> int:
+    """Dead-lettering is asynchronous: drain until `expected` hub_ids were taken (or time is up),
+    then once more to show that nothing else was waiting; returns how many were taken in all."""
+    taken = 0
+    deadline = time.monotonic() + timeout_s
+    while taken < expected and time.monotonic() < deadline:
+        taken += dead.drain_once()
+        if taken < expected:
+            time.sleep(0.05)
+    time.sleep(0.2)
+    return taken + dead.drain_once()
 
 
 def test_a_dead_lettered_batch_goes_again_one_by_one_and_only_the_culprit_fails(
@@ -152,7 +172,7 @@ def test_a_dead_lettered_batch_goes_again_one_by_one_and_only_the_culprit_fails(
     assert publisher.try_publish(ids)  # one AMQP message with three hub_ids
     assert _crash_until_dead(settings, poison.queue_name) == [[str(h) for h in ids]]
     dead = DeadLetters(poison, engine, publisher.broker)
-    assert dead.drain_once() == 3
+    assert _drain_until(dead, 3) == 3
     assert {status_of(engine, h).status for h in ids} == {"accepted"}  # none failed for the batch
     # each came back alone; the first keeps crashing the workers, the others are taken (acked)
     conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
@@ -169,7 +189,7 @@ def test_a_dead_lettered_batch_goes_again_one_by_one_and_only_the_culprit_fails(
     conn.close()
     assert sorted(singles, key=str) == sorted([[str(h)] for h in ids], key=str)
     _crash_until_dead(settings, poison.queue_name)
-    assert dead.drain_once() == 1
+    assert _drain_until(dead, 1) == 1
     assert status_of(engine, ids[0]).status == "failed"
     assert [status_of(engine, h).status for h in ids[1:]] == ["accepted", "accepted"]
     publisher.broker.close()
