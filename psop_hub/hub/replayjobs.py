@@ -298,9 +298,13 @@ WHERE job_id = (
 RETURNING job_id
 """
 LOCK_JOB = "SELECT status, runner FROM replay_jobs WHERE job_id = %s FOR UPDATE"
+# Voucher by voucher (the reference key), each one's messages in the order they were received:
+# a voucher's deliveries then go out together in received order, and the workers' batches are
+# about different vouchers instead of all waiting on the same voucher rows' locks.
 PENDING = """
-SELECT hub_id, status_then FROM replay_job_items WHERE job_id = %s AND outcome IS NULL
-ORDER BY hub_id LIMIT %s
+SELECT i.hub_id, i.status_then FROM replay_job_items i LEFT JOIN messages m USING (hub_id)
+WHERE i.job_id = %s AND i.outcome IS NULL
+ORDER BY m.reference NULLS LAST, m.received_at, i.hub_id LIMIT %s
 """
 MARK_ITEMS = """
 UPDATE replay_job_items i SET outcome = o.outcome, detail = o.detail
@@ -374,7 +378,7 @@ def run_chunk(
                 "lease": LEASE_S,
             },
         )
-    publish_now(publisher, sorted(moved))
+    publish_now(publisher, [h for h, _ in pending if h in moved])
     return not finished
 
 

@@ -145,3 +145,32 @@ def test_a_job_whose_runner_died_is_resumed_by_another(engine: Engine) -> None:
             )
         ).scalar_one()
     assert pending == 0
+
+
+class _Recorder:
+    """Stands in for the publisher: records what each chunk published, in order."""
+
+    def __init__(self) -> None:
+        self.published: list[uuid.UUID] = []
+
+    def try_publish(self, hub_ids: list[uuid.UUID]) -> bool:
+        self.published.extend(hub_ids)
+        return True
+
+
+def test_a_job_replays_voucher_by_voucher_each_in_the_order_received(engine: Engine) -> None:
+    """Failed deliveries for two vouchers, received interleaved, go out grouped by voucher and
+    in received order within each: a voucher's deliveries then use its quantity in the order the
+    provider sent them, and the workers' batches do not all wait on the same voucher rows."""
+    first, second = sorted([uid("V"), uid("V")])
+    ids: dict[str, list[uuid.UUID]] = {first: [], second: []}
+    with engine.connect() as conn:
+        since = conn.execute(select(func.now())).scalar_one()
+    for _ in range(6):
+        for number in (second, first):
+            ids[number] += _failed(engine, number, 1)
+    flt = MessageFilter(statuses=("failed",), sender=PROVIDER_SENDER.name, since=since)
+    job = replayjobs.start_replay(engine, "admin-anna", "vouchers came", flt=flt, runner="r1")
+    recorder = _Recorder()
+    replayjobs.run_job(engine, job.job_id, "r1", recorder, chunk=5)  # type: ignore[arg-type]
+    assert recorder.published == ids[first] + ids[second]
