@@ -217,7 +217,7 @@ def world(hub: Hub) -> World:
             answer = provider.post("/api/v1/messages", json=reported(o, voucher, p, "2025-05-02", "visit"))
             body = wait_for_status(provider, answer.json()["hub_id"], FINAL, timeout=60)
             assert body["status"] == "rejected", body
-            rejected.append(body["hub_id"])
+            rejected.append(str(body["hub_id"]))
     settlements = []
     for month in ("2025-03", "2025-04"):
         out = hub_cli(hub.env, "settle", "--month", month)
@@ -311,7 +311,7 @@ def settlement_of(w: World, index: int) -> dict[str, Any]:
     with w.http("admin") as admin:
         answer = admin.get(f"/api/v1/settlements/{w.settlements[index]}")
     assert answer.status_code == 200, answer.text
-    return answer.json()  # type: ignore[no-any-return]
+    return dict(answer.json())
 
 
 def outcome_of(w: World, hub_id: str) -> str:
@@ -320,7 +320,7 @@ def outcome_of(w: World, hub_id: str) -> str:
         body = wait_for_status(admin, hub_id, FINAL, timeout=60)
     if body["status"] == "applied":
         return "yes"
-    errors = body["errors"]
+    errors: Any = body["errors"]
     if body["status"] == "rejected" and errors and "no settlement" in errors[0]["message"]:
         return "404"  # exactly as for a settlement id that does not exist
     return f"{body['status']}: {errors}"
@@ -1014,7 +1014,7 @@ def app_routes() -> set[tuple[str, str]]:
             if inner is not None:
                 yield from walk(inner.routes)
             elif isinstance(route, APIRoute):
-                for method in route.methods - {"HEAD"}:
+                for method in (route.methods or set()) - {"HEAD"}:
                     yield method, route.path
             elif route.__class__.__name__ == "Route":
                 for method in (route.methods or set()) - {"HEAD"}:

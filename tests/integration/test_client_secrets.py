@@ -5,7 +5,7 @@ times are moved by editing `client_secrets.expires_at` as PostgreSQL's clock wou
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import text, update
@@ -65,7 +65,7 @@ def test_rotation_with_grace_keeps_both_until_it_ends(engine: Engine) -> None:
     again = rotate_client(engine, name, timedelta(days=30))
     assert again.previous_until is not None
     with engine.connect() as conn:
-        ends = dict(
+        ends: dict[str, datetime] = dict(
             conn.execute(
                 text("SELECT secret_sha256, expires_at FROM client_secrets WHERE client = :c"), {"c": name}
             ).all()
