@@ -68,6 +68,6 @@ def api_services(settings: Settings) -> Services:
         dispatcher=Dispatcher(
             publisher, threads=settings.publish_threads, linger_ms=settings.publish_linger_ms
         ),
-        authenticator=Authenticator(engine),
+        authenticator=Authenticator(engine, settings.secret_expiry_warning),
         relay=relay,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -105,10 +105,24 @@ def cmd_settle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(moment: datetime | None) -> str:
+    """A moment as `hub clients` prints it: UTC, to the second (`-` for none)."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if moment else "-"
+
+
+def _duration(value: str) -> timedelta:
+    from psop_hub.hub.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_clients_add(args: argparse.Namespace) -> int:
     """Register a sender; its secret is printed once, as the last line."""
     from psop_hub.hub.identifiers import check_business_id
-    from psop_hub.hub.senders import add_client
+    from psop_hub.hub.senders import issue_client
 
     for flag, value in (("--organiser", args.organiser), ("--provider", args.provider)):
         if value is not None:
@@ -116,9 +130,12 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
                 check_business_id(value)
             except ValueError as exc:
                 raise SystemExit(f"hub: {flag}: {exc}") from None
+    settings = load_settings()
     try:
-        with engine_for(load_settings()) as engine:
-            secret = add_client(engine, args.name, args.role, args.organiser, args.provider)
+        with engine_for(settings) as engine:
+            issued = issue_client(
+                engine, args.name, args.role, args.organiser, args.provider, settings.secret_lifetime
+            )
     except HubError as exc:
         raise SystemExit(f"hub: {exc}") from None
     if args.role != "admin":
@@ -127,7 +144,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
         from psop_hub.adapters.filedrop import client_folders
 
         try:
-            folders = client_folders(Path(load_settings().data_dir), args.name)
+            folders = client_folders(Path(settings.data_dir), args.name)
         except OSError as exc:  # e.g. an API container without the file-drop volume: the client stands
             print(f"no file-drop folders made here ({exc.strerror}); the file adapter's host needs them")
             folders = []
@@ -135,24 +152,68 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
             print(f"no file-drop folders made: {args.name!r} is not a plain folder name")
         elif folders:
             print("file drop: " + ", ".join(str(f) for f in folders))
-    print(f"client {args.name} ({args.role}) added; its secret is shown only now:")
-    print(secret)
+    print(f"client {args.name} ({args.role}) added; its secret expires at {_when(issued.expires_at)} UTC")
+    print("the secret is shown only now:")
+    print(issued.secret)
+    return 0
+
+
+def cmd_clients_rotate(args: argparse.Namespace) -> int:
+    """Give a client a new secret (printed once, last); the old one works for the grace period."""
+    from psop_hub.hub.durations import duration_text
+    from psop_hub.hub.senders import rotate_client
+
+    settings = load_settings()
+    grace: timedelta = args.grace if args.grace is not None else settings.secret_rotation_grace
+    try:
+        with engine_for(settings) as engine:
+            issued = rotate_client(engine, args.name, grace, settings.secret_lifetime)
+    except HubError as exc:
+        raise SystemExit(f"hub: {exc}") from None
+    if issued.previous_until is None:
+        print(f"client {args.name} had no working secret; its new one replaces none")
+    elif grace.total_seconds() <= 0:
+        print(f"client {args.name}: the old secret is refused from now on (no grace period)")
+    else:
+        print(
+            f"client {args.name}: the old secret keeps working until {_when(issued.previous_until)} UTC "
+            f"(grace {duration_text(grace)}), then is refused, by every API replica"
+        )
+    print(f"the new secret expires at {_when(issued.expires_at)} UTC and is shown only now:")
+    print(issued.secret)
     return 0
 
 
 def cmd_clients_list(args: argparse.Namespace) -> int:
-    """List the clients: name, role, scope, created, revoked; never a secret."""
+    """List the clients: name, role, scope, created, secret expiry, revoked; never a secret."""
     from psop_hub.hub.senders import list_clients
 
-    with engine_for(load_settings()) as engine:
+    settings = load_settings()
+    with engine_for(settings) as engine:
         found = list_clients(engine)
-    print(f"{'NAME':<30} {'ROLE':<9} {'ORGANISER':<10} {'PROVIDER':<10} {'CREATED':<20} REVOKED")
+    now = datetime.now(UTC)
+    print(
+        f"{'NAME':<30} {'ROLE':<9} {'ORGANISER':<10} {'PROVIDER':<10} {'CREATED':<20} "
+        f"{'SECRET EXPIRES':<20} {'OLD SECRET UNTIL':<20} REVOKED"
+    )
     for c in found:
-        revoked = f"{c.revoked_at:%Y-%m-%d %H:%M:%S}" if c.revoked_at else "-"
         print(
             f"{c.name:<30} {c.role:<9} {c.organiser or '-':<10} {c.provider or '-':<10} "
-            f"{c.created_at:%Y-%m-%d %H:%M:%S}  {revoked}"
+            f"{_when(c.created_at):<20} {_when(c.expires_at):<20} {_when(c.previous_until):<20} "
+            f"{_when(c.revoked_at)}"
         )
+        if c.revoked_at is not None:
+            continue
+        if c.expired:
+            print(
+                f"hub: {c.name}: its secret has expired; give it one with hub clients rotate", file=sys.stderr
+            )
+        elif c.expires_at is not None and c.expires_at - now <= settings.secret_expiry_warning:
+            days = (c.expires_at - now).total_seconds() / 86400
+            print(
+                f"hub: {c.name}: its secret expires in {days:.1f} days; rotate it with hub clients rotate",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -459,6 +520,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = clients.add_parser("revoke", help="refuse a client's secret from now on, on every replica")
     revoke.add_argument("name")
     revoke.set_defaults(func=cmd_clients_revoke)
+    rotate = clients.add_parser(
+        "rotate", help="give a client a new secret (printed once); the old one works for a grace period"
+    )
+    rotate.add_argument("name")
+    rotate.add_argument(
+        "--grace",
+        type=_duration,
+        default=None,
+        help="how long the old secret keeps working: 7d, 12h, 30m, 0 (default HUB_SECRET_ROTATION_GRACE)",
+    )
+    rotate.set_defaults(func=cmd_clients_rotate)
     parties = sub.add_parser("parties", help="invoicing details").add_subparsers(
         dest="parties_command", required=True
     )

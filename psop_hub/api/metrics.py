@@ -11,13 +11,20 @@ answered. Read on each scrape (hub/monitoring.py says what each costs with a lar
 - `hub_replay_jobs{state}`: bulk replay jobs (samples once the replay jobs table exists);
 - `hub_queue_messages{queue,role}`, `hub_queue_consumers{queue,role}`: RabbitMQ queues (role
   `main`: the workers' queue, whose consumers are the workers consuming; `delay`; `dead_letter`);
+- `hub_client_secret_expires_in_seconds{client}`, `hub_client_secrets_expiring`,
+  `hub_client_secrets_expired`: how long the enabled clients' current secrets have left, and how
+  many expire within HUB_SECRET_EXPIRY_WARNING (30 days) or have expired;
 - `hub_metrics_source_up{source}`: 1 if the `database` / `broker` / `replay_jobs` figures could be
   read now, 0 if not (their series are then left out, never guessed); `/metrics` answers 200
   regardless.
+
+Who may read it: `check_access` (HUB_METRICS_ACCESS, HUB_METRICS_TOKEN; docs/operations.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import threading
 from collections.abc import Iterable
@@ -28,8 +35,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy.exc import DBAPIError
 
 from psop_hub.api.deps import Services, services_of
-from psop_hub.hub.errors import HubError
+from psop_hub.hub.errors import AuthenticationFailed, HubError, NotAllowed
 from psop_hub.hub.monitoring import UNRESOLVED, QueueFigure, StoreFigures, StoreMonitor, read_queues
+from psop_hub.hub.senders import SecretFigures, secret_figures
 from psop_hub.hub.store import STATUSES
 
 log = logging.getLogger(__name__)
@@ -117,6 +125,26 @@ def queue_metrics(queues: list[QueueFigure]) -> Iterable[Metric]:
     yield consumers
 
 
+def secret_metrics(figures: SecretFigures) -> Iterable[Metric]:
+    """The metric families of the client secrets' expiry."""
+    left = GaugeMetricFamily(
+        "hub_client_secret_expires_in_seconds",
+        "Seconds until an enabled client's current secret expires (negative: expired)",
+        labels=["client"],
+    )
+    for client, seconds in sorted(figures.expires_in_s.items()):
+        left.add_metric([client], seconds)
+    yield left
+    yield _gauge(
+        "hub_client_secrets_expiring",
+        "Enabled clients whose current secret expires within HUB_SECRET_EXPIRY_WARNING",
+        figures.expiring,
+    )
+    yield _gauge(
+        "hub_client_secrets_expired", "Enabled clients whose current secret has expired", figures.expired
+    )
+
+
 class _Families:
     """A collector of families read once, for one scrape."""
 
@@ -145,6 +173,10 @@ def scrape(request: Request) -> bytes:
         families += store_metrics(figures)
         up.add_metric(["database"], 1)
         up.add_metric(["replay_jobs"], 0 if figures.replay_jobs is None else 1)
+    try:
+        families += secret_metrics(secret_figures(services.engine, services.settings.secret_expiry_warning))
+    except (HubError, DBAPIError) as exc:
+        log.warning("metrics: the client secrets' expiry could not be read: %s", exc)
     queues = read_queues(services.settings)
     if queues is not None:
         families += queue_metrics(queues)
@@ -155,7 +187,33 @@ def scrape(request: Request) -> bytes:
     return generate_latest(REGISTRY) + generate_latest(registry)
 
 
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+def check_access(request: Request, services: Services) -> None:
+    """`/metrics` names clients and counts messages by type: with HUB_METRICS_ACCESS=token (the
+    default) only `Authorization: Bearer` with HUB_METRICS_TOKEN or an admin client's secret reads
+    it (401 without either, 403 for a system's or a provider's secret); with `open`, anyone."""
+    settings = services.settings
+    if settings.metrics_access == "open":
+        return
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    presented = presented.strip()
+    if scheme.lower() != "bearer" or not presented:
+        raise AuthenticationFailed("send Authorization: Bearer with the metrics token or an admin's secret")
+    token = settings.metrics_token
+    # Digests of equal length compared in constant time: neither the token nor its length leaks.
+    if token is not None and hmac.compare_digest(_digest(token), _digest(presented)):
+        return
+    sender = services.authenticator.by_secret(presented)
+    if not sender.is_admin:
+        raise NotAllowed("only the metrics token and admin clients may read /metrics")
+
+
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format (see `check_access` for who may read it)."""
+    services = services_of(request)
+    check_access(request, services)
     return Response(scrape(request), media_type=CONTENT_TYPE_LATEST)

@@ -160,7 +160,7 @@ def contract(app: FastAPI) -> dict[str, Any]:
             operation["security"] = [{SECURITY_SCHEME: []}]
             responses["401"] = _problem(401)
             responses["403"] = _problem(403)
-            if "{" in path:
+            if "{" in path or "404" in responses:  # a path parameter, or a look-up by query
                 responses["404"] = _problem(404)
     post = document["paths"]["/api/v1/messages"]["post"]
     post["requestBody"] = {

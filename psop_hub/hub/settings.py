@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from psop_hub.hub.durations import parse_duration
 
 
 class Settings(BaseSettings):
@@ -77,6 +81,20 @@ class Settings(BaseSettings):
     # 429 with Retry-After (SOAP: a Client fault). 0: no limit (the default, so that benchmarks
     # and bulk loads are not throttled unless an operator chooses to).
     rate_limit_per_minute: int = Field(default=0, ge=0)
+    # Client secrets (`hub clients add` / `rotate`, docs/authorization.md): a new secret works for
+    # secret_lifetime; after `hub clients rotate` the old one keeps working for
+    # secret_rotation_grace (or the command's --grace), then is refused; from secret_expiry_warning
+    # before a client's newest secret expires, the API logs a WARNING when the client uses it and
+    # /metrics counts the client in hub_client_secrets_expiring. Durations: 365d, 12h, 30m, 45s.
+    secret_lifetime: timedelta = timedelta(days=365)
+    secret_rotation_grace: timedelta = timedelta(days=7)
+    secret_expiry_warning: timedelta = timedelta(days=30)
+    # /metrics carries figures by client and by message type: "token" (the default) answers only
+    # a bearer secret of an admin client or metrics_token; "open" answers anyone (for a network
+    # where only the scraper can reach the API replicas).
+    metrics_access: str = Field(default="token", pattern="^(token|open)$")
+    # A scrape token of its own, so that Prometheus needs no admin secret (at least 32 characters).
+    metrics_token: str | None = None
     log_level: str = "INFO"
     # Graceful stop: requests in flight (API) and messages in hand (worker) get this long after
     # SIGTERM; a container's stop_grace_period must be longer (docker-compose.yml).
@@ -105,6 +123,37 @@ class Settings(BaseSettings):
     admin_session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
     admin_session_max_minutes: int = Field(default=24 * 60, ge=1, le=30 * 24 * 60)
     admin_cookie_secure: str = Field(default="auto", pattern="^(auto|always|never)$")
+
+    @field_validator("secret_lifetime", "secret_rotation_grace", "secret_expiry_warning", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        # "7d", "12h", "30m", "45s", "1d12h" or seconds; pydantic reads ISO 8601 ("P7D") itself.
+        if isinstance(value, str) and not value.strip().upper().startswith("P"):
+            return parse_duration(value)
+        return value
+
+    @field_validator("secret_lifetime")
+    @classmethod
+    def _positive_lifetime(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("a secret's lifetime must be longer than 0")
+        return value
+
+    @field_validator("secret_rotation_grace", "secret_expiry_warning")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if len(value.strip()) < 32:
+            raise ValueError("must be at least 32 random characters (e.g. secrets.token_urlsafe(32))")
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

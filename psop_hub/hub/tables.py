@@ -50,10 +50,24 @@ clients = Table(
     Column("role", String(20), nullable=False),
     Column("organiser", String(9)),
     Column("provider", String(9)),
-    # SHA-256 of a 256-bit random secret: a slow password hash adds nothing for such entropy.
-    Column("secret_sha256", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("disabled_at", DateTime(timezone=True)),
+)
+
+# A client's secrets (migration 0011): usually one; two while a rotation's grace period runs.
+# A secret works until `expires_at` (its lifetime, or the end of the grace period once a rotation
+# replaced it) while its client is not disabled.
+client_secrets = Table(
+    "client_secrets",
+    metadata,
+    # SHA-256 of a 256-bit random secret: a slow password hash adds nothing for such entropy.
+    Column("secret_sha256", String(64), primary_key=True),
+    Column("client", String(100), ForeignKey("clients.name", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    # When a rotation gave it an end (None: the client's current secret).
+    Column("replaced_at", DateTime(timezone=True)),
+    Index("ix_client_secrets_client", "client"),
 )
 
 messages = Table(

@@ -9,9 +9,11 @@ from tests.messages import granted, uid
 
 
 def scrape(hub: Hub) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """One scrape, anonymous as Prometheus scrapes."""
-    with hub.client(None) as anonymous:
-        body = anonymous.get("/metrics").text
+    """One scrape, with an admin's secret (/metrics is not open to anyone by default)."""
+    with hub.client("admin") as admin:
+        answer = admin.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    body = answer.text
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for f in text_string_to_metric_families(body)

@@ -151,7 +151,10 @@ def test_health_metrics_openapi(hub: Hub) -> None:
         assert anonymous.get("/health/live").status_code == 200
         ready = anonymous.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["checks"] == {"database": "up", "broker": "up"}
-        metrics = anonymous.get("/metrics").text
+        assert anonymous.get("/metrics").status_code == 401  # docs/operations.md: not open by default
+    with hub.client("admin") as admin:
+        metrics = admin.get("/metrics").text
+    with hub.client(None) as anonymous:
         assert "hub_messages_received_total" in metrics
         assert 'hub_messages{status="applied"}' in metrics
         assert "/api/v1/messages" in anonymous.get("/openapi.json").json()["paths"]

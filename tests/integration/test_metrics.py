@@ -28,6 +28,9 @@ from tests.messages import ORGANISER, delivery, granted, uid
 
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+# Prometheus scrapes with a token of its own (HUB_METRICS_TOKEN): /metrics is not open by default.
+METRICS_TOKEN = "test-metrics-token-0123456789abcdef0123456789"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def samples(body: str) -> Samples:
@@ -47,7 +50,8 @@ def value(scraped: Samples, name: str, **labels: str) -> float:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """An in-process API on the run's database and vhost."""
-    with TestClient(create_app(api_services(settings))) as api:
+    scraping = settings.model_copy(update={"metrics_token": METRICS_TOKEN})
+    with TestClient(create_app(api_services(scraping)), headers=SCRAPER) as api:
         yield api
 
 
@@ -155,7 +159,12 @@ def test_a_source_that_is_down_is_reported_not_raised(settings: Settings, down: 
         "broker": {"amqp_url": "amqp://guest:guest@127.0.0.1:1/%2F"},
     }[down]
     with TestClient(
-        create_app(api_services(settings.model_copy(update={**broken, "relay_interval_s": 60})))
+        create_app(
+            api_services(
+                settings.model_copy(update={**broken, "relay_interval_s": 60, "metrics_token": METRICS_TOKEN})
+            )
+        ),
+        headers=SCRAPER,
     ) as api:
         scraped = scrape(api)
     assert value(scraped, "hub_metrics_source_up", source=down) == 0

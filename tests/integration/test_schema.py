@@ -238,6 +238,10 @@ ADMIN_TABLES = {"audit_log", "replay_jobs", "replay_job_items"}
 SESSION_TABLES = {"admin_sessions"}
 # What 0010 adds: the rate limit's windows (no index but its primary key).
 RATE_TABLES = {"rate_windows"}
+# What 0011 changes: client secrets move from clients.secret_sha256 (and its unique constraint)
+# into a table of their own, with its index on the client.
+SECRET_TABLES = {"client_secrets"}
+SECRET_OPS = {"add_table", "add_index", "remove_constraint", "remove_column"}
 
 
 def _migrate_to(engine: Engine, revision: str) -> None:
@@ -256,34 +260,48 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
                 assert differences(conn, metadata) == []
                 assert catalog(conn) == named_in(metadata)
 
-            # The revision before 0010 lacks exactly the rate limit's table.
+            # The revision before 0011 lacks the secrets' table and still has clients.secret_sha256.
+            _migrate_to(eng, "0011-1")
+            with eng.connect() as conn:
+                diff = differences(conn, metadata)
+            assert _operations(diff) == SECRET_OPS
+            assert {d[1].name for d in diff if d[0] == "add_table"} == SECRET_TABLES
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SECRET_TABLES
+            assert {(d[2], d[3].name) for d in diff if d[0] == "remove_column"} == {
+                ("clients", "secret_sha256")
+            }
+
+            # The revision before 0010 lacks the rate limit's table too.
             _migrate_to(eng, "0010-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == {"add_table"}
-            assert {d[1].name for d in diff if d[0] == "add_table"} == RATE_TABLES
+            assert _operations(diff) == SECRET_OPS
+            assert {d[1].name for d in diff if d[0] == "add_table"} == RATE_TABLES | SECRET_TABLES
 
             # The revision before 0009 lacks the admin page's session table too.
             _migrate_to(eng, "0009-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == {"add_table", "add_index"}
-            assert {d[1].name for d in diff if d[0] == "add_table"} == SESSION_TABLES | RATE_TABLES
-            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SESSION_TABLES
+            assert _operations(diff) == SECRET_OPS
+            assert {
+                d[1].name for d in diff if d[0] == "add_table"
+            } == SESSION_TABLES | RATE_TABLES | SECRET_TABLES
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SESSION_TABLES | SECRET_TABLES
 
             # 0006's schema lacks exactly what 0007 (and 0009) add: the admin tables and search indexes.
             _migrate_to(eng, "0006")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == {"add_table", "add_index"}
+            assert _operations(diff) == SECRET_OPS
             assert {
                 d[1].name for d in diff if d[0] == "add_table"
-            } == ADMIN_TABLES | SESSION_TABLES | RATE_TABLES
+            } == ADMIN_TABLES | SESSION_TABLES | RATE_TABLES | SECRET_TABLES
             assert {d[1].table.name for d in diff if d[0] == "add_index"} == {
                 "messages",
                 "audit_log",
                 "replay_jobs",
                 *SESSION_TABLES,
+                *SECRET_TABLES,
             }
 
             # 0005's schema is what databases had before 0006: PostgreSQL's names, which both
@@ -292,7 +310,7 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
                 names = catalog(conn)
-            assert _operations(diff) == {"add_constraint", "remove_constraint", "add_table", "add_index"}
+            assert _operations(diff) == {"add_constraint", *SECRET_OPS}
             assert names["constraints"] - named_in(metadata)["constraints"] == DEFAULT_NAMES
 
             _migrate_to(eng, "base")
