@@ -5,7 +5,9 @@ thread while a measurement runs: the API, the workers, the file adapter, the Pos
 connected to the bench's own database (not the other databases on the server), RabbitMQ's
 beam.smp (the whole broker: on a shared machine it serves others too), and the bench process
 itself (the load generator, or the pika client of the raw limits). A process that starts during
-the window counts from zero; one that ends loses at most its last half second.
+the window counts from zero; one that ends loses at most its last half second, and one that comes
+and goes between two samples is not counted at all: where an application churns its database
+connections, the PostgreSQL figure is a lower bound.
 """
 
 from __future__ import annotations

@@ -115,6 +115,24 @@ class Hub:
         self.backends = Backends(PG_ADMIN, self.name, exclude=[self.db.info.backend_pid])
         undo.callback(self.backends.close)
         self.components = cached(lambda: hub_processes(self.process.pid))
+        self.warm()
+
+    def warm(self) -> None:
+        """A few messages through REST and SOAP first, each applied: connection pools filled, the
+        first request's imports and compilations done (the peer is warmed up too)."""
+        rest_bodies = [json.dumps(granted(uid("bench-warm"))).encode() for _ in range(50)]
+        soap_bodies = [decision_envelope(soap_granted(uid("bench-warm")), self.soap) for _ in range(10)]
+        rest = loadgen.send(f"{self.base}/api/v1/messages", rest_bodies, self.headers, 8)
+        soap = loadgen.send(f"{self.base}/soap/v1", soap_bodies, soap_headers(), 4, ok=(200,))
+        wait_final(self.db, rest_ids(rest) + soap_ids(soap), 120)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.system}", "Content-Type": "application/json"}
+
+    @property
+    def soap(self) -> tuple[str, str]:
+        return ("bench-system", self.system)
 
     def groups(self) -> dict[str, list[psutil.Process]]:
         return {
@@ -123,6 +141,14 @@ class Hub:
             "RabbitMQ": rabbitmq(),
             "bench": [me()],
         }
+
+
+def rest_ids(load: loadgen.Load) -> list[str]:
+    return [str(json.loads(x.body)["hub_id"]) for x in load.answers if x.status == 202]
+
+
+def soap_ids(load: loadgen.Load) -> list[str]:
+    return [m.group(1).decode() for x in load.answers if x.status == 200 and (m := HUB_ID.search(x.body))]
 
 
 def applied_row(
@@ -147,22 +173,20 @@ def applied_row(
 
 def rest(hub: Hub, a: argparse.Namespace, name: str) -> Row:
     bodies = [json.dumps(granted(uid("bench-v"))).encode() for _ in range(a.messages)]
-    headers = {"Authorization": f"Bearer {hub.system}", "Content-Type": "application/json"}
     print(f"{name}: {a.messages} voucher.granted from {a.senders} senders", flush=True)
     with CpuMeter(hub.groups) as meter:
-        load = loadgen.send(f"{hub.base}/api/v1/messages", bodies, headers, a.senders)
-        ids = [str(json.loads(x.body)["hub_id"]) for x in load.answers if x.status == 202]
+        load = loadgen.send(f"{hub.base}/api/v1/messages", bodies, hub.headers, a.senders)
+        ids = rest_ids(load)
         wait_final(hub.db, ids, a.wait)
     return applied_row(hub, name, load, ids, meter, a.wait)
 
 
 def soap(hub: Hub, a: argparse.Namespace) -> Row:
-    credentials = ("bench-system", hub.system)
-    bodies = [decision_envelope(soap_granted(uid("bench-s")), credentials) for _ in range(a.messages)]
+    bodies = [decision_envelope(soap_granted(uid("bench-s")), hub.soap) for _ in range(a.messages)]
     print(f"hub SOAP: {a.messages} SubmitVoucherDecision GRANTED from {a.senders} senders", flush=True)
     with CpuMeter(hub.groups) as meter:
         load = loadgen.send(f"{hub.base}/soap/v1", bodies, soap_headers(), a.senders, ok=(200,))
-        ids = [m.group(1).decode() for x in load.answers if x.status == 200 and (m := HUB_ID.search(x.body))]
+        ids = soap_ids(load)
         wait_final(hub.db, ids, a.wait)
     return applied_row(hub, "hub SOAP: voucher.granted", load, ids, meter, a.wait)
 
@@ -170,11 +194,10 @@ def soap(hub: Hub, a: argparse.Namespace) -> Row:
 def latency(hub: Hub, a: argparse.Namespace) -> Row:
     n = int(a.rate * a.rate_seconds)
     bodies = [json.dumps(granted(uid("bench-r"))).encode() for _ in range(n)]
-    headers = {"Authorization": f"Bearer {hub.system}", "Content-Type": "application/json"}
     print(f"hub latency: {a.rate:g} msg/s offered for {a.rate_seconds:g} s", flush=True)
     with CpuMeter(hub.groups) as meter:
-        load = loadgen.send(f"{hub.base}/api/v1/messages", bodies, headers, a.senders, rate=a.rate)
-        ids = [str(json.loads(x.body)["hub_id"]) for x in load.answers if x.status == 202]
+        load = loadgen.send(f"{hub.base}/api/v1/messages", bodies, hub.headers, a.senders, rate=a.rate)
+        ids = rest_ids(load)
         counts = wait_final(hub.db, ids, a.wait)
     ms = accept_to_applied_ms(hub.db, ids)
     return Row(
