@@ -348,7 +348,9 @@ def print_all(rows: list[Row], notes: list[str], started: float, a: Any) -> None
     print(
         f"\n== psop-hub benchmarks ({'quick' if a.quick else 'full'}, {psutil.cpu_count()} cores, "
         f"load average {load}, {time.monotonic() - started:.0f} s) ==",
-        "per s: msg/s (files: records/s); p50/p95/p99 in ms; CPU in ms per message per process",
+        "per s: msg/s (files: records/s); p50/p95/p99 in ms; then CPU ms per message per process: "
+        "bench = the load generator (limits: the pika client), PostgreSQL = the backends of the "
+        "bench's database, RabbitMQ = the whole beam.smp (shared with anything else on the broker)",
         table(rows),
         *notes,
         *ratios(rows),
