@@ -34,8 +34,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark, one table (bench/run.py): BENCH_ARGS="--quick", "--only rest,peer", "--preload 1000000".
 bench: install
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

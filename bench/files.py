@@ -101,8 +101,9 @@ def peak_mb(process: psutil.Process) -> float:
 
 def drop_and_measure(
     data: Path, client: str, source: Path, db: psycopg.Connection, wait_s: float, apply: bool
-) -> str:
-    """Drop a file, wait for its receipt (and, with `apply`, for every record applied)."""
+) -> tuple[str, float]:
+    """Drop a file, wait for its receipt (and, with `apply`, for every record applied); the line
+    to print and records/s (to the receipt, or with `apply` to the last record applied)."""
     inbox = data / "inbox" / client
     inbox.mkdir(parents=True, exist_ok=True)
     receipt = data / "outbox" / client / "receipts" / f"{source.name}.receipt.json"
@@ -113,13 +114,13 @@ def drop_and_measure(
     deadline = time.monotonic() + wait_s
     while not receipt.exists():
         if time.monotonic() > deadline:
-            return f"{source.name}: no receipt after {wait_s:g} s"
+            return f"{source.name}: no receipt after {wait_s:g} s", 0.0
         time.sleep(0.2)
     intake = time.time() - started
     records = int(__import__("json").loads(receipt.read_text())["accepted"])
     line = f"{source.name} ({size_mb:.0f} MB, {records} records): intake {records / intake:.0f} records/s"
     if not apply:
-        return line
+        return line, records / intake
     pending = -1
     while time.monotonic() < deadline:
         pending = db.execute(
@@ -135,7 +136,8 @@ def drop_and_measure(
     ).fetchone()[0]  # type: ignore[index]
     rate = records / max(float(last) - started, 1e-9)
     return (
-        f"{line}, applied {rate:.0f} records/s (target >= 1000; {applied} applied in all, {pending} pending)"
+        f"{line}, applied {rate:.0f} records/s (target >= 1000; {applied} applied in all, {pending} pending)",
+        rate,
     )
 
 
@@ -189,15 +191,15 @@ def main() -> int:
             vouchers = setup(base, db, system, a.vouchers, a.wait)
             write_csv(tmp / "toteumat.csv", vouchers, a.records)
             write_xml(tmp / "paatokset.xml", a.records, "B", a.xml_form)
-            lines.append(drop_and_measure(data, "provider", tmp / "toteumat.csv", db, a.wait, apply=True))
-            lines.append(drop_and_measure(data, "county", tmp / "paatokset.xml", db, a.wait, apply=True))
+            lines.append(drop_and_measure(data, "provider", tmp / "toteumat.csv", db, a.wait, apply=True)[0])
+            lines.append(drop_and_measure(data, "county", tmp / "paatokset.xml", db, a.wait, apply=True)[0])
             lines.append(
                 f"file adapter peak memory (VmHWM) after both: {peak_mb(adapter):.0f} MB (target < 150)"
             )
             if a.big_mb:
                 # 547 bytes a record in the SOAP form, fewer in the default form
                 write_xml(tmp / "iso.xml", a.big_mb * 1_000_000 // 547, "X", a.xml_form)
-                lines.append(drop_and_measure(data, "county", tmp / "iso.xml", db, a.wait, apply=False))
+                lines.append(drop_and_measure(data, "county", tmp / "iso.xml", db, a.wait, apply=False)[0])
                 lines.append(
                     f"file adapter peak memory after the {a.big_mb} MB file: {peak_mb(adapter):.0f} MB"
                 )

@@ -193,6 +193,26 @@ def deliveries(vouchers: list[str], n: int) -> list[dict[str, Any]]:
     return [delivery(next(cycle), "1") for _ in range(n)]
 
 
+def accept_to_applied_ms(db: psycopg.Connection, hub_ids: list[str]) -> list[float]:
+    """From the journeys: the time from `received` to `applied` of each applied message, in ms."""
+    rows = db.execute(
+        "SELECT extract(epoch FROM a.at - r.at) * 1000 FROM journey r "
+        "JOIN journey a ON a.hub_id = r.hub_id AND a.step = 'applied' "
+        "WHERE r.step = 'received' AND r.hub_id = ANY(%s::uuid[])",
+        (hub_ids,),
+    ).fetchall()
+    return [float(r[0]) for r in rows]
+
+
+def last_applied(db: psycopg.Connection, hub_ids: list[str]) -> float | None:
+    """The wall clock time of the last `applied` journey step of these messages."""
+    row = db.execute(
+        "SELECT extract(epoch FROM max(at)) FROM journey WHERE step = 'applied' AND hub_id = ANY(%s::uuid[])",
+        (hub_ids,),
+    ).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
 def phase_a(base: str, db: psycopg.Connection, secret: str, vs: list[str], a: argparse.Namespace) -> str:
     cpu = time.process_time()
     sent, _ = send_all(base, secret, deliveries(vs, a.messages), a.senders)
@@ -201,15 +221,11 @@ def phase_a(base: str, db: psycopg.Connection, secret: str, vs: list[str], a: ar
     last_202 = max((s.wall + s.latency_s for s in sent if s.status == 202), default=first)
     ids = ids_of(sent)
     counts = wait_final(db, ids, a.wait)
-    row = db.execute(
-        "SELECT extract(epoch FROM max(at)) FROM journey WHERE step = 'applied' AND hub_id = ANY(%s::uuid[])",
-        (ids,),
-    ).fetchone()
-    last_applied = float(row[0]) if row and row[0] is not None else first
+    last = last_applied(db, ids) or first
     return (
         f"phase A: {a.messages} messages, {a.senders} senders: "
         f"accepted {len(ids) / max(last_202 - first, 1e-9):.1f}/s, "
-        f"applied {counts['applied'] / max(last_applied - first, 1e-9):.1f}/s (target >= 500/s), "
+        f"applied {counts['applied'] / max(last - first, 1e-9):.1f}/s (target >= 500/s), "
         f"not applied {a.messages - counts['applied']}, {trouble(db, sent, ids)}; "
         f"sender CPU {cpu / max(last_202 - first, 1e-9):.2f} cores of {os.cpu_count()}"
     )
@@ -220,13 +236,7 @@ def phase_b(base: str, db: psycopg.Connection, secret: str, vs: list[str], a: ar
     sent, lag = send_all(base, secret, deliveries(vs, n), a.rate_threads, rate=a.rate)
     ids = ids_of(sent)
     counts = wait_final(db, ids, a.wait)
-    rows = db.execute(
-        "SELECT extract(epoch FROM a.at - r.at) * 1000 FROM journey r "
-        "JOIN journey a ON a.hub_id = r.hub_id AND a.step = 'applied' "
-        "WHERE r.step = 'received' AND r.hub_id = ANY(%s::uuid[])",
-        (ids,),
-    ).fetchall()
-    ms = [float(r[0]) for r in rows]
+    ms = accept_to_applied_ms(db, ids)
     http = [s.latency_s * 1000 for s in sent]
     return (
         f"phase B: {a.rate:g} msg/s offered for {a.rate_seconds:g} s: {counts['applied']} of {n} applied; "
@@ -237,13 +247,16 @@ def phase_b(base: str, db: psycopg.Connection, secret: str, vs: list[str], a: ar
     )
 
 
-def wait_ready(hub: subprocess.Popen[bytes], base: str, timeout_s: float = 60) -> None:
+def wait_ready(
+    hub: subprocess.Popen[bytes], base: str, timeout_s: float = 60, path: str = "/health/ready"
+) -> None:
+    """Wait until GET `path` answers 200 (a FastAPI app without a health check: `/docs`)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if hub.poll() is not None:
-            raise SystemExit(f"the hub exited with {hub.returncode} before it was ready")
+            raise SystemExit(f"{hub.args[:4]} exited with {hub.returncode} before it was ready")
         try:
-            if httpx.get(f"{base}/health/ready", timeout=5).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -275,28 +288,67 @@ def cleanup(what: str, resource: subprocess.Popen[bytes] | tuple[str, ...] | str
         print(f"  ! could not {what}: {exc!r}", flush=True)
 
 
-def report(lines: list[str], log_path: Path, started: float) -> None:
+def report(lines: list[str], log_path: Path, started: float, title: str = "ingest benchmark") -> None:
     """The summary block, and the warnings and errors the hub logged (it logs at WARNING)."""
     log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
     words = ("ERROR", "CRITICAL", "Traceback", "WARNING", "Exception")
     problems = [line for line in log_text.splitlines() if any(w in line for w in words)]
-    print("\n== psop-hub ingest benchmark ==", *lines, sep="\n")
+    print(f"\n== psop-hub {title} ==", *lines, sep="\n")
     print(f"hub log: {len(problems)} warning/error lines; took {time.monotonic() - started:.0f} s")
     for line in problems[:20] if lines else log_text.splitlines()[-15:]:  # on a failure: the log's tail
         print(f"  {line}")
 
 
-def provision(undo: ExitStack, name: str, lines: list[str], started: float) -> Path:
-    """A temp directory, a database and a vhost named `name`, each registered for removal as soon
-    as it exists (removals run in reverse order, also on Ctrl-C); returns the directory."""
-    tmp = Path(undo.enter_context(tempfile.TemporaryDirectory(prefix="psop_bench_")))
-    undo.callback(report, lines, tmp / "hub.log", started)
+def database_and_vhost(undo: ExitStack, name: str) -> None:
+    """A database and a vhost named `name`, each registered for removal as soon as it exists."""
     admin_sql(f'CREATE DATABASE "{name}"')
     undo.callback(cleanup, f"drop database {name}", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     rabbitmqctl("add_vhost", name)
     undo.callback(cleanup, f"delete vhost {name}", ("delete_vhost", name))
     rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+
+
+def provision(
+    undo: ExitStack, name: str, lines: list[str], started: float, title: str = "ingest benchmark"
+) -> Path:
+    """A temp directory, a database and a vhost named `name`, each registered for removal as soon
+    as it exists (removals run in reverse order, also on Ctrl-C), and the report (`lines` and the
+    hub log's warnings) printed at the end under `title`; returns the directory."""
+    tmp = Path(undo.enter_context(tempfile.TemporaryDirectory(prefix="psop_bench_")))
+    undo.callback(report, lines, tmp / "hub.log", started, title)
+    database_and_vhost(undo, name)
     return tmp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(
+    undo: ExitStack, what: str, argv: list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """Start a process in its own session (a Ctrl-C reaches only the bench), its output to `log`,
+    registered to be stopped (SIGTERM, then SIGKILL after 60 s) when `undo` closes."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
+    undo.callback(cleanup, f"stop {what}", process)
+    return process
+
+
+def hub_env(name: str, port: int, tmp: Path, **extra: str) -> dict[str, str]:
+    """The settings of a `hub run` on database and vhost `name`, its data in `tmp`, and `extra`
+    (laid over the bench's own environment, whose other `HUB_*` variables pass through)."""
+    return {
+        "HUB_DATABASE_URL": PG_ADMIN.replace("/postgres", f"/{name}"),
+        "HUB_AMQP_URL": f"{AMQP}/{name}",
+        "HUB_HTTP_HOST": "127.0.0.1",
+        "HUB_HTTP_PORT": str(port),
+        "HUB_DATA_DIR": str(tmp / "data"),
+        "HUB_LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
 def main() -> int:
@@ -311,31 +363,18 @@ def main() -> int:
     a = parser.parse_args()
 
     name = f"psop_bench_{uuid.uuid4().hex[:10]}"
-    with socket.socket() as sock:  # a free port for the hub
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     db_url = PG_ADMIN.replace("/postgres", f"/{name}")
     started = time.monotonic()
     lines: list[str] = []
     with ExitStack() as undo:
         tmp = provision(undo, name, lines, started)
-        ours = {
-            "HUB_DATABASE_URL": db_url,
-            "HUB_AMQP_URL": f"{AMQP}/{name}",
-            "HUB_HTTP_HOST": "127.0.0.1",
-            "HUB_HTTP_PORT": str(port),
-            "HUB_DATA_DIR": str(tmp / "data"),
-            "HUB_LOG_LEVEL": "WARNING",
-        }
+        ours = hub_env(name, port, tmp)
         passed = {k: v for k, v in os.environ.items() if k.startswith("HUB_") and k not in ours}
         env = {**os.environ, **ours}
         print(f"bench {name}: hub on port {port}, extra settings {passed or 'none'}", flush=True)
-        with (tmp / "hub.log").open("wb") as log:  # its own session: a Ctrl-C reaches only the bench
-            hub = subprocess.Popen(
-                [*HUB, "run"], env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
-            )
-        undo.callback(cleanup, "stop the hub", hub)
+        hub = spawn(undo, "the hub", [*HUB, "run"], env, tmp / "hub.log")
         wait_ready(hub, base)
         system = add_client(env, "bench-system", "system", "--organiser", ORGANISER)
         provider = add_client(env, "bench-provider", "provider", "--provider", PROVIDER)

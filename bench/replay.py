@@ -63,6 +63,9 @@ from ingest import (  # noqa: E402
 
 from tests.messages import ORGANISER, PROVIDER, assigned, delivery, granted, uid  # noqa: E402
 
+# A delivery whose voucher is missing fails within a few seconds; a transient error is still retried.
+FAIL_FAST = {"HUB_MAX_RETRIES": "4", "HUB_MIN_BACKOFF_MS": "200", "HUB_MAX_BACKOFF_MS": "1000"}
+
 GENERATE = """
 INSERT INTO messages (hub_id, sender, message_id, type, sent_at, correlation_id, payload, payload_sha256,
                       organiser, provider, reference, channel, status, errors, attempts, received_at,
@@ -91,6 +94,30 @@ FROM generate_series(1, %(n)s) AS i,
 """
 
 
+# The journeys of generated messages: received, validated, queued and their final status.
+JOURNEYS = """
+INSERT INTO journey (hub_id, step, detail, at)
+SELECT m.hub_id, s.step, s.detail, m.received_at + s.n * interval '3 milliseconds'
+FROM messages m,
+     LATERAL (VALUES (0, 'received', 'rest from ' || m.sender), (1, 'validated', m.type),
+                     (2, 'queued', 'published'), (3, m.status, '')) AS s(n, step, detail)
+WHERE m.sender LIKE 'gen-%'
+"""
+
+
+def store_generated(db_url: str, n: int, journeys: bool = False) -> int:
+    """Store `n` generated messages (GENERATE; with `journeys`, their journeys too) and vacuum and
+    analyse; returns the messages stored in all."""
+    with psycopg.connect(db_url, autocommit=True) as db:
+        db.execute(GENERATE, {"n": n})
+        if journeys:
+            db.execute(JOURNEYS)
+            db.execute("VACUUM ANALYZE journey")
+        db.execute("VACUUM ANALYZE messages")
+        total = db.execute("SELECT count(*) FROM messages").fetchone()
+    return int(total[0]) if total else 0
+
+
 def add_client(env: dict[str, str], name: str, *args: str) -> str:
     argv = [*HUB, "clients", "add", name, *args]
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)
@@ -114,7 +141,10 @@ def wait_status(db: psycopg.Connection, ids: list[str], status: str, timeout: fl
         time.sleep(0.2)
 
 
-def replay_phase(base: str, db: psycopg.Connection, secrets: dict[str, str], a: argparse.Namespace) -> str:
+def replay_phase(
+    base: str, db: psycopg.Connection, secrets: dict[str, str], a: argparse.Namespace
+) -> tuple[str, float]:
+    """The line to print and the replayed messages applied per second."""
     vouchers = [uid("bench-late") for _ in range(a.vouchers)]
     bodies = [delivery(vouchers[i % len(vouchers)], "1") for i in range(a.failed)]
     print(f"replay: sending {a.failed} deliveries whose vouchers are missing", flush=True)
@@ -146,12 +176,13 @@ def replay_phase(base: str, db: psycopg.Connection, secrets: dict[str, str], a: 
         "AND step = 'applied' GROUP BY hub_id HAVING count(*) > 1) x",
         (ids,),
     ).fetchone()
+    rate = len(ids) / max(took, 1e-9)
     return (
         f"replay: {dry['matched']} failed counted by the dry run, {job['queued']} queued by the job in "
         f"{job_s:.1f} s; all {len(ids)} applied {took:.1f} s after the confirmation: "
-        f"{len(ids) / max(took, 1e-9):.0f} messages/s (target: under 30 s); applied twice: "
+        f"{rate:.0f} messages/s (target: under 30 s); applied twice: "
         f"{twice[0] if twice else '?'}"
-    )
+    ), rate
 
 
 SEARCHES: list[dict[str, Any]] = [
@@ -173,17 +204,14 @@ SEARCHES: list[dict[str, Any]] = [
 ]
 
 
-def search_phase(base: str, db_url: str, secrets: dict[str, str], a: argparse.Namespace) -> str:
+def search_phase(
+    base: str, db_url: str, secrets: dict[str, str], a: argparse.Namespace
+) -> tuple[str, list[float]]:
+    """The lines to print and the time of every search in ms."""
     print(f"search: generating {a.stored} messages in SQL", flush=True)
     started = time.monotonic()
-    with psycopg.connect(db_url, autocommit=True) as db:
-        db.execute(GENERATE, {"n": a.stored})
-        db.execute("VACUUM ANALYZE messages")
-        total = db.execute("SELECT count(*) FROM messages").fetchone()
-    print(
-        f"search: {total[0] if total else '?'} messages stored ({time.monotonic() - started:.0f} s)",
-        flush=True,
-    )
+    total = store_generated(db_url, a.stored)
+    print(f"search: {total} messages stored ({time.monotonic() - started:.0f} s)", flush=True)
     admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secrets['admin']}"}, timeout=60)
     now = time.time()
     timings: dict[int, list[float]] = {i: [] for i in range(len(SEARCHES))}
@@ -203,7 +231,7 @@ def search_phase(base: str, db_url: str, secrets: dict[str, str], a: argparse.Na
     every = [ms for values in timings.values() for ms in values]
     worst = max(timings, key=lambda i: pct(timings[i], 95))
     lines = [
-        f"search at {total[0] if total else '?'} messages, {len(every)} requests with counts per status: "
+        f"search at {total} messages, {len(every)} requests with counts per status: "
         f"p50 {pct(every, 50):.1f} ms, p95 {pct(every, 95):.1f} ms (target < 200), max {max(every):.1f} ms; "
         f"slowest: {SEARCHES[worst]} p95 {pct(timings[worst], 95):.1f} ms"
     ]
@@ -212,7 +240,7 @@ def search_phase(base: str, db_url: str, secrets: dict[str, str], a: argparse.Na
             f"  {params!s:<48} total {totals[i]:>8}  p50 {pct(timings[i], 50):6.1f} ms  "
             f"p95 {pct(timings[i], 95):6.1f} ms"
         )
-    return "\n".join(lines)
+    return "\n".join(lines), every
 
 
 def main() -> int:
@@ -251,9 +279,7 @@ def main() -> int:
             "HUB_HTTP_PORT": str(port),
             "HUB_DATA_DIR": str(tmp / "data"),
             "HUB_LOG_LEVEL": "WARNING",
-            "HUB_MAX_RETRIES": "4",
-            "HUB_MIN_BACKOFF_MS": "200",
-            "HUB_MAX_BACKOFF_MS": "1000",
+            **FAIL_FAST,
         }
         env = {**os.environ, **ours}
         print(f"bench {name}: hub on port {port}", flush=True)
@@ -270,9 +296,9 @@ def main() -> int:
         }
         if a.failed:
             with psycopg.connect(db_url, autocommit=True) as db:
-                lines.append(replay_phase(base, db, secrets, a))
+                lines.append(replay_phase(base, db, secrets, a)[0])
         if a.stored:
-            lines.append(search_phase(base, db_url, secrets, a))
+            lines.append(search_phase(base, db_url, secrets, a)[0])
         lines.append(f"took {time.monotonic() - started:.0f} s")
     return 0
 
