@@ -31,7 +31,6 @@ import http.client
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,12 +59,6 @@ PORT = 18100
 COMPOSE = ["docker", "compose"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Stack:
     """The bench's compose project."""
@@ -92,7 +85,7 @@ class Stack:
 
 def start_stack(undo: ExitStack, tmp: Path) -> Stack:
     """The stack from nothing, with PostgreSQL also published on 127.0.0.1 for the bench."""
-    pg_port = free_port()
+    pg_port = ingest.free_port()
     extra = tmp / "bench-publish-postgres.yml"
     extra.write_text(
         f'services:\n  postgres:\n    networks: [backend, edge]\n    ports: ["127.0.0.1:{pg_port}:5432"]\n',
@@ -294,7 +287,7 @@ def main() -> int:
     with ExitStack() as undo:
         if not a.skip_local:
             name = f"psop_bench_{uuid.uuid4().hex[:10]}"
-            port = free_port()
+            port = ingest.free_port()
             base = f"http://127.0.0.1:{port}"
             db_url = ingest.PG_ADMIN.replace("/postgres", f"/{name}")
             tmp = ingest.provision(undo, name, lines, started)
