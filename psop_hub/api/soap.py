@@ -19,6 +19,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from psop_hub.adapters.intake import submit
+from psop_hub.api.accesslog import note_sender
 from psop_hub.api.deps import BodyTooLarge, Services, read_body, services_of
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
@@ -108,6 +109,7 @@ async def soap(request: Request) -> Response:
         body = await read_body(request, services.settings.max_body_bytes)
         operation, sender_hint = _operation(request, body, services.settings.max_xml_nodes)
         sender = await run_in_threadpool(_authenticate, services, request, sender_hint)
+        note_sender(request, sender.name)
         limit = services.settings.rate_limit_per_minute
         await run_in_threadpool(count_request, services.engine, sender.name, limit)
         name = etree.QName(operation).localname
