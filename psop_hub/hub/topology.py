@@ -102,6 +102,10 @@ class HubBroker(RabbitmqBroker):
                 _close_quietly(item)
             self.channels.clear()
             self.connections.clear()
+        # This thread's next use opens a new connection (other threads' closed ones are replaced
+        # by Dramatiq's retry of the failed publish, as after any lost connection).
+        self.state.__dict__.pop("channel", None)
+        self.state.__dict__.pop("connection", None)
 
 
 def _close_quietly(item: Any) -> None:
