@@ -32,8 +32,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     with engine_for(load_settings()) as engine:
         if ensure_database(engine):
             print(f"created database {engine.url.database}")
-        migrate(engine)
-    print("schema is up to date")
+        before, after = migrate(engine)
+    if before == after:
+        print(f"schema is up to date (revision {after})")
+    else:
+        print(f"schema is up to date: upgraded from {before or 'an empty database'} to {after}")
     return 0
 
 

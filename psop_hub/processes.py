@@ -61,6 +61,14 @@ def run_api(settings: Settings) -> None:
 
     from psop_hub.api.connection import HubH11Protocol
 
+    # uvicorn's own start-up lines (four per process) are left to HUB_LOG_LEVEL=DEBUG: this is the one.
+    log.info(
+        "api listening on http://%s:%d (%d process%s)",
+        settings.http_host,
+        settings.http_port,
+        settings.api_workers,
+        "" if settings.api_workers == 1 else "es",
+    )
     uvicorn.run(
         "psop_hub.processes:api_app",
         factory=True,
@@ -72,7 +80,7 @@ def run_api(settings: Settings) -> None:
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.api_max_connections,
-        log_level=settings.log_level.lower(),
+        log_level=None,  # the levels are set by configure_logging (uvicorn's start-up chatter off)
         timeout_graceful_shutdown=settings.api_shutdown_timeout_s,
         access_log=False,
         log_config=None,  # uvicorn logs through our handler and its HETU filter
@@ -193,7 +201,9 @@ class Component:
         argv = [sys.executable, "-m", "psop_hub.cli", *self.args]
         self.process = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
-        log.info("started %s (pid %d)", self.name, self.process.pid)
+        # The first start is told by the component's own line; a restart by the supervisor.
+        level = logging.INFO if self.restarts else logging.DEBUG
+        log.log(level, "started %s (pid %d)", self.name, self.process.pid)
 
 
 class Supervisor:
@@ -235,7 +245,7 @@ class Supervisor:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.error("pid %d did not stop in time; killing it", p.pid)
+                log.warning("pid %d did not stop in time; killing it", p.pid)
                 p.kill()
                 p.wait()
         log.info("stopped")

@@ -63,9 +63,11 @@ def write_pending(engine: Engine, data_dir: Path, backlog: Backlog, limit: int =
         try:
             path = write_invoice(engine, settlement_id, data_dir)
         except InvoiceNotPossible as exc:
+            # Waiting for an operator to add details is not an error of the hub's: a warning
+            # when it is first seen (or still so after a change of details), then quiet re-checks.
+            level = logging.DEBUG if settlement_id in backlog.blocked else logging.WARNING
             backlog.blocked[settlement_id] = now
-            # Waiting for an operator to add details is not an error of the hub's.
-            log.warning("invoice of settlement %s not written yet: %s", settlement_id, exc)
+            log.log(level, "invoice of settlement %s not written yet: %s", settlement_id, exc)
             continue
         with unavailable_on_outage(), engine.begin() as conn:
             conn.execute(

@@ -25,6 +25,7 @@ from psop_hub.api import (
     soap,
     vouchers,
 )
+from psop_hub.api.accesslog import AccessLog
 from psop_hub.api.deps import Services
 from psop_hub.api.metrics import router as metrics_router
 
@@ -65,4 +66,6 @@ def create_app(services: Services) -> FastAPI:
     adminpage.install(app)
     apidocs.install(app)
     openapi.install(app)
+    if services.settings.access_log:
+        app.add_middleware(AccessLog)  # outermost: it sees the status and time of every answer
     return app

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Engine
 
+from psop_hub.api.accesslog import note_sender
 from psop_hub.hub.errors import AuthenticationFailed, HubError
 from psop_hub.hub.publishing import Dispatcher, Publisher, Relay
 from psop_hub.hub.ratelimit import count_request
@@ -127,6 +128,7 @@ async def authenticated(request: Request) -> Sender:
         raise AuthenticationFailed("send Authorization: Bearer <secret>")
     services = services_of(request)
     sender = await run_in_threadpool(services.authenticator.by_secret, secret.strip())
+    note_sender(request, sender.name)
     await run_in_threadpool(
         count_request, services.engine, sender.name, services.settings.rate_limit_per_minute
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -19,6 +20,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from psop_hub.adapters.intake import submit
+from psop_hub.api.accesslog import note_sender
 from psop_hub.api.deps import BodyTooLarge, Services, read_body, services_of
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
@@ -32,7 +34,7 @@ from psop_hub.hub.errors import (
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.ratelimit import RateLimited, count_request
 from psop_hub.hub.senders import Sender, may_read_message
-from psop_hub.mappings.soap import NS, PASSWORD_TEXT, SOAP11, SOAP12, WSSE, to_message
+from psop_hub.mappings.soap import NS, PASSWORD_TEXT, SOAP11, SOAP12, WSSE, soap_errors, soap_text, to_message
 from psop_hub.mappings.xml import WSDL_FILE, XSD_FILE, XmlRejected, parse_xml
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ SUBMIT_OPERATIONS = {
     "SubmitServiceOrder": "ServiceOrder",
     "SubmitProviderApproval": "ProviderApproval",
 }
+OPERATIONS = frozenset({*SUBMIT_OPERATIONS, "GetMessageStatus"})
 
 
 class SoapFault(Exception):
@@ -108,6 +111,7 @@ async def soap(request: Request) -> Response:
         body = await read_body(request, services.settings.max_body_bytes)
         operation, sender_hint = _operation(request, body, services.settings.max_xml_nodes)
         sender = await run_in_threadpool(_authenticate, services, request, sender_hint)
+        note_sender(request, sender.name)
         limit = services.settings.rate_limit_per_minute
         await run_in_threadpool(count_request, services.engine, sender.name, limit)
         name = etree.QName(operation).localname
@@ -165,7 +169,25 @@ def _operation(request: Request, body: bytes, max_nodes: int) -> tuple[Any, Any]
     operations = [] if soap_body is None else [c for c in soap_body if isinstance(c.tag, str)]
     if len(operations) != 1:
         raise SoapFault("Client", "the SOAP Body must hold exactly one operation element")
+    _check_action(request.headers.get("soapaction"), operations[0])
     return operations[0], header
+
+
+def _check_action(header: str | None, operation: Any) -> None:
+    """A SOAPAction that names another operation than the Body holds is refused: the sender's
+    stack and the hub would disagree about what was called. Empty or absent is accepted (SOAP
+    1.1 makes it optional), and so is the operation's name with or without the WSDL's prefix."""
+    action = (header or "").strip().strip('"').strip()
+    name = etree.QName(operation).localname
+    if not action or name not in OPERATIONS:
+        return
+    named = re.split(r"[#/:]", action)[-1]
+    if named != name:
+        raise SoapFault(
+            "Client",
+            f"the SOAPAction header names {named[:100] or action[:100]}, but the Body holds {name}: "
+            f'send SOAPAction "{NS}#{name}" (the WSDL\'s soapAction for {name}) or none',
+        )
 
 
 def _authenticate(services: Services, request: Request, header: Any) -> Sender:
@@ -198,9 +220,9 @@ def _submit(services: Services, sender: Sender, operation: Any) -> Response:
     try:
         accepted = submit(services.engine, sender, envelope, "soap")
     except ConflictError as exc:
-        raise SoapFault("Client", f"{exc.reason}; the first message is {exc.hub_id}") from None
+        raise SoapFault("Client", f"{soap_text(exc.reason)}; the first message is {exc.hub_id}") from None
     except PermanentError as exc:  # scope
-        raise SoapFault("Client", str(exc)) from None
+        raise SoapFault("Client", soap_text(str(exc))) from None
     RECEIVED.labels("soap", envelope.type, "duplicate" if accepted.duplicate else "accepted").inc()
     if not accepted.duplicate:
         services.dispatcher.submit(accepted.hub_id)
@@ -226,7 +248,8 @@ def _status(services: Services, sender: Sender, operation: Any) -> Response:
         found = None
     if found is None or not may_read_message(sender, found["sender"]):
         raise SoapFault("Client", f"no message {text}")
-    errors = T.Errors(*[T.Error(e.get("message", ""), field=e.get("field", "")) for e in found["errors"]])
+    listed = soap_errors(found["type"], found["errors"])
+    errors = T.Errors(*[T.Error(mask_text(e.message), field=mask_text(e.field)) for e in listed])
     status = T.MessageStatus(
         T.HubId(found["hub_id"]),
         T.MessageId(found["message_id"]),

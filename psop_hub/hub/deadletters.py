@@ -68,7 +68,7 @@ class DeadLetters:
                 channel.queue_declare(parked, durable=True)
                 channel.basic_publish("", parked, body, properties, mandatory=True)
                 channel.basic_ack(method.delivery_tag)
-                log.error("a message on %s is not a hub message; moved to %s", queue, parked)
+                log.warning("a message on %s is not a hub message; moved to %s", queue, parked)
                 continue
             if len(hub_ids) > 1:
                 # One batch-mate may be what crashed the workers: each goes again on its own
@@ -81,8 +81,7 @@ class DeadLetters:
                 continue
             reason = _reason(properties)
             for hub_id in hub_ids:
-                if store.fail(self.engine, hub_id, None, reason, reason):
-                    log.error("message %s failed: %s", hub_id, reason)
+                store.fail(self.engine, hub_id, None, reason, reason)  # logs the failure
             channel.basic_ack(method.delivery_tag)
             taken += len(hub_ids)
         return taken

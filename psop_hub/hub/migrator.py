@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -19,14 +20,20 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema; safe to run concurrently (an advisory lock serialises it)."""
+def migrate(engine: Engine) -> tuple[str | None, str | None]:
+    """Create or upgrade the schema; safe to run concurrently (an advisory lock serialises it).
+
+    Returns the revision before and after, for a one-line report (Alembic's own INFO lines are
+    left to HUB_LOG_LEVEL=DEBUG)."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         # Two containers starting at once must not both create the tables.
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7412001)")
+        before = MigrationContext.configure(conn).get_current_revision()
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        after = MigrationContext.configure(conn).get_current_revision()
+    return before, after
 
 
 def ensure_database(engine: Engine) -> bool:

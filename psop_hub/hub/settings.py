@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore")
 
     amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    # The AMQP heartbeat timeout proposed to RabbitMQ, unless the URL sets `heartbeat=` itself;
+    # a thread's connection unused for half of it is replaced at its next use (hub/topology.py).
+    # 0 turns heartbeats off (not advised: a dead peer is then noticed only by TCP).
+    amqp_heartbeat_s: int = Field(default=30, ge=0, le=3600)
     database_url: str = "postgresql://root@localhost:5432/psop_hub"
     data_dir: Path = Path("./data")
     http_host: str = "0.0.0.0"  # noqa: S104 - a container's API must listen beyond loopback
@@ -96,6 +100,9 @@ class Settings(BaseSettings):
     # A scrape token of its own, so that Prometheus needs no admin secret (at least 32 characters).
     metrics_token: str | None = None
     log_level: str = "INFO"
+    # One INFO line per HTTP request on the logger psop_hub.access: method, path (query values
+    # left out), status, duration and the authenticated sender's name. Off by default.
+    access_log: bool = False
     # Graceful stop: requests in flight (API) and messages in hand (worker) get this long after
     # SIGTERM; a container's stop_grace_period must be longer (docker-compose.yml).
     api_shutdown_timeout_s: int = Field(default=20, ge=1, le=600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -16,6 +17,8 @@ from psop_hub.hub.errors import ConflictError
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.submission import Accepted, Submission
 from psop_hub.hub.tables import journey, messages
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("accepted", "applied", "retrying", "rejected", "superseded", "failed", "replaced")
 FINAL_STATUSES = frozenset({"applied", "rejected", "superseded", "failed", "replaced"})
@@ -245,6 +248,8 @@ def fail(engine: Engine, hub_id: uuid.UUID, attempts: int | None, reason: str, d
         set_status(conn, hub_id, "failed", errors=[{"field": "", "message": reason}], attempts=attempts)
         steps = [("attempt", f"attempt {attempts}")] if attempts else []
         add_steps(conn, hub_id, [*steps, ("failed", detail)])
+    # An admin has to look at it (and may replay it); the hub itself goes on: a warning, once.
+    log.warning("message %s failed: %s", hub_id, reason)
     return True
 
 

@@ -79,7 +79,7 @@ def _checked(
         for e in exc.errors:
             field = e.field if "/" in e.field else soap_field(root_name, e.field)
             if field not in named:
-                errors.append(FieldError(field, e.message))
+                errors.append(FieldError(field, soap_text(e.message)))
                 named.add(field)
     except (KeyError, ValueError, TypeError):
         # The element cannot be read at all: the schema errors say why.
@@ -192,6 +192,8 @@ def soap_field(root_name: str, canonical_field: str) -> str:
     """A canonical error path in SOAP names: `payload.client.hetu` -> `VoucherDecision/Client/Hetu`."""
     if canonical_field in ("", "payload"):
         return root_name
+    if "/" in canonical_field:  # a SOAP path already
+        return canonical_field
     if canonical_field == "type":
         kinds = {"VoucherDecision": "DecisionType", "ServiceOrder": "OrderType"}
         return f"{root_name}/{kinds[root_name]}" if root_name in kinds else root_name
@@ -203,3 +205,40 @@ def soap_field(root_name: str, canonical_field: str) -> str:
         index = f"[{int(parts[1]) + 1}]" if len(parts) > 1 and parts[1].isdigit() else ""
         return f"{root_name}/ServiceCode{index}"
     return "/".join([root_name, *("".join(w.capitalize() for w in p.split("_")) for p in parts)])
+
+
+# Every canonical field name of two or more words and the SOAP element it is written as, for the
+# messages that name another field ("must not be before valid_from" -> "... before ValidFrom").
+_ELEMENTS = {
+    *ENVELOPE_FIELDS,
+    *APPROVAL_FIELDS,
+    "VoucherNumber",
+    "OrderNumber",
+    "HomeMunicipality",
+    *(name for _, fields in (*DECISIONS.values(), *ORDERS.values()) for name in fields),
+}
+_SOAP_NAMES = {_snake(name): name for name in _ELEMENTS if "_" in _snake(name)} | {
+    "service_codes": "ServiceCode"
+}
+_SNAKE_WORD = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+# The SOAP record each message type is written as; the other types have no SOAP form.
+SOAP_RECORDS = {
+    **{message_type: "VoucherDecision" for message_type, _ in DECISIONS.values()},
+    **{message_type: "ServiceOrder" for message_type, _ in ORDERS.values()},
+    APPROVAL_TYPE: "ProviderApproval",
+}
+
+
+def soap_text(message: str) -> str:
+    """A message with the canonical field names in it written as SOAP element names."""
+    return _SNAKE_WORD.sub(lambda m: _SOAP_NAMES.get(m.group(), m.group()), message)
+
+
+def soap_errors(message_type: str, errors: list[dict[str, str]]) -> list[FieldError]:
+    """A stored message's errors in SOAP terms (GetMessageStatus): fields as element paths of
+    its SOAP record, field names in the messages as elements. A type with no SOAP form
+    (deliveries, payments: REST and CSV only) keeps the names of the contract it came through."""
+    root = SOAP_RECORDS.get(message_type)
+    if root is None:
+        return [FieldError(e.get("field", ""), e.get("message", "")) for e in errors]
+    return [FieldError(soap_field(root, e.get("field", "")), soap_text(e.get("message", ""))) for e in errors]

@@ -18,6 +18,7 @@ from lxml import etree
 
 from psop_hub.hub.errors import FieldError, Unreadable
 from psop_hub.hub.privacy import mask_text
+from psop_hub.mappings.schemamodel import check_structure, model_of, value_message
 
 WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
 WSDL_FILE = WSDL_DIR / "psop-hub-v1.wsdl"
@@ -94,17 +95,21 @@ def schema() -> etree.XMLSchema:
     return compiled
 
 
-def _field_of(document: Any, element_path: str, namespaces: dict[str, str]) -> str:
-    """The element an XSD error points at, as local names below the operation element:
-    `VoucherDecision/Client/Hetu`. libxml2's path text has no names for default-namespace
+def _node_of(document: Any, element_path: str, namespaces: dict[str, str]) -> Any:
+    """The element an XSD error points at. libxml2's path text has no names for default-namespace
     elements (`/*/*/*[5]`), so it is evaluated on the document rather than read as text."""
     try:
         nodes = document.getroottree().xpath(element_path, namespaces=namespaces) if element_path else []
     except etree.XPathError:
         nodes = []
-    if not nodes or not isinstance(nodes[0], etree._Element):
+    return nodes[0] if nodes and isinstance(nodes[0], etree._Element) else None
+
+
+def _path_of(node: Any) -> str:
+    """A node's path of local names below the checked element: `VoucherDecision/Client/Hetu`."""
+    if node is None:
         return ""
-    chain = [nodes[0], *nodes[0].iterancestors()]
+    chain = [node, *node.iterancestors()]
     return "/".join(etree.QName(e).localname for e in reversed(chain[:-1]))
 
 
@@ -112,38 +117,60 @@ _MISSING = re.compile(r"Missing child element\(s\)\. Expected is .*?\(? ?\{[^}]*
 _UNEXPECTED = re.compile(
     r"Element '\{[^}]*\}(\w+)': This element is not expected\.( Expected is .*?\{[^}]*\}(\w+))?"
 )
+_ATTRIBUTE = re.compile(r"attribute '([^']*)': The attribute '[^']*' is not allowed")
 
 
 def schema_errors(element: Any, prefix: str = "") -> list[FieldError]:
     """Check an operation element (or a file record, naming it `prefix`) against the XSD; each of
-    the first MAX_XML_ERRORS problems becomes one field error, and one more counts the rest."""
+    the first MAX_XML_ERRORS problems becomes one field error, and one more counts the rest.
+
+    The structure is checked against the XSD's content models (`schemamodel`), so that an unknown
+    or misplaced element is named as what it is; libxml2 judges the values of a repaired copy,
+    and each value it refuses is described from its type (`must be one of hour, visit, ...`).
+    """
     xsd = schema()
     if xsd.validate(element):
         return []
-    # Invalid: again on a document of its own, so that the error paths start at this element.
-    document = etree.fromstring(etree.tostring(element), hardened_parser())
+    model = model_of(XSD_FILE)
+    repaired, found = check_structure(model, element, prefix)
+    errors = [FieldError(mask_text(e.field), mask_text(e.message)) for e in found.errors]
+    # Again on a document of its own, so that the error paths start at this element.
+    document = etree.fromstring(etree.tostring(repaired), hardened_parser())
     xsd.validate(document)
-    errors: list[FieldError] = []
     entries = list(xsd.error_log)
     namespaces = {k: v for e in document.iter() if isinstance(e.tag, str) for k, v in e.nsmap.items() if k}
     for entry in entries[:MAX_XML_ERRORS]:
-        field = "/".join(p for p in (prefix, _field_of(document, entry.path or "", namespaces)) if p)
+        node = _node_of(document, entry.path or "", namespaces)
+        field = mask_text("/".join(p for p in (prefix, _path_of(node)) if p))
         message = mask_text(entry.message)
         missing = _MISSING.search(message)
         unexpected = _UNEXPECTED.search(message)
-        if missing:
-            field, message = f"{field}/{missing.group(1)}", "is required"
-        elif unexpected and unexpected.group(3):
-            # An element out of place usually means the one expected there is missing.
-            parent = field.rsplit("/", 1)[0]
-            field, message = f"{parent}/{unexpected.group(3)}", "is required (or elements are out of order)"
+        attribute = _ATTRIBUTE.search(message)
+        if missing or unexpected:
+            if field in found.modelled or (unexpected and field.rsplit("/", 1)[0] in found.modelled):
+                continue  # the structure check has named it already, where it is
+            if missing:
+                field, message = f"{field}/{missing.group(1)}", "is required"
+            elif unexpected and unexpected.group(3):
+                parent = field.rsplit("/", 1)[0]
+                field, message = (
+                    f"{parent}/{unexpected.group(3)}",
+                    "is required (or elements are out of order)",
+                )
+        elif attribute:
+            message = f"must not have the attribute {mask_text(attribute.group(1))}"
+        elif field in found.types and node is not None:
+            message = value_message(model, found.types[field], node.text or "")
         else:
             message = re.sub(r"^Element '\{[^}]*\}\w+': ", "", message)
         errors.append(FieldError(field, message))
-    if len(entries) > MAX_XML_ERRORS:
+    unique = list(dict.fromkeys(errors))  # a value refused by a facet and by its type: once
+    if len(unique) > MAX_XML_ERRORS or len(entries) > MAX_XML_ERRORS:
         # Named by the record element the listed errors are in (VoucherDecision).
-        record = errors[0].field.split("/", 1)[0] if errors and errors[0].field else prefix
-        errors.append(
-            FieldError(record, f"{len(entries) - MAX_XML_ERRORS} more problems with the schema, not listed")
-        )
-    return errors
+        record = unique[0].field.split("/", 1)[0] if unique and unique[0].field else prefix
+        rest = max(len(unique), len(found.errors) + len(entries)) - MAX_XML_ERRORS
+        unique = [
+            *unique[:MAX_XML_ERRORS],
+            FieldError(record, f"{rest} more problems with the schema, not listed"),
+        ]
+    return unique

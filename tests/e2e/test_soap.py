@@ -23,6 +23,7 @@ import pytest
 import requests
 import zeep
 from lxml import etree
+from zeep import Plugin
 from zeep.exceptions import Fault
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
@@ -444,7 +445,8 @@ def test_provider_approval_faults_name_the_element(hub: Hub, county: zeep.Client
     fault = client_fault(
         submit_approval, county, approval(PROVIDER, ValidFrom=date(2026, 6, 1), ValidTo=date(2026, 5, 31))
     )
-    assert ("ProviderApproval/ValidTo", "must not be before valid_from") in zeep_errors(fault)
+    # the other field is named as the sender wrote it, never by its REST name
+    assert ("ProviderApproval/ValidTo", "must not be before ValidFrom") in zeep_errors(fault)
     fault = client_fault(submit_approval, county, approval(PROVIDER, Organiser=OTHER_ORGANISER))
     assert "organiser" in fault_text(fault).lower()
     # a provider may not approve itself
@@ -792,3 +794,142 @@ def test_an_unknown_must_understand_header_is_a_fault_and_nothing_is_stored(hub:
     first = post(hub, decision_envelope(fields, as_county(hub)))  # the faulted call stored nothing
     assert first.status_code == 200, first.text
     assert "ACCEPTED" in first.text and "DUPLICATE" not in first.text
+
+
+# --- faults that point at the right field (issue 12) -------------------------------------------
+
+
+class Rewrite(Plugin):
+    """Edits what zeep sends, as a sender's own stack might: the envelope, the SOAPAction header."""
+
+    def __init__(self, edit: Any = None, action: str | None = None) -> None:
+        self.edit, self.action = edit, action
+
+    def egress(
+        self, envelope: Any, http_headers: dict[str, str], operation: Any, binding_options: Any
+    ) -> Any:
+        if self.edit is not None:
+            self.edit(envelope.find(f".//{{{TNS}}}VoucherDecision"))
+        if self.action is not None:
+            http_headers["SOAPAction"] = self.action
+        return envelope, http_headers
+
+
+def edited_client(hub: Hub, edit: Any = None, action: str | None = None) -> zeep.Client:
+    """zeep as the county, with its requests edited on the way out."""
+    token = UsernameToken("county", hub.secrets["county"])
+    transport = Transport(timeout=10, operation_timeout=30)
+    return zeep.Client(wsdl_url(hub), wsse=token, transport=transport, plugins=[Rewrite(edit, action)])
+
+
+def child(parent: Any, name: str) -> Any:
+    found = parent.find(f"{{{TNS}}}{name}")
+    assert found is not None, name
+    return found
+
+
+def test_an_unknown_element_is_named_where_it_is_and_a_missing_one_is_still_reported(hub: Hub) -> None:
+    def colour_instead_of_organiser(decision: Any) -> None:
+        colour = etree.Element(f"{{{TNS}}}Colour")
+        colour.text = "red"
+        child(decision, "Unit").addnext(colour)
+        decision.remove(child(decision, "Organiser"))
+
+    fault = client_fault(submit, edited_client(hub, colour_instead_of_organiser), granted(uid("PS")))
+    assert sorted(zeep_errors(fault)) == [
+        (
+            "VoucherDecision/Colour",
+            "is not an element of VoucherDecision (the XSD, /soap/v1?xsd, lists its elements in order)",
+        ),
+        ("VoucherDecision/Organiser", "is required"),
+    ], fault_text(fault)
+
+
+def test_a_misplaced_element_is_named_with_where_it_belongs(hub: Hub) -> None:
+    def valid_from_first(decision: Any) -> None:
+        valid_from = child(decision, "ValidFrom")
+        decision.remove(valid_from)
+        child(decision, "Unit").addprevious(valid_from)
+
+    fault = client_fault(submit, edited_client(hub, valid_from_first), granted(uid("PS")))
+    assert zeep_errors(fault) == [
+        ("VoucherDecision/ValidFrom", "is out of order: it comes after Quantity and before ValidTo")
+    ], fault_text(fault)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"Unit": "hours"}, "Unit", "must be one of hour, visit, day, month, piece"),
+        ({"UnitValue": "12,50"}, "UnitValue", "must be a decimal with a point, e.g. 32.50"),
+        ({"UnitValue": "12.505"}, "UnitValue", "must have at most two decimals, e.g. 32.50"),
+        ({"UnitValue": "-1.00"}, "UnitValue", "must not be negative"),
+        ({"Quantity": "0"}, "Quantity", "must be greater than zero"),
+        ({"ValidFrom": "1.11.2026"}, "ValidFrom", "must be a date YYYY-MM-DD, e.g. 2026-11-01"),
+        (
+            {"Organiser": "2077474"},
+            "Organiser",
+            "must be a Finnish business ID (Y-tunnus), NNNNNNN-N with a valid check digit, e.g. 2077474-0",
+        ),
+    ],
+    ids=["enumeration", "decimal-comma", "three-decimals", "negative", "zero", "date", "pattern"],
+)
+def test_a_refused_value_is_told_in_plain_words_what_is_allowed(
+    hub: Hub, fields: dict[str, str], field: str, message: str
+) -> None:
+    fault = fault_of(post(hub, decision_envelope(granted(uid("PS"), **fields), as_county(hub))))
+    assert fault.code.endswith("Client"), fault
+    assert fault.errors == [(f"VoucherDecision/{field}", message)], fault
+    for grammar in ("facet", "atomic type", "{urn:", "Element '"):
+        assert not fault.mentions(grammar), fault
+
+
+def test_a_whole_number_and_an_element_in_no_namespace_are_told_plainly(hub: Hub) -> None:
+    amend = decision("AMENDED", uid("PS"), Quantity="5", Version="two")
+    fault = fault_of(post(hub, decision_envelope(amend, as_county(hub))))
+    assert fault.errors == [("VoucherDecision/Version", "must be a whole number, e.g. 2")], fault
+    body = decision_envelope(granted(uid("PS")), as_county(hub), prefix="v1:").replace(
+        b"<v1:Unit>hour</v1:Unit>", b"<Unit>hour</Unit>"
+    )
+    fault = fault_of(post(hub, body))
+    assert fault.errors == [
+        ("VoucherDecision/Unit", "is in no namespace: the elements of a VoucherDecision are in " + TNS)
+    ], fault
+
+
+def status_errors(status: Any) -> list[tuple[str, str]]:
+    """(field, message) of the Errors of a MessageStatus, as zeep reads them."""
+    items = [] if status.Errors is None else status.Errors.Error or []
+    return [(item.field, item._value_1) for item in items]
+
+
+def test_get_message_status_names_soap_elements_not_rest_fields(hub: Hub, county: zeep.Client) -> None:
+    number = uid("PS")
+    grant = granted(number)
+    accepted_and_applied(county, submit(county, grant), grant["MessageId"], "voucher.granted")
+    # the voucher is valid from 2026-11-01: an amendment ending it before that breaks a rule
+    result = submit(county, decision("AMENDED", number, Version=2, ValidTo=date(2026, 10, 1)))
+    status = wait_status(county, result.HubId)
+    assert status.Status == "REJECTED", status
+    assert status_errors(status) == [
+        ("VoucherDecision/ValidTo", "ValidTo 2026-10-01 is before the voucher's ValidFrom 2026-11-01")
+    ], status
+    assert_paths(status_errors(status))
+    with hub.client("county") as rest:  # REST keeps its own names
+        errors = rest.get(f"/api/v1/messages/{result.HubId}").json()["errors"]
+    assert [e["field"] for e in errors] == ["payload.valid_to"]
+
+
+def test_a_soap_action_naming_another_operation_is_refused(hub: Hub, county: zeep.Client) -> None:
+    grant = granted(uid("PS"))
+    wrong = edited_client(hub, action=f'"{TNS}#SubmitServiceOrder"')
+    fault = client_fault(submit, wrong, grant)
+    assert fault.message == (
+        "the SOAPAction header names SubmitServiceOrder, but the Body holds SubmitVoucherDecision: "
+        f'send SOAPAction "{TNS}#SubmitVoucherDecision" (the WSDL\'s soapAction for '
+        "SubmitVoucherDecision) or none"
+    ), fault_text(fault)
+    assert submit(county, grant).Status == "ACCEPTED"  # the refused call stored nothing
+    # the WSDL's own action (zeep's), the bare operation name and an empty one are all fine
+    for action in ('"SubmitVoucherDecision"', '""'):
+        assert submit(edited_client(hub, action=action), granted(uid("PS"))).Status == "ACCEPTED"

@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from psop_hub.api.accesslog import note_sender
 from psop_hub.api.deps import read_body, services_of
 from psop_hub.hub.admin_sessions import AdminSession, csrf_matches, session_of
 from psop_hub.hub.errors import Unreadable
@@ -107,6 +108,7 @@ async def current_session(request: Request) -> AdminSession:
     )
     if session is None:
         raise SignInRequired
+    note_sender(request, session.admin.name)
     return session
 
 
