@@ -19,7 +19,7 @@ from tests.conftest import fresh_database, fresh_vhost, hub_environment
 from tests.e2e.conftest import Hub, start_hub, wait_for_status
 from tests.messages import HETU, ORGANISER, PROVIDER, delivery, granted, uid
 
-HEARTBEAT_S = 2  # the heartbeat timeout the hub proposes; RabbitMQ closes a silent connection after it
+HEARTBEAT_S = 4  # the heartbeat timeout the hub proposes; RabbitMQ closes a silent connection after it
 IDLE_S = 3 * HEARTBEAT_S + 1  # longer than two heartbeat intervals
 HETU_SPELLINGS = {HETU, HETU.lower(), HETU[:-1] + HETU[-1].lower()}
 
