@@ -238,6 +238,15 @@ ADMIN_TABLES = {"audit_log", "replay_jobs", "replay_job_items"}
 SESSION_TABLES = {"admin_sessions"}
 # What 0010 adds: the rate limit's windows (no index but its primary key).
 RATE_TABLES = {"rate_windows"}
+# What 0011 adds: the file results' table (with an index), the waiting messages' index on
+# messages, and the service month of a settlement row.
+RESULT_TABLES = {"file_results"}
+RESULT_INDEXES = {"file_results", "messages"}
+RESULT_COLUMNS = {("settlement_rows", "service_month")}
+
+
+def _added_columns(diff: list[Any]) -> set[tuple[str, str]]:
+    return {(d[2], d[3].name) for d in diff if not isinstance(d, list) and d[0] == "add_column"}
 
 
 def _migrate_to(engine: Engine, revision: str) -> None:
@@ -256,34 +265,48 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
                 assert differences(conn, metadata) == []
                 assert catalog(conn) == named_in(metadata)
 
-            # The revision before 0010 lacks exactly the rate limit's table.
+            # The revision before 0011 lacks exactly the file results, the waiting index and the
+            # rows' service month.
+            _migrate_to(eng, "0011-1")
+            with eng.connect() as conn:
+                diff = differences(conn, metadata)
+            assert _operations(diff) == {"add_table", "add_index", "add_column"}
+            assert {d[1].name for d in diff if d[0] == "add_table"} == RESULT_TABLES
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == RESULT_INDEXES
+            assert _added_columns(diff) == RESULT_COLUMNS
+
+            # The revision before 0010 lacks the rate limit's table too.
             _migrate_to(eng, "0010-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == {"add_table"}
-            assert {d[1].name for d in diff if d[0] == "add_table"} == RATE_TABLES
+            assert _operations(diff) == {"add_table", "add_index", "add_column"}
+            assert {d[1].name for d in diff if d[0] == "add_table"} == RATE_TABLES | RESULT_TABLES
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == RESULT_INDEXES
 
             # The revision before 0009 lacks the admin page's session table too.
             _migrate_to(eng, "0009-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == {"add_table", "add_index"}
-            assert {d[1].name for d in diff if d[0] == "add_table"} == SESSION_TABLES | RATE_TABLES
-            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SESSION_TABLES
+            assert _operations(diff) == {"add_table", "add_index", "add_column"}
+            assert {d[1].name for d in diff if d[0] == "add_table"} == (
+                SESSION_TABLES | RATE_TABLES | RESULT_TABLES
+            )
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SESSION_TABLES | RESULT_INDEXES
 
             # 0006's schema lacks exactly what 0007 (and 0009) add: the admin tables and search indexes.
             _migrate_to(eng, "0006")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == {"add_table", "add_index"}
+            assert _operations(diff) == {"add_table", "add_index", "add_column"}
             assert {
                 d[1].name for d in diff if d[0] == "add_table"
-            } == ADMIN_TABLES | SESSION_TABLES | RATE_TABLES
+            } == ADMIN_TABLES | SESSION_TABLES | RATE_TABLES | RESULT_TABLES
             assert {d[1].table.name for d in diff if d[0] == "add_index"} == {
                 "messages",
                 "audit_log",
                 "replay_jobs",
                 *SESSION_TABLES,
+                *RESULT_INDEXES,
             }
 
             # 0005's schema is what databases had before 0006: PostgreSQL's names, which both
@@ -292,7 +315,13 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
                 names = catalog(conn)
-            assert _operations(diff) == {"add_constraint", "remove_constraint", "add_table", "add_index"}
+            assert _operations(diff) == {
+                "add_constraint",
+                "remove_constraint",
+                "add_table",
+                "add_index",
+                "add_column",
+            }
             assert names["constraints"] - named_in(metadata)["constraints"] == DEFAULT_NAMES
 
             _migrate_to(eng, "base")
