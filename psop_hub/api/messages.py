@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from psop_hub.adapters.intake import submit
-from psop_hub.api.deps import SenderDep, Services, ServicesDep, read_json
+from psop_hub.api.deps import SenderDep, Services, ServicesDep, lookup_key, read_json
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
 from psop_hub.hub.errors import HubError, NotFound
@@ -85,3 +85,17 @@ def _message_of(services: Services, sender: Sender, hub_id: str) -> dict[str, An
 def get_message(sender: SenderDep, services: ServicesDep, hub_id: str) -> dict[str, Any]:
     """A message's status, errors and journey (its sender and admins only)."""
     return _message_of(services, sender, hub_id)
+
+
+@router.get("/messages")
+def find_message(
+    sender: SenderDep,
+    services: ServicesDep,
+    message_id: str = Query(min_length=1, max_length=100, description="the id the sender gave the message"),
+) -> dict[str, Any]:
+    """The caller's own message with this message_id, as `GET /messages/{hub_id}` shows it; 404 if
+    the caller sent none by that id (another sender's message of the same id is not the caller's)."""
+    found = store.find_own(services.engine, sender.name, message_id) if lookup_key(message_id) else None
+    if found is None:
+        raise NotFound(f"you sent no message {message_id!r}")
+    return _message_of(services, sender, str(found))
