@@ -86,13 +86,15 @@ def _apply_and_retry_alone(
     for hub_id, exc in results.items():
         if not isinstance(exc, Exception):
             continue
+        if released:
+            # Sent on early and still cannot go: nothing is recorded (it was rolled back), and
+            # its own retry, still on its way, carries on its count of attempts unchanged.
+            continue
         n = attempts.get(hub_id, 1)
         try:
             _give_up_or_retry(engine, settings, str(hub_id), n, exc)
         except GaveUp:
             continue
-        if released:
-            continue  # sent on early: the retry it was waiting for is still on its way
         # It goes on alone with its attempt count (the rest of a batch is applied), in a new
         # message confirmed before this one is acked: a crash in between only duplicates it,
         # and the inbox makes a duplicate harmless. An expected wait logs no traceback.
