@@ -116,10 +116,12 @@ def run_worker(settings: Settings) -> None:
 def run_files(settings: Settings) -> None:
     """`hub files`: scan the inboxes on every inotify wake-up or poll interval until SIGTERM or
     SIGINT; the file in hand is finished first. A relay runs here too, so records are published
-    without an API, and new settlements' Finvoice invoices are written to the organisers' outboxes."""
+    without an API; the results of files whose records are all final are written beside their
+    receipts, and new settlements' Finvoice invoices to the organisers' outboxes."""
     from psop_hub.adapters.filedrop import FileDrop
     from psop_hub.adapters.filewatch import watch
     from psop_hub.adapters.invoices import Backlog, write_pending
+    from psop_hub.adapters.results import write_ready
 
     with engine_for(settings, pool_size=2) as engine:
         publisher, relay = publishing(settings, engine)
@@ -134,6 +136,7 @@ def run_files(settings: Settings) -> None:
             wake.clear()
             try:
                 drop.scan_once()
+                write_ready(engine, drop.root)
                 write_pending(engine, drop.root, backlog)
             except Exception:
                 # The files stay where they are (inbox, or claimed in work/): the next round retries.

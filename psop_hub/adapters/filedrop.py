@@ -7,7 +7,8 @@ and its valid records are stored in batches through the same intake as REST and 
 message_id derives from the file's SHA-256 and its position, so a file dropped twice, or re-read
 after a crash, applies nothing twice. When done, the receipt
 is written (atomically) to `outbox/<client>/receipts/` and the file moved to
-`archive/<client>/YYYY-MM-DD/`; a file that cannot be read at all goes to `error/<client>/` with
+`archive/<client>/YYYY-MM-DD/`; the result follows once every record is final
+(`adapters/results.py`); a file that cannot be read at all goes to `error/<client>/` with
 a receipt that says why. A claimed file whose adapter died is taken over once its lease (the
 file's mtime, renewed after every batch) has run out.
 """
@@ -33,6 +34,7 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.adapters.atomic import write_new
 from psop_hub.adapters.intake import submit_many
+from psop_hub.adapters.results import record_pending
 from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError
 from psop_hub.hub.publishing import Publisher
 from psop_hub.hub.senders import Sender, by_name
@@ -247,7 +249,8 @@ class FileDrop:
 
     def _finish(self, client: str, path: Path, name: str, receipt: Receipt, destination: Path) -> None:
         receipts = self.root / "outbox" / client / "receipts"
-        write_new(receipts, name, json.dumps(receipt.as_json(), indent=2, ensure_ascii=False).encode())
+        body = receipt.as_json()
+        written = write_new(receipts, name, json.dumps(body, indent=2, ensure_ascii=False).encode())
         destination.mkdir(parents=True, exist_ok=True)
         n, target = 0, destination / name
         while True:  # os.link fails if the name is taken, even by another adapter at this instant
@@ -280,6 +283,12 @@ class FileDrop:
                     },
                 )
             )
+            if receipt.error is None or receipt.records:
+                # Its result follows once every record is final (`adapters/results.py`). The
+                # receipt and the move come first, so that a sender who sees the receipt finds the
+                # file archived; an adapter killed in the moment between the move and this commit
+                # leaves that one file without a result (never without its receipt or a record).
+                record_pending(conn, self.root, client, written.name, body)
         log.info(
             "file %s of %s: %d records, %d accepted (%d duplicates), %d rejected%s",
             name,

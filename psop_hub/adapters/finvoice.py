@@ -66,6 +66,8 @@ VAT_EXEMPTION_CODE = "VATEX-EU-132"
 VAT_EXEMPTION_TEXT = "Arvonlisäveroton sosiaali- tai terveyspalvelu (AVL 34 § ja 37 §)"
 ADJUSTMENT_SUFFIX = " (oikaisu)"
 ADJUSTMENT_TEXT = "Oikaisu aiemmin tilitettyihin toteumiin"
+# An adjustment row names its service month: a late delivery or a change to an earlier month.
+ADJUSTMENT_MONTH_TEXT = "Oikaisu tai myöhässä ilmoitettu toteuma, palvelukuukausi {month}"
 # A file name part: no separators, no leading dot.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -82,6 +84,7 @@ class _Line:
     unit_price: Decimal
     quantity: Decimal
     amount: Decimal
+    service_month: date | None = None
 
 
 def _decimal_comma(text: str) -> str:
@@ -135,7 +138,13 @@ def _line(row: dict[str, Any]) -> _Line:
         unit_price=Decimal(row["unit_price"]),
         quantity=Decimal(row["quantity"]),
         amount=Decimal(row["amount"]),
+        service_month=_month(row.get("service_month")),
     )
+
+
+def _month(text: str | None) -> date | None:
+    """`2026-11` -> the first of November 2026; None stays None."""
+    return None if not text else date(int(text[:4]), int(text[5:7]), 1)
 
 
 _LABELS = {"iban": "IBAN", "bic": "BIC"}
@@ -297,7 +306,9 @@ def _row(root: Any, line: _Line) -> None:
     _sub(row, "UnitPriceAmount", _money(line.unit_price), {**EUR, "UnitPriceUnitCode": unit_text})
     _sub(row, "RowPositionIdentifier", str(line.number))
     if line.kind == "adjustment":
-        _sub(row, "RowFreeText", ADJUSTMENT_TEXT)
+        month = line.service_month
+        free = ADJUSTMENT_TEXT if month is None else ADJUSTMENT_MONTH_TEXT.format(month=f"{month:%m/%Y}")
+        _sub(row, "RowFreeText", free)
     _sub(row, "RowVatRatePercent", "0")
     _sub(row, "RowVatCode", VAT_CODE)
     _sub(row, "RowVatAmount", _money(Decimal(0)), EUR)

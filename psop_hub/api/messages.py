@@ -9,16 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
 from psop_hub.adapters.intake import submit
 from psop_hub.api.deps import SenderDep, Services, ServicesDep, lookup_key, read_json
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
-from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import HubError, NotFound
 from psop_hub.hub.senders import Sender, may_read_message
-from psop_hub.hub.tables import messages
 from psop_hub.mappings.canonical import MESSAGE_TYPES, parse_message
 
 router = APIRouter(prefix="/api/v1")
@@ -102,15 +99,8 @@ def find_message(
 ) -> dict[str, Any]:
     """The caller's own message with this `message_id` (as `GET /messages/{hub_id}`): a sender
     finds only what it sent itself, so another sender's message of the same id is not found."""
-    hub_id = None
     message_id = unicodedata.normalize("NFC", message_id)  # as stored (mappings.fields)
-    if lookup_key(message_id):
-        with unavailable_on_outage(), services.engine.connect() as conn:
-            hub_id = conn.execute(
-                select(messages.c.hub_id).where(
-                    messages.c.sender == sender.name, messages.c.message_id == message_id
-                )
-            ).scalar_one_or_none()
-    if hub_id is None:
+    found = store.find_own(services.engine, sender.name, message_id) if lookup_key(message_id) else None
+    if found is None:
         raise NotFound(f"no message {message_id} of this sender")
-    return _message_of(services, sender, str(hub_id))
+    return _message_of(services, sender, str(found))

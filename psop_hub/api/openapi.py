@@ -162,6 +162,8 @@ def contract(app: FastAPI) -> dict[str, Any]:
             responses["403"] = _problem(403)
             if "{" in path or "404" in responses:  # a path parameter, or a look-up by query
                 responses["404"] = _problem(404)
+    # Looking a message up by the sender's own message_id answers 404 when it sent none.
+    document["paths"]["/api/v1/messages"]["get"]["responses"]["404"] = _problem(404)
     post = document["paths"]["/api/v1/messages"]["post"]
     post["requestBody"] = {
         "required": True,

@@ -1,18 +1,67 @@
-"""REST: a settlement, its rows and its payment status (INTERFACES §3)."""
+"""REST: settlements, their rows and their payment status (INTERFACES §3).
+
+Scoped as every read: an organiser's systems see their organiser's settlements, a provider its
+own (the settlements in which it is the provider), admins all. Someone else's settlement is
+answered exactly like a missing one, and a list never holds one.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from psop_hub.api.deps import SenderDep, ServicesDep, lookup_key
+from psop_hub.hub.calendar import parse_month
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import NotFound
-from psop_hub.hub.senders import may_read
-from psop_hub.hub.settlement_views import settlement_view
+from psop_hub.hub.senders import Sender, may_read
+from psop_hub.hub.settlement_views import settlement_list, settlement_view
 
 router = APIRouter(prefix="/api/v1")
+
+BUSINESS_ID = r"^[0-9]{7}-[0-9]$"
+
+
+@router.get("/settlements")
+def list_settlements(
+    sender: SenderDep,
+    services: ServicesDep,
+    month: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")] = None,
+    organiser: Annotated[
+        str | None, Query(pattern=BUSINESS_ID, description="the organiser's business ID")
+    ] = None,
+    provider: Annotated[
+        str | None, Query(pattern=BUSINESS_ID, description="the provider's business ID")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The settlements the caller may read (without rows), newest month first: an organiser's
+    systems their organiser's, a provider its own, admins any; filtered by month and parties."""
+    organiser, provider = _scoped(sender, organiser, provider)
+    if organiser == "" or provider == "":
+        return {"settlements": []}  # a filter outside the caller's scope: nothing of theirs
+    with unavailable_on_outage(), services.engine.connect() as conn:
+        found = settlement_list(
+            conn,
+            organiser=organiser,
+            provider=provider,
+            month=None if month is None else parse_month(month),
+            limit=limit,
+        )
+    return {"settlements": found}
+
+
+def _scoped(sender: Sender, organiser: str | None, provider: str | None) -> tuple[str | None, str | None]:
+    """The organiser and provider to list, narrowed to the caller's scope; "" where the caller
+    asked for another's."""
+    if sender.is_admin:
+        return organiser, provider
+    if sender.role == "system":
+        own = sender.organiser or ""
+        return (own if organiser in (None, own) else ""), provider
+    own = sender.provider or ""
+    return organiser, (own if provider in (None, own) else "")
 
 
 @router.get("/settlements/{settlement_id}")

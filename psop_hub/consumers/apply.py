@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,8 @@ from psop_hub.mappings.canonical import parse_payload
 log = logging.getLogger(__name__)
 
 # The voucher or order each message will lock: from the payload, or for a correction or a
-# cancellation from the delivery it names. Vouchers before orders, then by organiser and number.
+# cancellation from the delivery it names. Vouchers before orders, then by organiser and number,
+# and the messages of one voucher or order in the order they were received.
 LOCK_ORDER = """
 SELECT m.hub_id FROM messages m
 LEFT JOIN deliveries d
@@ -44,7 +45,22 @@ ORDER BY CASE WHEN coalesce(m.payload->>'voucher_number', d.voucher_number) IS N
          coalesce(m.payload->>'organiser', d.organiser, ''),
          coalesce(m.payload->>'voucher_number', d.voucher_number,
                   m.payload->>'order_number', d.order_number, ''),
-         m.hub_id
+         m.received_at, m.hub_id
+"""
+
+
+# Messages that others may wait for: once one is applied, what waits for its voucher or order
+# (organiser, number) is sent on at once, in the order received (`waiting_for`), instead of each
+# at the end of its own pause, where a later delivery could overtake an earlier one.
+# A delivery releases the deliveries that wait behind it (see deliveries.EARLIER_WAITING).
+RELEASING = frozenset({"voucher.granted", "voucher.assigned", "order.placed", "delivery.reported"})
+
+WAITING_FOR = """
+SELECT m.hub_id, m.attempts FROM unnest(%s::text[], %s::text[]) AS k(organiser, reference)
+JOIN messages m ON m.status = 'retrying' AND m.organiser = k.organiser AND m.reference = k.reference
+ AND m.errors @> '[{"waiting": true}]'
+ORDER BY m.organiser, m.reference, m.received_at, m.hub_id
+LIMIT %s
 """
 
 
@@ -55,6 +71,8 @@ class Result:
     status: str
     detail: str
     duplicate: bool = False
+    # (organiser, voucher or order number) that messages waiting for it may now go on with
+    releases: tuple[str, str] | None = None
 
 
 def apply(engine: Engine, hub_id: uuid.UUID, attempt: int) -> Result:
@@ -66,10 +84,12 @@ def apply(engine: Engine, hub_id: uuid.UUID, attempt: int) -> Result:
 
 
 def apply_batch(
-    engine: Engine, hub_ids: Sequence[uuid.UUID], attempt: int
+    engine: Engine, hub_ids: Sequence[uuid.UUID], attempt: int | Mapping[uuid.UUID, int]
 ) -> dict[uuid.UUID, Result | Exception]:
     """Apply several stored messages in one transaction; each gets a Result, or the exception
-    that stopped it for now (retry it). A second call for the same hub_id changes nothing."""
+    that stopped it for now (retry it). A second call for the same hub_id changes nothing.
+    `attempt` is the batch's attempt number, or each message's (messages released together)."""
+    attempts = attempt if isinstance(attempt, Mapping) else dict.fromkeys(hub_ids, attempt)
     results: dict[uuid.UUID, Result | Exception] = {}
     with unavailable_on_outage(), engine.begin() as conn:
         cur = raw(conn)
@@ -77,9 +97,10 @@ def apply_batch(
             [r.hub_id for r in cur.execute(LOCK_ORDER, (list(hub_ids),))] if len(hub_ids) > 1 else hub_ids
         )
         for hub_id in ordered:
+            n = attempts[hub_id]
             cur.execute("SAVEPOINT one")
             try:
-                results[hub_id] = _apply_one(conn, hub_id, attempt)
+                results[hub_id] = _apply_one(conn, hub_id, n)
             except PermanentError as exc:
                 # The rollback releases the voucher or order lock taken after the savepoint, and
                 # another worker may apply the next message before the rejection is written: the
@@ -87,13 +108,13 @@ def apply_batch(
                 now = cur.execute("SELECT clock_timestamp() AS at").fetchone()
                 decided_at = now.at if now is not None else None
                 cur.execute("ROLLBACK TO SAVEPOINT one")
-                results[hub_id] = _reject(conn, hub_id, attempt, exc, decided_at)
+                results[hub_id] = _reject(conn, hub_id, n, exc, decided_at)
             except Exception as exc:
                 if is_unavailable(exc):
                     raise  # the connection is gone: the whole batch is retried
                 cur.execute("ROLLBACK TO SAVEPOINT one")
                 rejected = bad_data(exc)  # the same values would fail every time: no retry
-                results[hub_id] = exc if rejected is None else _reject(conn, hub_id, attempt, rejected)
+                results[hub_id] = exc if rejected is None else _reject(conn, hub_id, n, rejected)
             cur.execute("RELEASE SAVEPOINT one")
     for hub_id in hub_ids:  # ids that are not in the store at all
         if hub_id not in results:
@@ -116,15 +137,22 @@ def _apply_one(conn: Connection, hub_id: uuid.UUID, attempt: int) -> Result:
     )
     outcome = _handle(conn, ctx, row.payload)
     store.finish(conn, hub_id, outcome.status, outcome.detail, attempt)
-    return Result(outcome.status, outcome.detail)
+    releases = None
+    if ctx.type in RELEASING and outcome.status == "applied":
+        number = row.payload.get("voucher_number") or row.payload.get("order_number")
+        releases = (row.payload["organiser"], number)
+    return Result(outcome.status, outcome.detail, releases=releases)
 
 
 def _reject(
     conn: Connection, hub_id: uuid.UUID, attempt: int, exc: PermanentError, decided_at: datetime | None = None
 ) -> Result:
-    rule = f"{exc.rule}: " if isinstance(exc, RuleBroken) else ""
-    detail = f"{rule}{exc.reason}"
+    rule = exc.rule if isinstance(exc, RuleBroken) else None
+    detail = f"{rule}: {exc.reason}" if rule else exc.reason
     errors = [e.as_dict() for e in exc.errors] or [{"field": "payload", "message": exc.reason}]
+    if rule:
+        # Each error names the rule too, so that a file's result (and GET) can say which.
+        errors = [{**e, "rule": rule} for e in errors]
     if not store.enter_inbox(conn, hub_id, "rejected"):
         return _done_before(conn, hub_id)
     store.finish(conn, hub_id, "rejected", detail, attempt, errors, at=decided_at)
@@ -147,14 +175,34 @@ def _handle(conn: Connection, ctx: Context, payload: dict[str, Any]) -> Outcome:
     return handler(conn, ctx, parse_payload(ctx.type, payload))
 
 
-def record_retry(engine: Engine, hub_id: uuid.UUID, attempt: int, reason: str, delay_hint: str) -> None:
-    """Note a transient failure that will be retried (status `retrying`, a journey step)."""
+def waiting_for(
+    engine: Engine, keys: Iterable[tuple[str, str]], limit: int = 1000
+) -> list[tuple[uuid.UUID, int]]:
+    """The messages waiting (`retrying`) for these vouchers or orders, each key's in the order
+    they were received, with the attempts each has had."""
+    unique = sorted(set(keys))
+    if not unique:
+        return []
+    with unavailable_on_outage(), engine.connect() as conn:
+        rows = raw(conn).execute(WAITING_FOR, ([k[0] for k in unique], [k[1] for k in unique], limit))
+        return [(r.hub_id, r.attempts) for r in rows]
+
+
+def record_retry(
+    engine: Engine, hub_id: uuid.UUID, attempt: int, reason: str, delay_hint: str, waiting: bool = False
+) -> None:
+    """Note a transient failure that will be retried (status `retrying`, a journey step).
+    `waiting`: it waits for a message not applied yet (`Waiting`), not after an error; such a
+    message is sent on when that arrives (`waiting_for`), and holds later deliveries behind it."""
+    error: dict[str, Any] = {"field": "", "message": reason}
+    if waiting:
+        error["waiting"] = True
     with unavailable_on_outage(), engine.begin() as conn:
         store.set_status(
             conn,
             hub_id,
             "retrying",
-            errors=[{"field": "", "message": reason}],
+            errors=[error],
             attempts=attempt,
             unless_final=True,  # a redelivered copy may have been applied meanwhile
         )

@@ -19,7 +19,7 @@ from psop_hub.consumers.outcome import Context, Outcome, superseded
 from psop_hub.consumers.vouchers import require_voucher
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
-from psop_hub.hub.money import cents
+from psop_hub.hub.money import cents, number_text
 from psop_hub.hub.tables import column_list, deliveries
 from psop_hub.mappings.payloads import DeliveryCancelled, DeliveryCorrected, DeliveryReported
 
@@ -37,10 +37,24 @@ INSERT INTO deliveries (provider, event_id, organiser, voucher_number, order_num
                         quantity, price, unit_paid, voucher_share, client_share, status, version, hub_id,
                         service_code, service_name)
 VALUES (%(provider)s, %(event_id)s, %(organiser)s, %(voucher_number)s, %(order_number)s, %(service_date)s,
-        %(unit)s, %(quantity)s, %(price)s, %(unit_paid)s, %(voucher_share)s, %(client_share)s, 'reported', 1,
-        %(hub_id)s, %(service_code)s, %(service_name)s)
+        %(unit)s, %(quantity)s, %(price)s, %(unit_paid)s, %(organiser_share)s, %(client_share)s,
+        'reported', 1, %(hub_id)s, %(service_code)s, %(service_name)s)
 ON CONFLICT ON CONSTRAINT pk_deliveries DO NOTHING
 RETURNING event_id
+"""
+# An earlier delivery of the same voucher or order that still waits (for the voucher, its
+# assignment, or an earlier delivery in turn): this one waits behind it, so that deliveries take
+# a voucher's or an order's quantity in the order they were received. One retried after an error
+# (a crash, not a wait) holds nothing up.
+EARLIER_WAITING = """
+SELECT w.hub_id FROM messages m JOIN messages w
+  ON w.status = 'retrying' AND w.organiser = m.organiser AND w.reference = m.reference
+ AND w.type = 'delivery.reported' AND w.errors @> '[{"waiting": true}]'
+ AND (w.payload->>'voucher_number') IS NOT DISTINCT FROM (m.payload->>'voucher_number')
+ AND (w.received_at, w.hub_id) < (m.received_at, m.hub_id)
+WHERE m.hub_id = %s
+ORDER BY w.received_at, w.hub_id
+LIMIT 1
 """
 FIND_DELIVERY = (
     "SELECT organiser, voucher_number, order_number FROM deliveries WHERE provider = %s AND event_id = %s"
@@ -49,7 +63,7 @@ LOCK_DELIVERY = (
     f"SELECT {column_list(deliveries)} FROM deliveries WHERE provider = %s AND event_id = %s FOR UPDATE"
 )
 SET_DELIVERY = """
-UPDATE deliveries SET quantity = %(quantity)s, voucher_share = %(voucher_share)s,
+UPDATE deliveries SET quantity = %(quantity)s, voucher_share = %(organiser_share)s,
                       client_share = %(client_share)s, status = %(status)s, version = %(version)s,
                       updated_at = now()
 WHERE provider = %(provider)s AND event_id = %(event_id)s
@@ -80,8 +94,8 @@ class Target:
             remaining = max(Decimal(0), self.cap - self.row.quantity_used)
             raise RuleBroken(
                 "within_quantity",
-                f"this would take {self.kind} {self.number} to {used_after} {self.row.unit}, over its "
-                f"{self.cap}; {remaining} remain",
+                f"this would take {self.kind} {self.number} to {number_text(used_after)} {self.row.unit}, "
+                f"over its {number_text(self.cap)}; {number_text(remaining)} remain",
                 field,
             )
 
@@ -140,6 +154,12 @@ def _check_order(o: Any, p: DeliveryReported) -> None:
 def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
     """delivery.reported: checks every rule, then books the units and the shares (version 1)."""
     target = _target_of(conn, p.organiser, p.voucher_number, p.order_number)
+    earlier = raw(conn).execute(EARLIER_WAITING, (ctx.hub_id,)).fetchone()
+    if earlier is not None:
+        raise Waiting(
+            f"an earlier delivery on {target.kind} {target.number} ({earlier.hub_id}) waits: "
+            "deliveries are applied in the order they were received"
+        )
     row = target.row
     if target.kind == "voucher":
         _check_voucher(row, p)
@@ -177,7 +197,7 @@ def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
                 "quantity": p.quantity,
                 "price": price,
                 "unit_paid": unit_paid,
-                "voucher_share": paid,
+                "organiser_share": paid,
                 "client_share": client,
                 "hub_id": ctx.hub_id,
                 "service_code": row.service_code,
@@ -195,7 +215,8 @@ def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
     target.add_used(conn, p.quantity)
     return Outcome(
         "applied",
-        f"{p.quantity} {p.unit} on {target.kind} {target.number}: organiser pays {paid}, client {client}",
+        f"{number_text(p.quantity)} {p.unit} on {target.kind} {target.number}: "
+        f"organiser pays {number_text(paid)}, client {number_text(client)}",
     )
 
 
@@ -214,7 +235,7 @@ def _set_delivery(
     d: Any,
     *,
     quantity: Decimal,
-    voucher_share: Decimal,
+    organiser_share: Decimal,
     client_share: Decimal,
     status: str,
     version: int,
@@ -223,7 +244,7 @@ def _set_delivery(
         SET_DELIVERY,
         {
             "quantity": quantity,
-            "voucher_share": voucher_share,
+            "organiser_share": organiser_share,
             "client_share": client_share,
             "status": status,
             "version": version,
@@ -250,7 +271,7 @@ def corrected(conn: Connection, ctx: Context, p: DeliveryCorrected) -> Outcome:
         conn,
         d,
         quantity=p.quantity,
-        voucher_share=paid,
+        organiser_share=paid,
         client_share=client,
         status="corrected",
         version=p.version,
@@ -258,7 +279,8 @@ def corrected(conn: Connection, ctx: Context, p: DeliveryCorrected) -> Outcome:
     target.add_used(conn, delta)
     return Outcome(
         "applied",
-        f"delivery {p.event_id} corrected from {d.quantity} to {p.quantity} {d.unit}: organiser pays {paid}",
+        f"delivery {p.event_id} corrected from {number_text(d.quantity)} to {number_text(p.quantity)} "
+        f"{d.unit}: organiser pays {number_text(paid)}",
     )
 
 
@@ -275,12 +297,13 @@ def cancelled(conn: Connection, ctx: Context, p: DeliveryCancelled) -> Outcome:
         conn,
         d,
         quantity=d.quantity,
-        voucher_share=zero,
+        organiser_share=zero,
         client_share=zero,
         status="cancelled",
         version=p.version,
     )
     return Outcome(
         "applied",
-        f"delivery {p.event_id} cancelled: {d.quantity} {d.unit} given back to {target.kind} {target.number}",
+        f"delivery {p.event_id} cancelled: {number_text(d.quantity)} {d.unit} given back to "
+        f"{target.kind} {target.number}",
     )

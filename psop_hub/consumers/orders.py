@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from psop_hub.consumers.outcome import Context, Outcome, superseded
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
+from psop_hub.hub.money import number_text
 from psop_hub.hub.tables import column_list, orders
 from psop_hub.mappings.payloads import OrderEnded, OrderPlaced
 
@@ -56,9 +57,10 @@ def placed(conn: Connection, ctx: Context, p: OrderPlaced) -> Outcome:
             f"order {p.order_number} of organiser {p.organiser} was placed already",
             "payload.order_number",
         )
-    cap = f" up to {p.quantity} {p.unit}" if p.quantity is not None else ""
+    cap = f" up to {number_text(p.quantity)} {p.unit}" if p.quantity is not None else ""
     return Outcome(
-        "applied", f"order {p.order_number} placed with {p.provider} at {p.unit_price}/{p.unit}{cap}"
+        "applied",
+        f"order {p.order_number} placed with {p.provider} at {number_text(p.unit_price)}/{p.unit}{cap}",
     )
 
 

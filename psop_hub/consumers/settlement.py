@@ -12,16 +12,19 @@ settle, ONE settlement for `month`, in its own transaction:
   of the next month whose payable quantity and amount (0 once cancelled) differ from what earlier
   settlements covered (`deliveries.settled_*`), with the difference; the delivery's `settled_*` are
   set to the payable values in the same transaction;
-- rows (`settlement_rows`): the items summed per (kind, service, unit, unit price), kind
-  `delivery` for a delivery settled for the first time and `adjustment` for a change to one settled
-  before; `amount` is the sum of the rows, to the cent, and may be zero or negative (a credit).
+- rows (`settlement_rows`): the items summed per (kind, service month, service, unit, unit
+  price), kind `delivery` for a delivery of the month settled for the first time and `adjustment`
+  for a change to one settled before or a delivery of an earlier month; every row names its
+  `service_month`; `amount` is the sum of the rows, to the cent, and may be zero or negative (a
+  credit).
 
 Late and changed deliveries: a delivery reported late for an earlier month goes into the next
-settlement built for its pair, as a `delivery` row. Deliveries corrected or cancelled after
-settlement go into the next month's settlement as adjustments: a settlement, once built, never
-changes. If the pair's settlement for `month` exists already, new differences wait for the next
-month's run; if it does not (the pair had nothing to settle when the month was first settled),
-running `month` again creates it with what has come in since.
+settlement built for its pair, as an `adjustment` row naming its service month. Deliveries
+corrected or cancelled after settlement go into the next month's settlement as adjustments too
+(naming the month they were delivered in): a settlement, once built, never changes. If the pair's
+settlement for `month` exists already, new differences wait for the next month's run; if it does
+not (the pair had nothing to settle when the month was first settled), running `month` again
+creates it with what has come in since.
 
 Running twice creates nothing twice: `uq_settlements_period` and "nothing left to settle" both
 hold. Concurrent runs (the scheduler of each replica, an admin's `hub settle`) serialise per pair on
@@ -118,6 +121,7 @@ class Item:
     amount: Decimal
     settled_quantity: Decimal
     settled_amount: Decimal
+    service_month: date | None = None  # the first day of the month it was delivered in
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ class Row:
     unit_price: Decimal
     quantity: Decimal
     amount: Decimal
+    service_month: date | None = None
 
 
 def settlement_id_for(organiser: str, provider: str, month: date) -> str:
@@ -145,17 +150,26 @@ def reference_for(month: date, seq: int) -> str:
 
 
 def group_rows(items: Sequence[Item]) -> list[Row]:
-    """Sum items into rows, numbered 1..n: deliveries before adjustments, then by service and price."""
-    sums: dict[tuple[str, str, str, str, Decimal], tuple[Decimal, Decimal]] = {}
+    """Sum items into rows, numbered 1..n: deliveries before adjustments, adjustments by their
+    service month, then by service and price."""
+    sums: dict[tuple[str, date | None, str, str, str, Decimal], tuple[Decimal, Decimal]] = {}
     for item in items:
-        key = (item.kind, item.service_code, item.service_name, item.unit, item.unit_price)
+        key = (
+            item.kind,
+            item.service_month,
+            item.service_code,
+            item.service_name,
+            item.unit,
+            item.unit_price,
+        )
         quantity, amount = sums.get(key, (ZERO, ZERO))
         sums[key] = (quantity + item.quantity, amount + item.amount)
-    order = sorted(sums, key=lambda k: (k[0] != "delivery", k[1], k[2], k[3], k[4]))
-    return [
-        Row(number, kind, code, name, unit, price, *sums[(kind, code, name, unit, price)])
-        for number, (kind, code, name, unit, price) in enumerate(order, start=1)
-    ]
+    order = sorted(sums, key=lambda k: (k[0] != "delivery", k[1] or date.min, *k[2:]))
+    rows: list[Row] = []
+    for number, key in enumerate(order, start=1):
+        kind, month, code, name, unit, price = key
+        rows.append(Row(number, kind, code, name, unit, price, *sums[key], service_month=month))
+    return rows
 
 
 def build_settlements(
@@ -215,7 +229,7 @@ def _settle_locked(conn: Connection, organiser: str, provider: str, month: date)
     ).first()
     if exists_already is not None:
         return None
-    items = _changed_items(conn, organiser, provider, next_month(month))
+    items = _changed_items(conn, organiser, provider, month)
     if not items:
         return None
     rows = group_rows(items)
@@ -260,8 +274,11 @@ def _settle_locked(conn: Connection, organiser: str, provider: str, month: date)
     )
 
 
-def _changed_items(conn: Connection, organiser: str, provider: str, end: date) -> list[Item]:
-    """The pair's deliveries before `end` whose payable values moved since settled, locked."""
+def _changed_items(conn: Connection, organiser: str, provider: str, month: date) -> list[Item]:
+    """The pair's deliveries up to the end of `month` whose payable values moved since settled,
+    locked. One settled before, or delivered in an earlier month (reported late), is an
+    adjustment, naming the month it was delivered in."""
+    end = next_month(month)
     settled_before = exists().where(
         settlement_items.c.provider == deliveries.c.provider,
         settlement_items.c.event_id == deliveries.c.event_id,
@@ -273,6 +290,7 @@ def _changed_items(conn: Connection, organiser: str, provider: str, end: date) -
             deliveries.c.service_name,
             deliveries.c.unit,
             deliveries.c.unit_paid,
+            deliveries.c.service_date,
             deliveries.c.settled_quantity,
             deliveries.c.settled_amount,
             _payable_quantity.label("payable_quantity"),
@@ -291,7 +309,7 @@ def _changed_items(conn: Connection, organiser: str, provider: str, end: date) -
     return [
         Item(
             event_id=d.event_id,
-            kind="adjustment" if d.settled_before else "delivery",
+            kind="adjustment" if d.settled_before or d.service_date < month else "delivery",
             # Service data is copied from the voucher or order; tolerate rows from before that.
             service_code=d.service_code or "",
             service_name=d.service_name or "",
@@ -301,6 +319,7 @@ def _changed_items(conn: Connection, organiser: str, provider: str, end: date) -
             amount=d.payable_amount - d.settled_amount,
             settled_quantity=d.payable_quantity,
             settled_amount=d.payable_amount,
+            service_month=first_of_month(d.service_date),
         )
         for d in found
     ]

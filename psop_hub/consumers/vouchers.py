@@ -18,6 +18,7 @@ delivery is rejected by `within_quantity` until the quantity is raised again.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -28,6 +29,7 @@ from psop_hub.consumers.approvals import approval_problem
 from psop_hub.consumers.outcome import Context, Outcome, superseded
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
+from psop_hub.hub.money import number_text
 from psop_hub.hub.tables import column_list, deliveries, vouchers
 from psop_hub.mappings.payloads import VoucherAmended, VoucherAssigned, VoucherGranted, VoucherRevoked
 
@@ -87,7 +89,11 @@ def granted(conn: Connection, ctx: Context, p: VoucherGranted) -> Outcome:
             "send voucher.amended to change it",
             "payload.voucher_number",
         )
-    return Outcome("applied", f"voucher {p.voucher_number} granted: {p.quantity} {p.unit} at {p.unit_value}")
+    return Outcome(
+        "applied",
+        f"voucher {p.voucher_number} granted: {number_text(p.quantity)} {p.unit} "
+        f"at {number_text(p.unit_value)}",
+    )
 
 
 def amended(conn: Connection, ctx: Context, p: VoucherAmended) -> Outcome:
@@ -112,10 +118,12 @@ def amended(conn: Connection, ctx: Context, p: VoucherAmended) -> Outcome:
         if getattr(p, name) is not None
     }
     _update(conn, v, version=p.version, **changes)
-    detail = ", ".join(f"{k} {v_}" for k, v_ in changes.items())
+    detail = ", ".join(
+        f"{k} {number_text(v_) if isinstance(v_, Decimal) else v_}" for k, v_ in changes.items()
+    )
     quantity = changes.get("quantity", v.quantity)
     if quantity < v.quantity_used:
-        detail += f"; {v.quantity_used} {v.unit} already delivered: no further deliveries fit"
+        detail += f"; {number_text(v.quantity_used)} {v.unit} already delivered: no further deliveries fit"
     return Outcome("applied", f"voucher {p.voucher_number} version {p.version}: {detail}")
 
 

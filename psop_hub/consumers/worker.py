@@ -14,8 +14,8 @@ from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage
 from sqlalchemy.engine import Engine
 
-from psop_hub.consumers.apply import apply_batch, record_failure, record_retry
-from psop_hub.hub.errors import HubError, Unavailable
+from psop_hub.consumers.apply import Result, apply_batch, record_failure, record_retry, waiting_for
+from psop_hub.hub.errors import HubError, Unavailable, Waiting
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.topology import APPLY_ACTOR, apply_request
 
@@ -39,8 +39,15 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
         current = CurrentMessage.get_current_message()
         options = current.options if current is not None else {}
         retries = int(options.get("retries", 0))
+        earlier = [int(n) for n in options.get("attempts", [])]
+        if len(earlier) == len(hub_ids):  # released together: each goes on with its own count
+            attempt: int | dict[uuid.UUID, int] = {
+                uuid.UUID(h): n + 1 for h, n in zip(hub_ids, earlier, strict=True)
+            }
+        else:
+            attempt = retries + 1
         try:
-            _apply_and_retry_alone(broker, engine, settings, hub_ids, retries + 1)
+            _apply_and_retry_alone(broker, engine, settings, hub_ids, attempt)
         except Unavailable:
             # The database is away: the batch waits and comes back, without using up the
             # attempts of its messages, however long the outage lasts.
@@ -49,7 +56,9 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
             log.warning(
                 "database unavailable: %d messages wait %d ms (outage try %d)", len(hub_ids), delay, outages
             )
-            message = apply_request(settings, hub_ids, retries=retries, outages=outages)
+            message = apply_request(
+                settings, hub_ids, retries=retries, outages=outages, attempts=earlier or None
+            )
             broker.enqueue(message, delay=delay)
 
     # Dramatiq's own retries are left for when even the broker cannot take the batch back.
@@ -64,22 +73,52 @@ def register_actor(broker: dramatiq.Broker, settings: Settings, engine: Engine) 
 
 
 def _apply_and_retry_alone(
-    broker: dramatiq.Broker, engine: Engine, settings: Settings, hub_ids: list[str], attempt: int
+    broker: dramatiq.Broker,
+    engine: Engine,
+    settings: Settings,
+    hub_ids: list[str],
+    attempt: int | dict[uuid.UUID, int],
 ) -> None:
-    results = apply_batch(engine, [uuid.UUID(h) for h in hub_ids], attempt)
+    ids = [uuid.UUID(h) for h in hub_ids]
+    released = isinstance(attempt, dict)  # waiting messages sent on together (`_release`)
+    attempts = attempt if isinstance(attempt, dict) else dict.fromkeys(ids, attempt)
+    results = apply_batch(engine, ids, attempts)
     for hub_id, exc in results.items():
         if not isinstance(exc, Exception):
             continue
+        if released:
+            # Sent on early and still cannot go: nothing is recorded (it was rolled back), and
+            # its own retry, still on its way, carries on its count of attempts unchanged.
+            continue
+        n = attempts.get(hub_id, 1)
         try:
-            _give_up_or_retry(engine, settings, str(hub_id), attempt, exc)
+            _give_up_or_retry(engine, settings, str(hub_id), n, exc)
         except GaveUp:
             continue
         # It goes on alone with its attempt count (the rest of a batch is applied), in a new
         # message confirmed before this one is acked: a crash in between only duplicates it,
         # and the inbox makes a duplicate harmless. An expected wait logs no traceback.
+        broker.enqueue(apply_request(settings, [str(hub_id)], retries=n), delay=_backoff(settings, n - 1))
+    _release(broker, engine, settings, results)
+
+
+def _release(
+    broker: dramatiq.Broker, engine: Engine, settings: Settings, results: dict[uuid.UUID, Any]
+) -> None:
+    """Send on, at once and together, what waits for the vouchers and orders just applied: the
+    batch applies them in the order received (each keeps its own pending retry too, which then
+    finds it applied). Enqueued after the commit; if this process dies first, those retries come."""
+    keys = [r.releases for r in results.values() if isinstance(r, Result) and r.releases is not None]
+    if not keys:
+        return
+    # Those of this very batch that must wait again are on their own way already.
+    waiting = [(h, n) for h, n in waiting_for(engine, keys) if h not in results]
+    if waiting:
+        # One batch, so that one worker applies them in order (`waiting_for` has them at most 1000).
         broker.enqueue(
-            apply_request(settings, [str(hub_id)], retries=attempt), delay=_backoff(settings, attempt - 1)
+            apply_request(settings, [str(h) for h, _ in waiting], attempts=[n for _, n in waiting])
         )
+        log.info("%d waiting messages sent on, in the order received", len(waiting))
 
 
 def _backoff(settings: Settings, tries: int) -> int:
@@ -98,4 +137,11 @@ def _give_up_or_retry(engine: Engine, settings: Settings, hub_id: str, attempt: 
     if attempt > settings.max_retries:
         record_failure(engine, uuid.UUID(hub_id), attempt, reason)
         raise GaveUp(reason) from exc
-    record_retry(engine, uuid.UUID(hub_id), attempt, reason, f"retry {attempt} of {settings.max_retries}")
+    record_retry(
+        engine,
+        uuid.UUID(hub_id),
+        attempt,
+        reason,
+        f"retry {attempt} of {settings.max_retries}",
+        waiting=isinstance(exc, Waiting),
+    )

@@ -20,3 +20,9 @@ def money_text(value: Decimal) -> str:
 def optional_money_text(value: Decimal | None) -> str | None:
     """`money_text`, or None for a missing amount."""
     return None if value is None else money_text(value)
+
+
+def number_text(value: Decimal) -> str:
+    """A quantity or an amount in a rule's message or a journey's detail: a decimal with a point
+    and two decimals (`2.50`, `40.00`), the one way the hub writes a number in words."""
+    return format(cents(value), "f")

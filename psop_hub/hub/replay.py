@@ -50,7 +50,7 @@ REQUEUE = """
 WITH wanted AS (
     SELECT * FROM unnest(%(ids)s::uuid[], %(statuses)s::text[]) AS w(hub_id, status)
 ), m AS (
-    UPDATE messages SET status = 'accepted', updated_at = now()
+    UPDATE messages SET status = 'accepted', updated_at = clock_timestamp()
     FROM wanted WHERE messages.hub_id = wanted.hub_id AND messages.status = wanted.status
     RETURNING messages.hub_id
 ), gone AS (

@@ -2,6 +2,9 @@
 
 - `settlement_view(conn, settlement_id)`: a settlement, its rows and its payment, as
   `GET /api/v1/settlements/{settlement_id}` shows it.
+- `settlement_list(conn, organiser=, provider=, month=, limit=)`: settlements without their rows,
+  newest month first, as `GET /api/v1/settlements` lists them (the caller's scope decides the
+  organiser or provider given).
 - `settlements_waiting_for_details(engine, limit=None) -> list[WaitingInvoice]`: every settlement
   whose Finvoice invoice is not written because a party's invoicing details are missing, oldest
   first, each with whose details (`provider`, `organiser`) and which fields (`missing_details` of
@@ -27,7 +30,7 @@ from psop_hub.hub.money import optional_money_text
 from psop_hub.hub.parties import Party, missing_details
 from psop_hub.hub.tables import parties, settlement_rows, settlements
 
-__all__ = ["WaitingInvoice", "settlement_view", "settlements_waiting_for_details"]
+__all__ = ["WaitingInvoice", "settlement_list", "settlement_view", "settlements_waiting_for_details"]
 
 
 def settlement_view(conn: Connection, settlement_id: str) -> dict[str, Any] | None:
@@ -60,11 +63,47 @@ def settlement_view(conn: Connection, settlement_id: str) -> dict[str, Any] | No
                 "unit_price": optional_money_text(r.unit_price),
                 "quantity": format(r.quantity, "f"),
                 "amount": optional_money_text(r.amount),
+                # the month its deliveries were delivered in (an adjustment's may be earlier)
+                "service_month": None if r.service_month is None else f"{r.service_month:%Y-%m}",
             }
             for r in rows
         ],
         "created_at": s.created_at.isoformat(),
     }
+
+
+def settlement_list(
+    conn: Connection,
+    *,
+    organiser: str | None = None,
+    provider: str | None = None,
+    month: date | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Settlements (without rows) of this organiser, provider and month (None: any), newest first."""
+    query = select(settlements).order_by(
+        settlements.c.month.desc(), settlements.c.organiser, settlements.c.provider
+    )
+    if organiser is not None:
+        query = query.where(settlements.c.organiser == organiser)
+    if provider is not None:
+        query = query.where(settlements.c.provider == provider)
+    if month is not None:
+        query = query.where(settlements.c.month == month)
+    return [
+        {
+            "settlement_id": s.settlement_id,
+            "organiser": s.organiser,
+            "provider": s.provider,
+            "month": f"{s.month:%Y-%m}",
+            "reference": s.reference,
+            "amount": optional_money_text(s.amount),
+            "status": s.status,
+            "paid_date": None if s.paid_date is None else s.paid_date.isoformat(),
+            "created_at": s.created_at.isoformat(),
+        }
+        for s in conn.execute(query.limit(limit)).all()
+    ]
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,16 @@ FINAL_STATUSES = frozenset({"applied", "rejected", "superseded", "failed", "repl
 STATE_CONSUMER = "state"
 
 
+# received_at is the moment of the insert, not the transaction's start: the records of one file,
+# stored in one transaction, are received one after the other, and waiting messages are applied
+# in that order (consumers/apply.py).
 ACCEPT = """
 WITH m AS (
     INSERT INTO messages (hub_id, sender, message_id, type, sent_at, correlation_id, payload, payload_sha256,
-                          organiser, provider, reference, channel, status, replay_of)
+                          organiser, provider, reference, channel, status, replay_of, received_at, updated_at)
     VALUES (%(hub_id)s, %(sender)s, %(message_id)s, %(type)s, %(sent_at)s, %(correlation_id)s, %(payload)s,
-            %(sha)s, %(organiser)s, %(provider)s, %(reference)s, %(channel)s, 'accepted', %(replay_of)s)
+            %(sha)s, %(organiser)s, %(provider)s, %(reference)s, %(channel)s, 'accepted', %(replay_of)s,
+            clock_timestamp(), clock_timestamp())
     ON CONFLICT ON CONSTRAINT uq_messages_sender_message_id DO NOTHING
     RETURNING hub_id
 ), pending AS (
@@ -146,7 +150,7 @@ ORDER BY m.updated_at LIMIT %(limit)s
 FOR UPDATE OF m SKIP LOCKED
 """
 TOUCH_STALE = """
-WITH t AS (UPDATE messages SET updated_at = now() WHERE hub_id = ANY(%(ids)s) RETURNING hub_id)
+WITH t AS (UPDATE messages SET updated_at = clock_timestamp() WHERE hub_id = ANY(%(ids)s) RETURNING hub_id)
 INSERT INTO journey (hub_id, step, detail) SELECT hub_id, 'requeued', %(detail)s FROM t
 """
 
@@ -199,17 +203,22 @@ def enter_inbox_and_load(conn: Connection, hub_id: uuid.UUID, consumer: str = ST
     return raw(conn).execute(ENTER_INBOX_AND_LOAD, {"consumer": consumer, "hub_id": hub_id}).fetchone()
 
 
+# The status and its journey steps carry one time, of the moment it was decided: not the
+# transaction's start (`now()`), which for a worker's batch can lie before the `queued` step that
+# the publisher recorded while the worker was already at work.
 FINISH = """
-WITH u AS (
-    UPDATE messages SET status = %(status)s, errors = %(errors)s, attempts = %(attempts)s, updated_at = now()
-    WHERE hub_id = %(hub_id)s
+WITH t AS (SELECT coalesce(%(at)s::timestamptz, clock_timestamp()) AS at
+), u AS (
+    UPDATE messages SET status = %(status)s, errors = %(errors)s, attempts = %(attempts)s, updated_at = t.at
+    FROM t WHERE hub_id = %(hub_id)s
 ), o AS (
     UPDATE inbox SET outcome = %(status)s
     WHERE consumer = %(consumer)s AND hub_id = %(hub_id)s AND outcome <> %(status)s
 )
 INSERT INTO journey (hub_id, step, detail, at)
-VALUES (%(hub_id)s, 'attempt', %(attempt_detail)s, coalesce(%(at)s::timestamptz, clock_timestamp())),
-       (%(hub_id)s, %(status)s, %(detail)s, coalesce(%(at)s::timestamptz, clock_timestamp()))
+SELECT %(hub_id)s, s.step, s.detail, t.at
+FROM t, (VALUES (1, 'attempt', %(attempt_detail)s), (2, %(status)s, %(detail)s)) AS s(n, step, detail)
+ORDER BY s.n
 """
 
 
@@ -270,7 +279,8 @@ def set_status(
     unless_final: bool = False,
 ) -> None:
     """Set a message's status (and errors/attempts where given); `unless_final` keeps a final one."""
-    values: dict[str, Any] = {"status": status, "updated_at": func.now()}
+    # The moment of the change, as the journey's steps have it (not the transaction's start).
+    values: dict[str, Any] = {"status": status, "updated_at": func.clock_timestamp()}
     if errors is not None:
         values["errors"] = errors
     if attempts is not None:
@@ -284,6 +294,13 @@ def set_status(
 def load(conn: Connection, hub_id: uuid.UUID) -> Any:
     """One message row, or None."""
     return conn.execute(select(messages).where(messages.c.hub_id == hub_id)).one_or_none()
+
+
+def find_own(engine: Engine, sender: str, message_id: str) -> uuid.UUID | None:
+    """The hub_id of `sender`'s own message with this message_id (unique per sender), or None."""
+    with unavailable_on_outage(), engine.connect() as conn:
+        found = raw(conn).execute(FIRST_COPY, (sender, message_id)).fetchone()
+    return None if found is None else found.hub_id
 
 
 def describe(engine: Engine, hub_id: uuid.UUID) -> dict[str, Any] | None:
@@ -304,7 +321,7 @@ def describe(engine: Engine, hub_id: uuid.UUID) -> dict[str, Any] | None:
         "updated_at": _iso(row.updated_at),
         "attempts": row.attempts,
         # Rule reasons quote voucher numbers and ids, which a sender may have filled with a HETU.
-        "errors": [{k: mask_text(str(v)) for k, v in e.items()} for e in row.errors],
+        "errors": [{k: mask_text(v) if isinstance(v, str) else v for k, v in e.items()} for e in row.errors],
         "journey": [{"at": _iso(s.at), "step": s.step, "detail": mask_text(s.detail)} for s in steps],
     }
 

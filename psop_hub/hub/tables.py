@@ -105,6 +105,8 @@ messages = Table(
     Index("ix_messages_provider_received", "provider", "received_at"),
     Index("ix_messages_event_id", text("(payload ->> 'event_id')")),
     Index("ix_messages_replay_of", "replay_of"),
+    # Messages waiting for a voucher or order (or an earlier delivery of it): found when it arrives.
+    Index("ix_messages_waiting", "organiser", "reference", postgresql_where=text("status = 'retrying'")),
 )
 
 journey = Table(
@@ -182,6 +184,8 @@ deliveries = Table(
     Column("quantity", QUANTITY, nullable=False),
     Column("price", MONEY, nullable=False),
     Column("unit_paid", MONEY, nullable=False),
+    # What the organiser pays for it, on a voucher or an order alike (the API's `organiser_share`);
+    # the column keeps its first name so that older workers of a rolling upgrade still write it.
     Column("voucher_share", MONEY, nullable=False),
     Column("client_share", MONEY, nullable=False),
     Column("status", String(12), nullable=False),
@@ -257,6 +261,9 @@ settlement_rows = Table(
     Column("unit_price", MONEY, nullable=False),
     Column("quantity", QUANTITY, nullable=False),
     Column("amount", MONEY, nullable=False),
+    # The month its deliveries were delivered in: a later settlement's adjustment row names it
+    # (NULL only for adjustment rows built before migration 0012).
+    Column("service_month", Date),
     PrimaryKeyConstraint("settlement_id", "row_number"),
 )
 
@@ -394,6 +401,30 @@ rate_windows = Table(
     Column("window_start", DateTime(timezone=True), nullable=False),
     Column("requests", Integer, nullable=False),
     PrimaryKeyConstraint("sender", "window_start"),
+)
+
+# One row per receipt the file adapter wrote (`adapters/results.py`): the hub_ids of the file's
+# accepted records and what the receipt listed, so that `NAME.result.json` can be written beside
+# the receipt once every one of them is final. `written_at` is set when it is; the row lock taken
+# to write it is the claim (of two file adapters, one writes it).
+file_results = Table(
+    "file_results",
+    metadata,
+    Column("sender", String(100), nullable=False),
+    Column("receipt", String(300), nullable=False),  # the receipt's file name, NAME[.n].receipt.json
+    # The data directory (HUB_DATA_DIR) the receipt is in: its result is written there, by an
+    # adapter of that directory (every replica mounts it at the same path).
+    Column("data_dir", String(1000), nullable=False),
+    Column("file", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("hub_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+    # {"messages": [...], "rejected": [...]} as in the receipt
+    Column("listing", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("written_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("sender", "receipt"),
+    Index("ix_file_results_written", "data_dir", "written_at", "created_at"),
 )
 
 settlement_reference_seq = Sequence("settlement_reference_seq", metadata=metadata)

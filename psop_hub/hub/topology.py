@@ -162,19 +162,28 @@ def with_defaults(url: str, heartbeat_s: int) -> str:
 
 
 def apply_request(
-    settings: Settings, hub_ids: Sequence[str], retries: int = 0, outages: int = 0
+    settings: Settings,
+    hub_ids: Sequence[str],
+    retries: int = 0,
+    outages: int = 0,
+    attempts: Sequence[int] | None = None,
 ) -> dramatiq.Message[Any]:
     """The Dramatiq message that asks a worker to apply stored messages (enqueued by actor name).
 
     One AMQP message carries a batch of hub_ids: publishing, consuming and acking cost the same
     CPU for one id as for twenty, and that CPU bounds the throughput of a small machine.
     `retries` continues the attempt count of a message retried on its own; `outages` counts how
-    often the batch came back because the database was away (it sets only the wait).
+    often the batch came back because the database was away (it sets only the wait). `attempts`
+    gives each message's own count instead (waiting messages released together, in order).
     """
     return dramatiq.Message(
         queue_name=settings.queue_name,
         actor_name=APPLY_ACTOR,
         args=(list(hub_ids),),
         kwargs={},
-        options={k: v for k, v in (("retries", retries), ("outages", outages)) if v},
+        options={
+            k: v
+            for k, v in (("retries", retries), ("outages", outages), ("attempts", list(attempts or ())))
+            if v
+        },
     )

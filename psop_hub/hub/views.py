@@ -23,6 +23,10 @@ def _deliveries(conn: Connection, organiser: str, column: str, number: str) -> l
         .where(deliveries.c.organiser == organiser, deliveries.c[column] == number)
         .order_by(deliveries.c.service_date, deliveries.c.event_id)
     ).all()
+    # What the organiser pays is `organiser_share` for a voucher's and an order's deliveries alike;
+    # a voucher's keep the name `voucher_share` for it too (the voucher's part of the price). The
+    # column keeps its first name, so that a rolling upgrade's older workers still write it.
+    voucher = column == "voucher_number"
     return [
         {
             "event_id": d.event_id,
@@ -32,7 +36,8 @@ def _deliveries(conn: Connection, organiser: str, column: str, number: str) -> l
             "quantity": str(d.quantity),
             "price": str(d.price),
             "unit_paid": str(d.unit_paid),
-            "voucher_share": str(d.voucher_share),
+            "organiser_share": str(d.voucher_share),
+            **({"voucher_share": str(d.voucher_share)} if voucher else {}),
             "client_share": str(d.client_share),
             "status": d.status,
             "version": d.version,

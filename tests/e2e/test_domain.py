@@ -70,10 +70,43 @@ def test_order_with_correction_and_cancellation(hub: Hub) -> None:
         order = county.get(f"/api/v1/orders/{ORGANISER}/{number}").json()
     assert order["quantity_used"] == "1.00"
     by_event = {d["event_id"]: d for d in order["deliveries"]}
-    assert by_event[ev1]["voucher_share"] == "42.00"
+    # An order's delivery names what the organiser pays neutrally: there is no voucher.
+    assert by_event[ev1]["organiser_share"] == "42.00"
+    assert "voucher_share" not in by_event[ev1]
     assert by_event[ev2]["status"] == "cancelled"
     with hub.client("other-provider") as other:
         assert other.get(f"/api/v1/orders/{ORGANISER}/{number}").status_code == 404
+
+
+def _attempts(client: httpx.Client, hub_id: str) -> int:
+    return sum(s["step"] == "attempt" for s in client.get(f"/api/v1/messages/{hub_id}").json()["journey"])
+
+
+def test_deliveries_waiting_for_their_order_are_applied_in_the_order_received(hub: Hub) -> None:
+    # The first delivery has waited long (its next retry is seconds away), the second only just
+    # (its next is a few hundred ms away): when the order arrives, the first still goes first
+    # and takes the quantity; the second no longer fits. Before, the second's shorter pause let
+    # it overtake and take the remaining quantity.
+    number = uid("WAIT")
+    with hub.client("county") as county, hub.client("provider") as provider:
+        first = _post(provider, order_delivery(number, "3"))
+        deadline = time.monotonic() + 30
+        while _attempts(provider, first) < 2:
+            assert time.monotonic() < deadline, provider.get(f"/api/v1/messages/{first}").text
+            time.sleep(0.05)
+        second = _post(provider, order_delivery(number, "2"))
+        while _attempts(provider, second) < 1:
+            assert time.monotonic() < deadline, provider.get(f"/api/v1/messages/{second}").text
+            time.sleep(0.02)
+        assert wait_for_status(provider, first, {"retrying"})["errors"][0]["waiting"] is True  # type: ignore[index]
+        wait_for_status(county, _post(county, placed(number, quantity="4")), {"applied"})
+        done_first = wait_for_status(provider, first, FINAL)
+        done_second = wait_for_status(provider, second, FINAL)
+        order = county.get(f"/api/v1/orders/{ORGANISER}/{number}").json()
+    assert done_first["status"] == "applied", done_first
+    assert done_second["status"] == "rejected", done_second
+    assert done_second["errors"][0]["rule"] == "within_quantity"  # type: ignore[index]
+    assert order["quantity_used"] == "3.00"
 
 
 def _post(client: httpx.Client, raw: dict[str, object]) -> str:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Hub
-from tests.messages import HETU, ORGANISER, PROVIDER, new_business_id, order_record, uid
+from tests.e2e.conftest import Hub, wait_for_status
+from tests.messages import HETU, ORGANISER, PROVIDER, assigned, new_business_id, order_record, uid
+from tests.messages import granted as granted_message
 
 FILE_NS = "urn:psop-hub:file:v1"
 SOAP_NS = "urn:psop-hub:soap:v1"
@@ -438,3 +439,107 @@ def test_clients_add_makes_the_inbox_and_receipts_folders(hub: Hub) -> None:
     admin = f"admin-{uid('c')}"
     hub.add_client(admin, "--role", "admin")
     assert not (data_dir(hub) / "inbox" / admin).exists()  # admins send no files
+
+
+def result_of(path: Path, timeout: float = 90) -> dict[str, Any]:
+    """Wait for a result (`NAME.result.json`) and read it."""
+    return receipt_of(path, timeout)
+
+
+def results_logged(hub: Hub, name: str) -> int:
+    """How often the hub logged writing the result `name`."""
+    return hub.log.read_text(encoding="utf-8", errors="replace").count(f"result {name} of ")
+
+
+def test_the_result_follows_once_every_record_is_final(hub: Hub) -> None:
+    number, never = uid("FDR"), uid("NEVER")
+    with hub.client("county") as county:
+        for raw in (granted_message(number, quantity="5"), assigned(number)):
+            wait_for_status(county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"})
+    rows = [
+        "event_id;organiser;voucher_number;order_number;service_date;quantity;unit;price",
+        f"{uid('ev')};{ORGANISER};{number};;03.11.2026;3;hour;",  # applied
+        f"{uid('ev')};{ORGANISER};{number};;04.11.2026;3;hour;",  # over the voucher: a rule refuses it
+        f"{uid('ev')};{ORGANISER};{number};;05.11.2026;0;hour;",  # refused at intake
+        f"{uid('ev')};{ORGANISER};{never};;06.11.2026;1;hour;",  # its voucher never comes: failed
+    ]
+    content = ("\r\n".join(rows) + "\r\n").encode()
+    name = f"toteumat-{uid('f')}.csv"
+    receipts = data_dir(hub) / "outbox" / "provider" / "receipts"
+    receipt = receipt_of(drop(hub, "provider", name, content))
+    assert (receipt["records"], receipt["accepted"]) == (4, 3)
+    assert not (receipts / f"{name}.result.json").exists()  # the last record still waits
+
+    result = result_of(receipts / f"{name}.result.json")
+    hub_ids = {m["record"]: m["hub_id"] for m in receipt["messages"]}
+    with hub.client("provider") as provider:
+        assert provider.get(f"/api/v1/messages/{hub_ids[4]}").json()["status"] == "failed"
+    assert {k: result[k] for k in ("file", "sha256", "receipt", "records", "duplicates")} == {
+        "file": name,
+        "sha256": receipt["sha256"],
+        "receipt": f"{name}.receipt.json",
+        "records": 4,
+        "duplicates": 0,
+    }
+    assert [result[k] for k in ("applied", "rejected", "superseded", "failed", "replaced")] == [1, 2, 0, 1, 0]
+    by_record = {r["record"]: r for r in result["results"]}
+    assert [r["record"] for r in result["results"]] == [1, 2, 3, 4]
+    assert by_record[1] == {
+        "record": 1,
+        "line": 2,
+        "message_id": f"file-{receipt['sha256'][:32]}-1",
+        "hub_id": hub_ids[1],
+        "duplicate": False,
+        "status": "applied",
+    }
+    assert by_record[2]["status"] == "rejected" and by_record[2]["rule"] == "within_quantity"
+    assert by_record[2]["errors"] == [
+        {
+            "field": "quantity",
+            "message": f"this would take voucher {number} to 6.00 hour, over its 5.00; 2.00 remain",
+        }
+    ]
+    assert by_record[3] == {
+        "record": 3,
+        "line": 4,
+        "status": "rejected",
+        "stage": "intake",
+        "errors": receipt["rejected"][0]["errors"],
+    }
+    assert (
+        by_record[4]["status"] == "failed" and "has not arrived yet" in by_record[4]["errors"][0]["message"]
+    )
+
+    # The same content again under the same name, the first receipt kept: NAME.2, all duplicates.
+    inbox = data_dir(hub) / "inbox" / "provider"
+    (inbox / f"{name}.part").write_bytes(content)
+    (inbox / f"{name}.part").rename(inbox / name)
+    second = result_of(receipts / f"{name}.2.result.json")
+    assert second["receipt"] == f"{name}.2.receipt.json"
+    assert (second["duplicates"], second["applied"], second["rejected"], second["failed"]) == (3, 1, 2, 1)
+    taken = [r for r in second["results"] if "hub_id" in r]
+    assert [r["hub_id"] for r in taken] == [hub_ids[1], hub_ids[2], hub_ids[4]]  # the first copies
+    assert all(r["duplicate"] is True and "a duplicate" in r["detail"] for r in taken)
+    assert [r["status"] for r in second["results"]] == [r["status"] for r in result["results"]]
+    time.sleep(3)  # a few more rounds of the adapter: nothing is written again
+    assert json.loads((receipts / f"{name}.result.json").read_text(encoding="utf-8")) == result
+    assert results_logged(hub, f"{name}.result.json") == 1
+    assert results_logged(hub, f"{name}.2.result.json") == 1
+
+
+def test_the_result_of_an_xml_batch_names_soap_paths(hub: Hub) -> None:
+    number = uid("FDR")
+    content = batch(
+        granted(number), granted(number, quantity="12"), granted(uid("FDR")).replace(HETU, "131052-308U")
+    )
+    name = f"paatokset-{uid('f')}.xml"
+    receipt = receipt_of(drop(hub, "county", name, content))
+    assert (receipt["records"], receipt["accepted"]) == (3, 2)
+    result = result_of(data_dir(hub) / "outbox" / "county" / "receipts" / f"{name}.result.json")
+    assert [r["status"] for r in result["results"]] == ["applied", "rejected", "rejected"]
+    twice = result["results"][1]
+    assert twice["rule"] == "voucher_granted_once" and "stage" not in twice
+    assert twice["errors"][0]["field"] == "VoucherDecision/VoucherNumber"
+    assert result["results"][2]["stage"] == "intake"
+    assert result["results"][2]["errors"][0]["field"] == "VoucherDecision/Client/Hetu"
+    assert "131052-308U" not in json.dumps(result)

@@ -120,3 +120,25 @@ def test_two_adapters_on_one_inbox_process_each_file_once(hub: Hub, tmp_path: Pa
     archived = sorted(p.name for p in (tmp_path / "archive" / "provider").glob("*/*"))
     assert archived == sorted(files)  # each once: no ".1" copies
     assert not list((tmp_path / "error").glob("**/*.csv"))
+
+
+def test_two_adapters_write_each_result_once(hub: Hub, tmp_path: Path) -> None:
+    numbers = ready_vouchers(hub, 2, "FK")
+    files = {f"tulos-{i:02d}.csv": deliveries_csv(numbers, 30) for i in range(8)}
+    log = tmp_path / "files.log"
+    with adapter(hub, tmp_path, log), adapter(hub, tmp_path, log):
+        receipts = [put(tmp_path, "provider", name, content) for name, content in files.items()]
+        results = [
+            receipt_of(r.with_name(r.name.replace(".receipt.json", ".result.json")), timeout=120)
+            for r in receipts
+        ]
+        time.sleep(2)  # more rounds of both adapters: nothing is written again
+    assert all((r["records"], r["applied"], r["rejected"], r["failed"]) == (30, 30, 0, 0) for r in results)
+    assert {r["file"] for r in results} == set(files)
+    written = log.read_text(encoding="utf-8")
+    for name in files:
+        assert written.count(f"result {name}.result.json of provider written") == 1, name
+    leftovers = [
+        p.name for p in (tmp_path / "outbox" / "provider" / "receipts").iterdir() if p.name.startswith(".")
+    ]
+    assert leftovers == []  # no temporary file left behind

@@ -114,6 +114,45 @@ def test_message_status_is_only_for_its_sender_and_admins(hub: Hub) -> None:
         assert admin.get(f"/api/v1/messages/{hub_id}").json()["sender"] == "county"
 
 
+def test_a_sender_finds_its_own_message_by_its_own_id_and_no_one_elses(hub: Hub) -> None:
+    shared_id = uid("MID")  # two senders may use one message_id: each has its own message
+    mine, theirs = granted(uid("PS")), granted(uid("PS"))
+    mine["message_id"] = shared_id
+    theirs["message_id"] = shared_id
+    theirs["payload"]["organiser"] = OTHER_ORGANISER
+    only_mine = granted(uid("PS"))
+    with hub.client("county") as county, hub.client("other-county") as other:
+        my_hub_id = send(county, mine).json()["hub_id"]
+        their_hub_id = send(other, theirs).json()["hub_id"]
+        only_hub_id = send(county, only_mine).json()["hub_id"]
+        wait_for_status(county, my_hub_id, FINAL)
+
+        found = county.get("/api/v1/messages", params={"message_id": shared_id})
+        assert found.status_code == 200, found.text
+        by_hub_id = county.get(f"/api/v1/messages/{my_hub_id}").json()
+        assert found.json()["hub_id"] == my_hub_id
+        assert found.json()["message_id"] == shared_id and found.json()["sender"] == "county"
+        assert found.json()["journey"][:2] == by_hub_id["journey"][:2]
+        assert (
+            other.get("/api/v1/messages", params={"message_id": shared_id}).json()["hub_id"] == their_hub_id
+        )
+
+        # Another sender's id is not found: 404 as for an id nobody used, nothing of it shown.
+        leaked = other.get("/api/v1/messages", params={"message_id": only_mine["message_id"]})
+        assert leaked.status_code == 404
+        assert only_hub_id not in leaked.text and leaked.headers["content-type"].startswith(
+            "application/problem+json"
+        )
+        assert county.get("/api/v1/messages", params={"message_id": uid("NOBODY")}).status_code == 404
+        assert county.get("/api/v1/messages", params={"message_id": "a\x00b"}).status_code == 404
+        assert county.get("/api/v1/messages").status_code == 400
+        assert county.get("/api/v1/messages", params={"message_id": "x" * 101}).status_code == 400
+    with hub.client("provider") as provider:
+        assert provider.get("/api/v1/messages", params={"message_id": shared_id}).status_code == 404
+    with hub.client(None) as anonymous:
+        assert anonymous.get("/api/v1/messages", params={"message_id": shared_id}).status_code == 401
+
+
 def test_bad_bodies(hub: Hub) -> None:
     with hub.client("county") as county:
         not_json = county.post(
@@ -178,6 +217,7 @@ def test_a_provider_cannot_take_another_organisers_voucher_until_approved(hub: H
                 "field": "payload.provider",
                 "message": f"provider {PROVIDER} is not approved by organiser {OTHER_ORGANISER} for "
                 "service KH01 on 2026-11-01: it has no approval from this organiser",
+                "rule": "approved_provider",
             }
         ]
         assert body["journey"][-1]["detail"].startswith("approved_provider: ")  # type: ignore[index]

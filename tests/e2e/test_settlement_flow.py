@@ -9,7 +9,7 @@ from typing import Any
 from lxml import etree
 
 from tests.e2e.conftest import Hub, hub_cli, wait_for_status
-from tests.messages import ORGANISER, PROVIDER, assigned, delivery, envelope, granted, uid
+from tests.messages import ORGANISER, OTHER_PROVIDER, PROVIDER, assigned, delivery, envelope, granted, uid
 
 FINAL = {"applied", "rejected", "failed", "superseded"}
 
@@ -130,3 +130,52 @@ def test_month_settled_and_paid_to_the_cent(hub: Hub) -> None:
         assert provider.get(f"/api/v1/settlements/{settlement_id}").status_code == 200
     with hub.client("other-county") as other:
         assert other.get(f"/api/v1/settlements/{settlement_id}").status_code == 404
+
+
+def test_providers_read_their_own_settlements_and_no_one_elses(hub: Hub) -> None:
+    number = uid("SETP")
+    grant = granted(number, quantity="40", valid_from="2026-01-01", valid_to="2026-12-31")
+    assign = assigned(number, price="30.00")
+    assign["payload"]["start_date"] = "2026-01-01"
+    with hub.client("county") as county, hub.client("provider") as provider:
+        for raw in (grant, assign):
+            wait_for_status(county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"})
+        sent = delivery(number, "2", service_date="2026-07-15")
+        body = wait_for_status(provider, provider.post("/api/v1/messages", json=sent).json()["hub_id"], FINAL)
+        assert body["status"] == "applied", body
+        out = hub_cli(hub.env, "settle", "--month", "2026-07")
+        line = next(ln for ln in out.splitlines() if f"provider {PROVIDER}" in ln and ORGANISER in ln)
+        settlement_id = line.split()[0]
+
+        own = provider.get(f"/api/v1/settlements/{settlement_id}")
+        assert own.status_code == 200, own.text
+        assert own.json()["provider"] == PROVIDER
+        july = [r for r in own.json()["rows"] if r["kind"] == "delivery"]
+        assert [(r["service_month"], r["amount"]) for r in july] == [("2026-07", "50.00")]
+        listed = provider.get("/api/v1/settlements", params={"month": "2026-07"})
+        assert listed.status_code == 200, listed.text
+        entries = listed.json()["settlements"]
+        assert settlement_id in {s["settlement_id"] for s in entries}
+        assert {s["provider"] for s in entries} == {PROVIDER}
+        assert "rows" not in entries[0]
+        # Asking for another provider's business ID lists nothing, even with the same organiser.
+        assert provider.get("/api/v1/settlements", params={"provider": OTHER_PROVIDER}).json() == {
+            "settlements": []
+        }
+        assert settlement_id in {
+            s["settlement_id"] for s in county.get("/api/v1/settlements").json()["settlements"]
+        }
+        assert provider.get("/api/v1/settlements", params={"month": "2026-13"}).status_code == 400
+    with hub.client("other-provider") as other:
+        assert other.get(f"/api/v1/settlements/{settlement_id}").status_code == 404
+        theirs = other.get("/api/v1/settlements", params={"month": "2026-07"}).json()["settlements"]
+        assert settlement_id not in {s["settlement_id"] for s in theirs}
+        assert {s["provider"] for s in theirs} <= {OTHER_PROVIDER}
+        asked = other.get("/api/v1/settlements", params={"provider": PROVIDER, "organiser": ORGANISER})
+        assert asked.json() == {"settlements": []}
+    with hub.client("other-county") as other_county:
+        listed_other = other_county.get("/api/v1/settlements", params={"organiser": ORGANISER}).json()
+        assert listed_other == {"settlements": []}
+    with hub.client("admin") as admin:
+        everyone = admin.get("/api/v1/settlements", params={"month": "2026-07", "provider": PROVIDER})
+        assert settlement_id in {s["settlement_id"] for s in everyone.json()["settlements"]}

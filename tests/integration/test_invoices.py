@@ -136,6 +136,8 @@ def test_adjustment_rows_in_the_next_month(engine: Engine, tmp_path: Path) -> No
     root = etree.fromstring(write_invoice(engine, april, tmp_path).read_bytes())
     names = [r.findtext("ArticleName") for r in root.findall("InvoiceRow")]
     assert names == ["Säännöllinen kotihoito", "Säännöllinen kotihoito (oikaisu)"]
+    texts = [r.findtext("RowFreeText") for r in root.findall("InvoiceRow")]
+    assert texts == [None, "Oikaisu tai myöhässä ilmoitettu toteuma, palvelukuukausi 03/2026"]
     amounts = [r.findtext("RowAmount") for r in root.findall("InvoiceRow")]
     assert amounts == ["50,00", "-25,00"]
     assert root.findtext("InvoiceDetails/InvoiceTotalVatIncludedAmount") == "25,00"

@@ -138,7 +138,11 @@ def test_through_apply_a_wrong_amount_ends_rejected_with_the_field(
     assert apply(engine, wrong, 1).status == "rejected"
     message = status_of(engine, wrong)
     assert message.errors == [
-        {"field": "payload.amount", "message": "amount 123.40 differs from the settlement's 123.45 by -0.05"}
+        {
+            "field": "payload.amount",
+            "message": "amount 123.40 differs from the settlement's 123.45 by -0.05",
+            "rule": "amount_matches",
+        }
     ]
     right = stored(engine, envelope("payment.confirmed", payload(s.settlement_id, "123.45")), sender)
     assert apply(engine, right, 1).status == "applied"

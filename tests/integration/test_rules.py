@@ -252,6 +252,21 @@ def test_each_rule_rejects_with_its_name_and_field(
     assert row.status == "rejected"
     assert row.errors[0]["field"] == field
     assert row.errors[0]["message"]
+    assert row.errors[0]["rule"] == rule  # each error names its rule (a file's result shows it)
+
+
+def test_numbers_in_rule_messages_and_details_are_written_one_way(engine: Engine) -> None:
+    n = uid("R")
+    grant = apply(engine, stored(engine, granted(n, quantity="10", unit_value="25")), 1)
+    assert grant.detail == f"voucher {n} granted: 10.00 hour at 25.00"
+    run(engine, [(assigned(n, price="30"), SYSTEM)])
+    first = apply(engine, stored(engine, delivery(n, "7.5"), PROVIDER_SENDER), 1)
+    assert first.detail == f"7.50 hour on voucher {n}: organiser pays 187.50, client 37.50"
+    over = apply(engine, stored(engine, delivery(n, "3"), PROVIDER_SENDER), 1)
+    assert (
+        over.detail
+        == f"within_quantity: this would take voucher {n} to 10.50 hour, over its 10.00; 2.50 remain"
+    )
 
 
 SUPERSEDED: list[tuple[str, Scenario]] = [

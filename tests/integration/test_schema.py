@@ -242,6 +242,16 @@ RATE_TABLES = {"rate_windows"}
 # into a table of their own, with its index on the client.
 SECRET_TABLES = {"client_secrets"}
 SECRET_OPS = {"add_table", "add_index", "remove_constraint", "remove_column"}
+# What 0012 adds: the file results' table (with an index), the waiting messages' index on
+# messages, and the service month of a settlement row.
+RESULT_TABLES = {"file_results"}
+RESULT_INDEXES = {"file_results", "messages"}
+RESULT_COLUMNS = {("settlement_rows", "service_month")}
+RESULT_OPS = {"add_table", "add_index", "add_column"}
+
+
+def _columns(diff: list[Any], operation: str) -> set[tuple[str, str]]:
+    return {(d[2], d[3].name) for d in diff if not isinstance(d, list) and d[0] == operation}
 
 
 def _migrate_to(engine: Engine, revision: str) -> None:
@@ -260,48 +270,62 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
                 assert differences(conn, metadata) == []
                 assert catalog(conn) == named_in(metadata)
 
-            # The revision before 0011 lacks the secrets' table and still has clients.secret_sha256.
+            # The revision before 0012 lacks exactly the file results, the waiting index and the
+            # rows' service month.
+            _migrate_to(eng, "0012-1")
+            with eng.connect() as conn:
+                diff = differences(conn, metadata)
+            assert _operations(diff) == RESULT_OPS
+            assert {d[1].name for d in diff if d[0] == "add_table"} == RESULT_TABLES
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == RESULT_INDEXES
+            assert _columns(diff, "add_column") == RESULT_COLUMNS
+
+            # The revision before 0011 lacks the secrets' table too and still has clients.secret_sha256.
             _migrate_to(eng, "0011-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == SECRET_OPS
-            assert {d[1].name for d in diff if d[0] == "add_table"} == SECRET_TABLES
-            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SECRET_TABLES
-            assert {(d[2], d[3].name) for d in diff if d[0] == "remove_column"} == {
-                ("clients", "secret_sha256")
-            }
+            assert _operations(diff) == SECRET_OPS | RESULT_OPS
+            assert {d[1].name for d in diff if d[0] == "add_table"} == SECRET_TABLES | RESULT_TABLES
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SECRET_TABLES | RESULT_INDEXES
+            assert _columns(diff, "remove_column") == {("clients", "secret_sha256")}
+            assert _columns(diff, "add_column") == RESULT_COLUMNS
 
             # The revision before 0010 lacks the rate limit's table too.
             _migrate_to(eng, "0010-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == SECRET_OPS
-            assert {d[1].name for d in diff if d[0] == "add_table"} == RATE_TABLES | SECRET_TABLES
+            assert _operations(diff) == SECRET_OPS | RESULT_OPS
+            assert {
+                d[1].name for d in diff if d[0] == "add_table"
+            } == RATE_TABLES | SECRET_TABLES | RESULT_TABLES
 
             # The revision before 0009 lacks the admin page's session table too.
             _migrate_to(eng, "0009-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == SECRET_OPS
-            assert {
-                d[1].name for d in diff if d[0] == "add_table"
-            } == SESSION_TABLES | RATE_TABLES | SECRET_TABLES
-            assert {d[1].table.name for d in diff if d[0] == "add_index"} == SESSION_TABLES | SECRET_TABLES
+            assert _operations(diff) == SECRET_OPS | RESULT_OPS
+            assert {d[1].name for d in diff if d[0] == "add_table"} == (
+                SESSION_TABLES | RATE_TABLES | SECRET_TABLES | RESULT_TABLES
+            )
+            assert {d[1].table.name for d in diff if d[0] == "add_index"} == (
+                SESSION_TABLES | SECRET_TABLES | RESULT_INDEXES
+            )
 
             # 0006's schema lacks exactly what 0007 (and 0009) add: the admin tables and search indexes.
             _migrate_to(eng, "0006")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == SECRET_OPS
+            assert _operations(diff) == SECRET_OPS | RESULT_OPS
             assert {
                 d[1].name for d in diff if d[0] == "add_table"
-            } == ADMIN_TABLES | SESSION_TABLES | RATE_TABLES | SECRET_TABLES
+            } == ADMIN_TABLES | SESSION_TABLES | RATE_TABLES | SECRET_TABLES | RESULT_TABLES
             assert {d[1].table.name for d in diff if d[0] == "add_index"} == {
                 "messages",
                 "audit_log",
                 "replay_jobs",
                 *SESSION_TABLES,
                 *SECRET_TABLES,
+                *RESULT_INDEXES,
             }
 
             # 0005's schema is what databases had before 0006: PostgreSQL's names, which both
@@ -310,7 +334,7 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
                 names = catalog(conn)
-            assert _operations(diff) == {"add_constraint", *SECRET_OPS}
+            assert _operations(diff) == {"add_constraint", *SECRET_OPS, *RESULT_OPS}
             assert names["constraints"] - named_in(metadata)["constraints"] == DEFAULT_NAMES
 
             _migrate_to(eng, "base")

@@ -82,6 +82,7 @@ def test_month_with_several_services_and_prices(engine: Engine) -> None:
         "unit_price": "27.35",
         "quantity": "0.33",
         "amount": "9.03",
+        "service_month": "2026-03",
     }
 
 
@@ -96,7 +97,7 @@ def test_running_twice_creates_nothing_new(engine: Engine) -> None:
     assert (row.settled_quantity, row.settled_amount) == (D("3.00"), D("90.00"))
 
 
-def test_late_delivery_goes_into_the_next_month_as_a_delivery(engine: Engine) -> None:
+def test_late_delivery_goes_into_the_next_month_as_an_adjustment_naming_its_month(engine: Engine) -> None:
     org, prov = business_id(), business_id()
     add_delivery(engine, org, prov, date(2026, 4, 3), "1", "25.00")
     build_settlements(engine, date(2026, 4, 1))
@@ -106,10 +107,39 @@ def test_late_delivery_goes_into_the_next_month_as_a_delivery(engine: Engine) ->
     build_settlements(engine, date(2026, 5, 1))
     april, may = settlements_of(engine, org, prov)
     assert april.amount == D("25.00")
+    # May's own delivery, then April's late one: an adjustment that names April, not May.
     assert rows_of(engine, may.settlement_id) == [
-        (1, "delivery", *HOME, "hour", D("25.00"), D("3.00"), D("75.00"))
+        (1, "delivery", *HOME, "hour", D("25.00"), D("1.00"), D("25.00")),
+        (2, "adjustment", *HOME, "hour", D("25.00"), D("2.00"), D("50.00")),
+    ]
+    assert may.amount == D("75.00")
+    with engine.connect() as conn:
+        view = settlement_view(conn, may.settlement_id)
+    assert view is not None
+    assert [(r["kind"], r["service_month"]) for r in view["rows"]] == [
+        ("delivery", "2026-05"),
+        ("adjustment", "2026-04"),
     ]
     assert [i.settlement_id for i in items_of(engine, prov, late)] == [may.settlement_id]
+
+
+def test_adjustments_of_two_earlier_months_are_two_rows(engine: Engine) -> None:
+    org, prov = business_id(), business_id()
+    march = add_delivery(engine, org, prov, date(2026, 3, 30), "4", "25.00")
+    build_settlements(engine, date(2026, 3, 1))
+    add_delivery(engine, org, prov, date(2026, 4, 1), "1", "25.00")
+    build_settlements(engine, date(2026, 4, 1))
+    correct(engine, prov, march, "3")  # a change to March, after March and April were settled
+    add_delivery(engine, org, prov, date(2026, 4, 29), "2", "25.00")  # April's, reported late
+    build_settlements(engine, date(2026, 5, 1))
+    may = settlements_of(engine, org, prov)[-1]
+    with engine.connect() as conn:
+        view = settlement_view(conn, may.settlement_id)
+    assert view is not None
+    assert [(r["kind"], r["service_month"], r["quantity"], r["amount"]) for r in view["rows"]] == [
+        ("adjustment", "2026-03", "-1.00", "-25.00"),
+        ("adjustment", "2026-04", "2.00", "50.00"),
+    ]
 
 
 def test_pair_without_a_settlement_for_the_month_gets_one_for_a_late_delivery(engine: Engine) -> None:
@@ -132,6 +162,9 @@ def test_correction_after_settlement_is_a_negative_adjustment_next_month(engine:
     assert rows_of(engine, june.settlement_id) == [
         (1, "adjustment", *HOME, "hour", D("25.00"), D("-1.00"), D("-25.00"))
     ]
+    with engine.connect() as conn:
+        view = settlement_view(conn, june.settlement_id)
+    assert view is not None and view["rows"][0]["service_month"] == "2026-05"  # the month it corrects
     assert june.amount == D("-25.00")
     row = delivery_row(engine, prov, event)
     assert (row.settled_quantity, row.settled_amount) == (D("3.00"), D("75.00"))

@@ -328,6 +328,23 @@ def test_every_hub_unit_has_a_finnish_code(unit: str) -> None:
     }
 
 
+def test_an_adjustment_names_its_service_month() -> None:
+    rows = [
+        {
+            **row(1, "delivery", "KH01", "Kotihoito", "hour", "25.00", "2.00", "50.00"),
+            "service_month": "2026-11",
+        },
+        {
+            **row(2, "adjustment", "KH01", "Kotihoito", "hour", "25.00", "1.00", "25.00"),
+            "service_month": "2026-10",
+        },
+    ]
+    root = etree.fromstring(build(v=view(rows)))
+    free = [r.findtext("RowFreeText") for r in root.findall("InvoiceRow")]
+    assert free == [None, "Oikaisu tai myöhässä ilmoitettu toteuma, palvelukuukausi 10/2026"]
+    assert len(free[1] or "") <= 512  # the schema's limit of RowFreeText
+
+
 def test_long_names_fit_the_schema() -> None:
     long = "Erittäin pitkänimisen yksityisen sosiaali- ja terveyspalvelujen tuottajan osakeyhtiö Oy"
     r = row(1, "adjustment", "X1", "Palvelu " * 20, "hour", "10.00", "2.00", "20.00")
