@@ -385,6 +385,21 @@ def _rest_settlement(w: World, actors: Sequence[str]) -> dict[str, str]:
     return get_as(w, actors, f"/api/v1/settlements/{w.settlements[1]}")
 
 
+@probe("rest.settlements")
+def _rest_settlements(w: World, actors: Sequence[str]) -> dict[str, str]:
+    wanted = w.settlements[1]
+
+    def do(actor: str) -> str:
+        with w.http(actor) as client:
+            answer = client.get("/api/v1/settlements", params={"limit": "1000"})
+        if answer.status_code != 200:
+            return rest_mark(answer)
+        listed = {s["settlement_id"] for s in answer.json()["settlements"]}
+        return "yes" if wanted in listed else "404"  # someone else's is simply not in the list
+
+    return each(actors, do)
+
+
 PARTY = {"name": "Matriisi", "street": "Katu 1", "postcode": "00100", "town": "Helsinki"}
 
 
