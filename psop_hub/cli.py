@@ -490,6 +490,25 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy_report(args: argparse.Namespace) -> int:
+    """Where client data is kept (tables, folders, logs, the queue) and for how long."""
+    import json
+
+    from psop_hub.hub.privacyreport import build_report, render
+
+    settings = load_settings()
+    try:
+        with engine_for(settings) as engine:
+            rows = build_report(engine, settings)
+    except HubError as exc:
+        raise SystemExit(f"hub: {_problems(exc)}") from None
+    if args.json:
+        print(json.dumps({"retention_days": settings.retention_days, "places": rows}, indent=2))
+    else:
+        print(render(rows, settings), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="hub", description="psop-hub integration hub")
@@ -578,6 +597,12 @@ def build_parser() -> argparse.ArgumentParser:
     pur.add_argument("--older-than", type=int, required=True, metavar="DAYS")
     pur.add_argument("--dry-run", action="store_true", help="say what would be removed")
     pur.set_defaults(func=cmd_purge)
+    privacy = sub.add_parser("privacy", help="client data kept by the hub").add_subparsers(
+        dest="privacy_command", required=True
+    )
+    report = privacy.add_parser("report", help="where client data is stored and for how long")
+    report.add_argument("--json", action="store_true", help="the report as JSON")
+    report.set_defaults(func=cmd_privacy_report)
     return parser
 
 

@@ -118,6 +118,7 @@ def run_files(settings: Settings) -> None:
     SIGINT; the file in hand is finished first. A relay runs here too, so records are published
     without an API; the results of files whose records are all final are written beside their
     receipts, and new settlements' Finvoice invoices to the organisers' outboxes."""
+    from psop_hub.adapters import fileretention
     from psop_hub.adapters.filedrop import FileDrop
     from psop_hub.adapters.filewatch import watch
     from psop_hub.adapters.invoices import Backlog, write_pending
@@ -132,12 +133,16 @@ def run_files(settings: Settings) -> None:
         relay.start()
         backlog = Backlog()
         log.info("file adapter watching %s (%s)", drop.root / "inbox", "inotify" if observer else "polling")
+        next_retention = 0.0
         while not stopping.is_set():
             wake.clear()
             try:
                 drop.scan_once()
                 write_ready(engine, drop.root)
                 write_pending(engine, drop.root, backlog)
+                if settings.retention_days and time.monotonic() >= next_retention:
+                    fileretention.remove_old_files(drop.root, settings.retention_days)
+                    next_retention = time.monotonic() + fileretention.EVERY_S
             except Exception:
                 # The files stay where they are (inbox, or claimed in work/): the next round retries.
                 log.exception("file scan failed; trying again in %.1fs", settings.files_poll_s)
@@ -155,20 +160,30 @@ def run_scheduler(settings: Settings) -> None:
     """`hub scheduler`: settle the previous month when due, re-checking until SIGTERM or SIGINT."""
     from psop_hub.consumers.settlement import leadership, scheduled_run
     from psop_hub.hub.calendar import helsinki_now
+    from psop_hub.hub.errors import TransientError
+    from psop_hub.hub.purge import RETENTION_EVERY_S, apply_retention
 
     with engine_for(settings) as engine:
         stopping = until_stopped()
         log.info(
             "scheduler started: settles the previous month from day %d at %02d:00 Europe/Helsinki, "
-            "checking every %ss",
+            "checking every %ss; retention %s",
             settings.settle_day,
             settings.settle_hour,
             settings.scheduler_interval_s,
+            f"{settings.retention_days} days" if settings.retention_days else "off",
         )
+        next_retention = 0.0  # monotonic time of the next purge: the first check runs one
         while not stopping.is_set():
             with leadership(engine) as leader:
                 if leader:
                     scheduled_run(engine, settings, helsinki_now(), stopping)
+                    if settings.retention_days and time.monotonic() >= next_retention:
+                        try:
+                            apply_retention(engine, settings.retention_days)
+                            next_retention = time.monotonic() + RETENTION_EVERY_S
+                        except TransientError as exc:
+                            log.warning("retention postponed to the next check: %s", exc)
                 else:
                     log.info("another scheduler holds the leader lock: this one waits")
             stopping.wait(settings.scheduler_interval_s)

@@ -36,6 +36,7 @@ from psop_hub.adapters.atomic import write_new
 from psop_hub.adapters.intake import submit_many
 from psop_hub.adapters.results import record_pending
 from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError
+from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.publishing import Publisher
 from psop_hub.hub.senders import Sender, by_name
 from psop_hub.hub.settings import Settings
@@ -121,13 +122,18 @@ def sha256_of(path: Path) -> str:
 
 
 def _messages(
-    path: Path, sender: Sender, sha: str, now: datetime
+    path: Path, sender: Sender, sha: str, now: datetime, settings: Settings
 ) -> Iterator[tuple[int, int | None, Envelope | list[FieldError]]]:
-    """Each record of the file: its message as stored, or its errors. The readers validate; only
-    the message_id (from the file's hash and the position) and the time are set here."""
+    """Each record of the file: its message as stored, or its errors. The readers validate (and
+    refuse a file over the limits before its first record); only the message_id (from the file's
+    hash and the position) and the time are set here."""
     xml = path.name.lower().endswith(".xml")
+    limit = settings.files_max_records
     with path.open("rb") as stream:
-        _, records = read_batch(stream) if xml else read_records(stream, provider=sender.provider)
+        if xml:
+            _, records = read_batch(stream, max_records=limit, max_nodes=settings.max_xml_nodes)
+        else:
+            _, records = read_records(stream, provider=sender.provider, max_records=limit)
         for record in records:
             envelope = record.stamped(sha, now)
             yield record.index, record.line, envelope if envelope is not None else record.errors
@@ -189,7 +195,14 @@ class FileDrop:
                 )
             if not name.lower().endswith((".xml", ".csv")):
                 raise UnreadableFile("unknown file type: a batch file ends in .xml or .csv")
-            self._store(sender, path, _messages(path, sender, sha, datetime.now(UTC)), receipt)
+            size, most = path.stat().st_size, self.settings.files_max_bytes
+            if size > most:
+                raise UnreadableFile(
+                    f"the file is {size} bytes, more than the {most} bytes one file may hold: "
+                    "split it into several files"
+                )
+            messages = _messages(path, sender, sha, datetime.now(UTC), self.settings)
+            self._store(sender, path, messages, receipt)
         except UnreadableFile as exc:
             receipt.error = exc.reason
             self._finish(client, path, name, receipt, self.root / "error" / client)
@@ -267,7 +280,7 @@ class FileDrop:
                 .values(
                     sender=client,
                     sha256=receipt.sha256,
-                    name=name,
+                    name=mask_text(name),  # a sender's file name can hold a HETU (paatos_<HETU>.xml)
                     records=receipt.records,
                     accepted=receipt.accepted,
                     rejected=len(receipt.rejected),

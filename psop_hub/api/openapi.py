@@ -59,9 +59,12 @@ STATUSES = {
     404: "no such record, or not the caller's to see",
     409: "the message_id was used before with different content; `hub_id` names the first",
     413: "the body is over the limit (HUB_MAX_BODY_BYTES)",
+    415: "the body is not declared JSON: send Content-Type application/json (or a +json type)",
     422: "the message is invalid; `errors` lists every problem",
+    429: "over the sender's rate limit (HUB_RATE_LIMIT_PER_MINUTE); `Retry-After` says when to retry",
     503: "the hub cannot store the message durably now; retry with the same message_id",
 }
+INVALID_INPUT = "a parameter or body value is invalid; `errors` names each"
 EXAMPLE_MESSAGE = {
     "message_id": "ATJ-2026-11-0001",
     "type": "voucher.granted",
@@ -160,8 +163,16 @@ def contract(app: FastAPI) -> dict[str, Any]:
             operation["security"] = [{SECURITY_SCHEME: []}]
             responses["401"] = _problem(401)
             responses["403"] = _problem(403)
+            responses["429"] = _problem(429)  # the rate limit counts every authenticated request
+            # A value of the right type but wrong (a timestamp without offset, a business ID with
+            # a wrong check digit, a missing reason): InvalidInput, 422 naming it.
+            problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+            responses.setdefault("422", {"description": INVALID_INPUT, "content": {PROBLEM: problem}})
             if "{" in path or "404" in responses:  # a path parameter, or a look-up by query
                 responses["404"] = _problem(404)
+            if "requestBody" in operation:  # read by deps.read_json: not JSON, too large, wrong type
+                for status in (400, 413, 415):
+                    responses[str(status)] = _problem(status)
     # Looking a message up by the sender's own message_id answers 404 when it sent none.
     document["paths"]["/api/v1/messages"]["get"]["responses"]["404"] = _problem(404)
     post = document["paths"]["/api/v1/messages"]["post"]
@@ -178,7 +189,7 @@ def contract(app: FastAPI) -> dict[str, Any]:
     post["responses"] = {
         "202": {"description": "accepted: stored durably, to be applied", "content": submitted},
         "200": {"description": "a duplicate: the first message's hub_id, applied once", "content": submitted},
-        **{str(status): _problem(status) for status in (400, 401, 403, 409, 413, 422, 503)},
+        **{str(status): _problem(status) for status in (400, 401, 403, 409, 413, 415, 422, 429, 503)},
     }
     return document
 

@@ -8,11 +8,17 @@ message's journey, inbox and outbox rows go with it; the service state (vouchers
 settlements), the audit log and the replay jobs stay. Work is done in batches, one transaction
 each, so a purge of millions never holds long locks. The purge itself is audited.
 
-Functions: `purge(engine, actor, older_than_days, dry_run=False) -> PurgeReport`.
+Retention is a setting too: `HUB_RETENTION_DAYS` (400 by default; 0 keeps everything), which the
+scheduler applies once a day with `apply_retention` (actor `scheduler`), so that payloads, which
+carry HETUs, are kept only as long as replay and reconciliation need them.
+
+Functions: `purge(engine, actor, older_than_days, dry_run=False) -> PurgeReport`,
+`apply_retention(engine, retention_days) -> PurgeReport | None`.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +29,11 @@ from psop_hub.hub import audit
 from psop_hub.hub.database import raw, unavailable_on_outage
 from psop_hub.hub.errors import InvalidInput
 
+log = logging.getLogger(__name__)
+
 RESOLVED = ("applied", "superseded")
+SCHEDULER = "scheduler"  # the actor of the purges the scheduler runs
+RETENTION_EVERY_S = 24 * 3600.0  # how often the scheduler applies the retention
 BATCH = 5000
 
 # Copies of edits are messages too: a replaced message goes only once no copy of it is left.
@@ -128,4 +138,20 @@ def purge(engine: Engine, actor: str, older_than_days: int, dry_run: bool = Fals
             reason=f"--older-than {older_than_days} days{' (dry run)' if dry_run else ''}",
             detail=report.to_json(),
         )
+    return report
+
+
+def apply_retention(engine: Engine, retention_days: int) -> PurgeReport | None:
+    """The scheduler's daily purge of resolved messages older than `retention_days` (None when
+    retention is off: 0). An outage raises TransientError; the next check tries again."""
+    if retention_days < 1:
+        return None
+    report = purge(engine, SCHEDULER, retention_days)
+    log.info(
+        "retention (%d days): removed %d resolved messages last changed before %s; kept %d unresolved",
+        retention_days,
+        report.total,
+        report.cutoff.isoformat(),
+        sum(report.kept.values()),
+    )
     return report

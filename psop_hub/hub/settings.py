@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     files_batch: int = Field(default=500, ge=1, le=10_000)
     files_lease_s: float = Field(default=60.0, gt=0)
     files_enabled: bool = True
+    # Most bytes and records one batch file may hold; a file over either is refused whole (its
+    # receipt says which limit), before any of its records is stored. Each XML record is held to
+    # max_xml_nodes, as a SOAP message is.
+    files_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    files_max_records: int = Field(default=100_000, ge=1)
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -123,6 +128,11 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     # Re-checking is cheap and harmless (a run settles only what is left), so it catches up soon.
     scheduler_interval_s: float = Field(default=300.0, gt=0)
+    # Retention (hub/purge.py): the scheduler removes resolved messages (payloads with HETUs)
+    # last changed more than this many days ago, once a day, and the file adapter removes
+    # archived and refused batch files as old; failures an admin may still replay stay. 0 keeps
+    # everything (then only `hub purge` removes). 400 days: a year of reconciliation, with margin.
+    retention_days: int = Field(default=400, ge=0)
 
     # The admin page (`/admin/`): a session ends after this many minutes without a request, and
     # after admin_session_max_minutes in any case. The cookie is Secure on HTTPS requests

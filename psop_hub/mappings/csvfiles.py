@@ -125,24 +125,47 @@ def finnish_date(text: str) -> str | None:
     return f"{year}-{int(month):02d}-{int(day):02d}"
 
 
-def read_records(stream: BinaryIO, *, provider: str | None) -> tuple[Layout, Iterator[Record]]:
-    """Read the header (UnreadableFile if the file cannot be read), then stream the records lazily."""
+def read_records(
+    stream: BinaryIO, *, provider: str | None, max_records: int | None = None
+) -> tuple[Layout, Iterator[Record]]:
+    """Read the header (UnreadableFile if the file cannot be read), then stream the records lazily.
+
+    With `max_records` the stream must be seekable: a first pass counts the records (cheaply, not
+    validated), and a file of more is refused before any record is yielded, so that nothing of
+    it is stored.
+    """
+    start = stream.tell() if max_records is not None else 0
     head, complete = _read_head(stream)
     if not head:
         raise UnreadableFile(f"the file is empty; {_EXPECTED}")
     encoding = detect_encoding(head, complete=complete)
     _refuse_binary(head, encoding)
-    text = io.TextIOWrapper(
-        io.BufferedReader(_Rejoined(head, stream)), encoding=encoding, errors="replace", newline=""
-    )
-    lines = _Lines(text)
-    rows = csv.reader(lines, delimiter=";", quotechar='"')
+    rows, lines = _rows(head, stream, encoding)
     layout = _read_header(rows, lines)
     if layout is Layout.DELIVERIES and not provider:
         raise UnreadableFile(
             "delivery reports can only be sent by a provider, and this sender has no provider business ID"
         )
+    if max_records is not None:
+        counted = sum(1 for _ in _records(rows, lines, layout, provider, utf8=False, count_only=True))
+        if counted > max_records:
+            raise UnreadableFile(
+                f"the file holds {counted} records, more than the {max_records} one file may hold: "
+                "split it into several files"
+            )
+        stream.seek(start)
+        head, _ = _read_head(stream)
+        rows, lines = _rows(head, stream, encoding)
+        _read_header(rows, lines)
     return layout, _records(rows, lines, layout, provider, utf8=encoding == UTF8)
+
+
+def _rows(head: bytes, stream: BinaryIO, encoding: str) -> tuple[Iterator[list[str]], _Lines]:
+    text = io.TextIOWrapper(
+        io.BufferedReader(_Rejoined(head, stream)), encoding=encoding, errors="replace", newline=""
+    )
+    lines = _Lines(text)
+    return csv.reader(lines, delimiter=";", quotechar='"'), lines
 
 
 def _read_head(stream: BinaryIO) -> tuple[bytes, bool]:
@@ -248,7 +271,13 @@ def _read_header(rows: Iterator[list[str]], lines: _Lines) -> Layout:
 
 
 def _records(
-    rows: Iterator[list[str]], lines: _Lines, layout: Layout, provider: str | None, *, utf8: bool
+    rows: Iterator[list[str]],
+    lines: _Lines,
+    layout: Layout,
+    provider: str | None,
+    *,
+    utf8: bool,
+    count_only: bool = False,
 ) -> Iterator[Record]:
     index = 0
     while True:
@@ -272,6 +301,9 @@ def _records(
             message = f"line {overlong[0]} is longer than {MAX_LINE_CHARS} characters"
             yield Record(index, start, None, [FieldError("", message)])
             continue
+        if count_only:  # the counting pass: no validation
+            yield Record(index, start, None)
+            continue
         yield _record(index, start, row, layout, provider, utf8=utf8)
 
 
@@ -291,6 +323,9 @@ def _record(
     for column, cell in zip(columns, cells, strict=True):
         if utf8 and "\ufffd" in cell:
             errors.append(FieldError(column, "contains bytes that are not valid UTF-8"))
+        elif "\x00" in cell:  # past the head (which refuses the file for one): this record only
+            errors.append(FieldError(column, "contains a NUL byte"))
+            continue
         if cell:  # an empty cell means the field is absent
             payload[column] = _canonical_value(column, cell)
     if layout is Layout.DELIVERIES and provider is not None:

@@ -1,8 +1,11 @@
 """XML batch files of the file drop (INTERFACES §5): a VoucherDecisionBatch, ServiceOrderBatch or
 ProviderApprovalBatch root (namespace urn:psop-hub:file:v1) with one record after another.
 
-`read_batch` reads the stream twice. A first pass checks the whole file: well-formed XML, no DTD,
-a known root, at least one record; otherwise it raises UnreadableFile before any record is taken.
+`read_batch` reads the stream twice. A first pass checks the whole file: well-formed XML, no DTD
+(so no entities: no XXE, billion laughs or quadratic blowup), a known root, at least one record and
+at most `max_records`, no record of more than `max_nodes` elements and attributes (the SOAP
+limit), no deeper than libxml2's 256 levels; otherwise it raises UnreadableFile before any record
+is taken.
 The second pass, lazily, yields one `Record` per child of the root, the same type the CSV reader
 yields. Both passes use lxml's iterparse with the hardened configuration of `mappings/xml.py` and
 clear each child of the root once it is handled, so memory stays flat however long the file.
@@ -23,6 +26,7 @@ from typing import Any, BinaryIO
 from lxml import etree
 
 from psop_hub.hub.errors import FieldError, ValidationFailed
+from psop_hub.hub.privacy import mask_text
 from psop_hub.mappings.records import PLACEHOLDER_ID, Record, UnreadableFile
 from psop_hub.mappings.soap import NS, record_to_message
 from psop_hub.mappings.xml import iterparse
@@ -39,23 +43,31 @@ _ROOT_NAMES = ", ".join(etree.QName(tag).localname for tag in BATCHES)
 _FILE_PREFIX = f"{{{FILE_NS}}}"
 
 
-def read_batch(stream: BinaryIO) -> tuple[str, Iterator[Record]]:
-    """Check the whole file (UnreadableFile if it cannot be read), then stream its records lazily.
+def read_batch(
+    stream: BinaryIO, *, max_records: int | None = None, max_nodes: int | None = None
+) -> tuple[str, Iterator[Record]]:
+    """Check the whole file (UnreadableFile if it cannot be read, or holds more than `max_records`
+    records or a record of more than `max_nodes` elements and attributes), then stream its records
+    lazily.
 
     Returns the record name (`VoucherDecision`, ...) and the records. The stream must be seekable:
     it is read to the end once before the records, then again from where it was.
     """
     start = stream.tell()
-    record_name = _check(stream)
+    record_name = _check(stream, max_records, max_nodes)
     stream.seek(start)
     return record_name, (_record(index, element, record_name) for index, element in _children(stream))
 
 
-def _top_level(stream: BinaryIO) -> Iterator[tuple[Any, Any]]:
+def _top_level(stream: BinaryIO, max_nodes: int | None = None) -> Iterator[tuple[Any, Any]]:
     """(root, child) for every direct child of the root, streamed: each child is cleared and
-    dropped after the caller is done with it, whatever its name, so memory stays flat."""
+    dropped after the caller is done with it, whatever its name, so memory stays flat. With
+    `max_nodes`, a child (or the root's own attributes) of more elements and attributes is
+    refused while it is read, before it is whole in memory."""
     depth = 0
     root = None
+    nodes = 0  # elements and attributes of the child being read
+    line = 0  # the line where that child starts
     for event, element in iterparse(stream):
         if event == "start":
             depth += 1
@@ -64,6 +76,16 @@ def _top_level(stream: BinaryIO) -> Iterator[tuple[Any, Any]]:
                 # Any encoding, anywhere before the root: the parser saw the DOCTYPE, if any.
                 if element.getroottree().docinfo.doctype:
                     raise UnreadableFile("DTDs and entity declarations are not allowed in a batch file")
+            if max_nodes is not None:
+                if depth == 2:
+                    nodes, line = 0, element.sourceline
+                nodes += 1 + len(element.attrib)
+                if nodes > max_nodes:
+                    where = "the root element" if depth == 1 else f"the record on line {line}"
+                    raise UnreadableFile(
+                        f"{where} holds more than {max_nodes} XML elements and attributes, "
+                        "the most one record may have"
+                    )
             continue
         depth -= 1
         if depth == 1:
@@ -73,18 +95,34 @@ def _top_level(stream: BinaryIO) -> Iterator[tuple[Any, Any]]:
                 del root[0]  # type: ignore[union-attr]
 
 
-def _check(stream: BinaryIO) -> str:
-    """The first pass: well-formed to the end, no DTD, a known root. Returns the record name."""
+def _check(stream: BinaryIO, max_records: int | None = None, max_nodes: int | None = None) -> str:
+    """The first pass: well-formed to the end, no DTD, a known root, within the limits. Returns
+    the record name."""
     record_name = None
+    records = 0
+    etree.clear_error_log()  # the thread's log: what an error names is then this file's
     try:
-        for root, _ in _top_level(stream):
+        for root, _ in _top_level(stream, max_nodes):
             record_name = record_name or BATCHES.get(root.tag)
             if record_name is None:
                 raise UnreadableFile(
-                    f"unknown root element {root.tag}: expected one of {_ROOT_NAMES} in namespace {FILE_NS}"
+                    f"unknown root element {mask_text(str(root.tag))}: expected one of {_ROOT_NAMES} "
+                    f"in namespace {FILE_NS}"
+                )
+            records += 1
+            if max_records is not None and records > max_records:
+                raise UnreadableFile(
+                    f"the file holds more than {max_records} records, the most one file may hold: "
+                    "split it into several files"
                 )
     except etree.XMLSyntaxError as exc:
-        raise UnreadableFile(f"the file is not well-formed XML: {exc}") from None
+        # libxml2's own words: "Excessive depth in document: 256", "Entity 'xxe' not defined".
+        detail = str(exc)
+        last = exc.error_log.last_error if exc.error_log else None
+        if detail.startswith("no element found") and last is not None and last.line > 0:
+            # iterparse's own summary of an error libxml2 reported (an undeclared entity).
+            detail = f"{last.message.strip()}, line {last.line}"
+        raise UnreadableFile(f"the file is not well-formed XML: {mask_text(detail)}") from None
     if record_name is None:
         raise UnreadableFile(f"the file holds no records (one of {_ROOT_NAMES} in {FILE_NS})")
     return record_name

@@ -4,7 +4,8 @@ the schema the document gives for it; the request schema (one per type, discrimi
 accepts every example in examples/rest/ and refuses a payload of another type.
 
 503 is documented but not produced here: it needs the database or broker to fail under a running
-hub (tests/e2e/test_faults.py and the container tests do that); its body is the same Problem schema.
+hub (tests/e2e/test_faults.py and the container tests do that); nor is 429, which needs a rate
+limit (tests/e2e/test_rate_limit.py); their bodies are the same Problem schema.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def test_the_document_declares_bearer_auth_and_every_status(document: dict[str, 
     }
     post = document["paths"]["/api/v1/messages"]["post"]
     assert post["security"] == [{"bearerAuth": []}]
-    assert set(post["responses"]) == {"200", "202", "400", "401", "403", "409", "413", "422", "503"}
+    assert set(post["responses"]) == {
+        *("200", "202", "400", "401", "403", "409", "413", "415", "422", "429", "503")
+    }
     assert "HTTPValidationError" not in json.dumps(document)
     union = document["components"]["schemas"]["CanonicalMessage"]
     from psop_hub.mappings.payloads import MESSAGE_TYPES
@@ -104,6 +107,8 @@ def test_every_documented_status_of_post_messages_is_what_the_hub_answers(
     check(document, httpx.post(url, json=granted(uid("OA")), headers=provider, timeout=30), 403)
     big = b'{"message_id": "' + b"x" * (MAX_BODY + 10) + b'"}'
     check(document, httpx.post(url, content=big, headers=json_headers, timeout=30), 413)
+    text_headers = {**county, "Content-Type": "text/plain"}
+    check(document, httpx.post(url, content=json.dumps(message), headers=text_headers, timeout=30), 415)
     invalid = delivery("V-1", quantity="0", provider=PROVIDER)
     invalid["payload"]["service_date"] = "2026-13-45"
     answer = httpx.post(url, json=invalid, headers=provider, timeout=30)

@@ -12,12 +12,13 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Engine
 
 from psop_hub.hub.deadletters import DeadLetters
+from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.publishing import Publisher, Relay
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import journey, messages, outbox
-from psop_hub.hub.topology import make_broker
+from psop_hub.hub.topology import apply_request, make_broker
 from tests.integration.helpers import status_of, stored
-from tests.messages import granted, uid
+from tests.messages import HETU, granted, uid
 
 
 @pytest.fixture
@@ -48,6 +49,25 @@ def published(engine: Engine, hub_id: object) -> bool:
     """True once RabbitMQ confirmed the message (its outbox row is gone)."""
     with engine.connect() as conn:
         return conn.execute(select(outbox.c.hub_id).where(outbox.c.hub_id == hub_id)).first() is None
+
+
+def test_only_hub_ids_travel_no_hetu_in_headers_or_body(
+    engine: Engine, queue_settings: Settings, channel: object
+) -> None:
+    # The message of a voucher.granted (the client's HETU in its payload), first and retried.
+    hub_id = stored(engine, granted(uid("V")))
+    Publisher(queue_settings, engine, make_broker(queue_settings)).try_publish([hub_id])
+    broker = make_broker(queue_settings)
+    broker.enqueue(apply_request(queue_settings, [str(hub_id)], retries=3, outages=1))
+    for _ in range(2):
+        method, properties, body = channel.basic_get(queue_settings.queue_name, auto_ack=True)  # type: ignore[attr-defined]
+        assert method is not None
+        headers = json.dumps(properties.headers or {}, default=str)
+        assert HETU not in headers and mask_text(headers) == headers, headers
+        assert HETU not in body.decode() and mask_text(body.decode()) == body.decode(), body
+        message = json.loads(body)
+        assert message["args"] == [[str(hub_id)]] and message["kwargs"] == {}, message
+        assert set(message["options"]) <= {"retries", "outages"}, message
 
 
 def test_publish_confirms_and_marks(engine: Engine, queue_settings: Settings, channel: object) -> None:

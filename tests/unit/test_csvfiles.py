@@ -347,3 +347,21 @@ def test_a_large_file_is_streamed(tmp_path: Path) -> None:
     assert valid == count
     assert last is not None and (last.index, last.line) == (count, count + 1)
     assert peak < 512 * 1024, f"peak {peak} bytes: the file was not streamed"
+
+
+def test_more_records_than_the_limit_are_refused_before_any_record() -> None:
+    header = "settlement_id;paid_date;amount;reference"
+    rows = [header, *(f"PS-{n};20.11.2026;1,00;1232" for n in range(5)), ";;;", ""]
+    data = "\r\n".join(rows).encode()
+    _, records = read_records(io.BytesIO(data), provider=None, max_records=5)
+    assert [r.index for r in records] == [1, 2, 3, 4, 5]  # blank lines are not records
+    with pytest.raises(UnreadableFile, match="holds 5 records, more than the 4"):
+        read_records(io.BytesIO(data), provider=None, max_records=4)
+
+
+def test_a_nul_byte_past_the_head_rejects_its_record() -> None:
+    header = "settlement_id;paid_date;amount;reference"
+    data = (header + "\r\n" + ";;;\r\n" * 20_000 + "PS-1;20.11.2026;1\x0000;1232\r\n").encode()
+    _, records = read(data, provider=None)
+    (record,) = records
+    assert [(e.field, e.message) for e in record.errors] == [("amount", "contains a NUL byte")]

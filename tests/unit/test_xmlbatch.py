@@ -252,3 +252,47 @@ def test_a_file_namespace_record_of_another_kind_is_listed() -> None:
     assert [r.valid for r in records] == [True, False]
     assert records[1].errors[0].field == "ServiceOrder"
     assert "unexpected element" in records[1].errors[0].message
+
+
+def test_more_records_than_the_limit_are_refused_before_any_record() -> None:
+    data = batch(*(granted(f"V-{n}") for n in range(4)))
+    assert len(list(read_batch(io.BytesIO(data), max_records=4)[1])) == 4
+    with pytest.raises(UnreadableFile, match="more than 3 records"):
+        read_batch(io.BytesIO(data), max_records=3)
+
+
+@pytest.mark.parametrize(
+    ("record", "where"),
+    [
+        (granted("V-1", Extra="<v:X/>" * 200), "the record on line 4"),
+        (
+            granted("V-1").replace("<v:Unit>", "<v:Unit " + " ".join(f'a{i}="1"' for i in range(200)) + ">"),
+            "line 4",
+        ),
+    ],
+)
+def test_a_record_of_more_nodes_than_the_limit_is_refused(record: str, where: str) -> None:
+    with pytest.raises(UnreadableFile) as caught:
+        read_batch(io.BytesIO(batch(granted("V-0"), record)), max_nodes=150)
+    assert where in caught.value.reason and "more than 150 XML elements and attributes" in caught.value.reason
+    assert len(list(read_batch(io.BytesIO(batch(granted("V-0"))), max_nodes=150)[1])) == 1
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        '<!DOCTYPE b [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
+        '<!DOCTYPE b [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p"> %p;]>',
+        '<!DOCTYPE b [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>',
+        '<!DOCTYPE VoucherDecisionBatch SYSTEM "http://127.0.0.1:9/batch.dtd">',
+    ],
+)
+def test_entities_and_dtds_are_refused_unexpanded(prolog: str) -> None:
+    body = batch(granted("&xxe;&b;")).split(b"\n", 1)[1]
+    reason = unreadable(b'<?xml version="1.0"?>\n' + prolog.encode() + b"\n" + body)
+    assert "DTD" in reason and "root:" not in reason
+
+
+def test_deeper_than_libxml2_allows_is_not_well_formed() -> None:
+    reason = unreadable(batch(granted("V-1", Extra="<v:X>" * 300 + "</v:X>" * 300)))
+    assert "well-formed" in reason and "depth" in reason.lower()
