@@ -155,7 +155,24 @@ PLACES: tuple[Place, ...] = (
         "each batch file read: its sender, name (HETU-shaped text masked), hash and counts",
         FOREVER,
     ),
-    Place("table", "clients", "", ("name",), "senders: names, roles, secret hashes", FOREVER),
+    Place("table", "clients", "", ("name",), "senders: names, roles, scopes", FOREVER),
+    Place(
+        "table",
+        "client_secrets",
+        "",
+        ("client",),
+        "each client's secret hashes (SHA-256, never a secret) with their expiry and grace",
+        FOREVER,
+    ),
+    Place(
+        "table",
+        "file_results",
+        "masked",
+        ("file", "listing"),
+        "each receipt's records (message_id, hub_id, errors as in the receipt) until its result "
+        "document is written",
+        FOREVER,
+    ),
     Place("table", "admin_sessions", "", ("client",), "admin page sign-ins", "until the session ends"),
     Place("table", "rate_windows", "", ("sender",), "requests per sender per minute", "a few minutes"),
     Place(
