@@ -147,7 +147,9 @@ def apply_retention(engine: Engine, retention_days: int) -> PurgeReport | None:
     if retention_days < 1:
         return None
     report = purge(engine, SCHEDULER, retention_days)
-    log.info(
+    # Said at INFO when it removed something; a daily "removed 0" is noise (DEBUG).
+    log.log(
+        logging.INFO if report.total else logging.DEBUG,
         "retention (%d days): removed %d resolved messages last changed before %s; kept %d unresolved",
         retention_days,
         report.total,
