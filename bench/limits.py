@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -52,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import loadgen  # noqa: E402
 from granted import kib_body  # noqa: E402
 from ingest import AMQP, PG_ADMIN, database_and_vhost, free_port, pct, spawn, wait_ready  # noqa: E402
-from meter import Backends, CpuMeter, Row, me, rabbitmq, table  # noqa: E402
+from meter import Backends, CpuMeter, Row, main_of, me, rabbitmq  # noqa: E402
 
 QUEUE = "limits.q"
 PERSISTENT = pika.BasicProperties(delivery_mode=2, content_type="application/json")
@@ -300,18 +299,5 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    arguments(parser)
-    a = parser.parse_args()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    rows = measure(a)
-    print("\n== raw limits (CPU: ms per message) ==", table(rows), sep="\n")
-    return 0
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit("interrupted; what the bench created has been removed")
+    main_of(__doc__, arguments, measure, "raw limits")

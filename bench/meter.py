@@ -12,6 +12,9 @@ connections, the PostgreSQL figure is a lower bound.
 
 from __future__ import annotations
 
+import argparse
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -211,3 +214,26 @@ def table(rows: list[Row]) -> str:
         middle = "  ".join(c.rjust(w) for c, w in zip(cells[1:-1], widths[1:], strict=True))
         out.append(f"{first}  {middle}  {cells[-1]}".rstrip())
     return "\n".join(out)
+
+
+def main_of(
+    doc: str | None,
+    arguments: Callable[[argparse.ArgumentParser], None],
+    measure: Callable[[argparse.Namespace], list[Row]],
+    title: str,
+) -> None:
+    """A table bench's command line: parse its options, measure, print the table; Ctrl-C or
+    SIGTERM leave through the bench's own clean-up and say so."""
+
+    def main() -> int:
+        parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+        arguments(parser)
+        a = parser.parse_args()
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        print(f"\n== {title} (CPU: ms per message) ==", table(measure(a)), sep="\n")
+        return 0
+
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("interrupted; what the bench created has been removed")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import loadgen  # noqa: E402
 from ingest import AMQP, PG_ADMIN, database_and_vhost, free_port, spawn, wait_ready  # noqa: E402
-from meter import Backends, CpuMeter, Row, cached, me, rabbitmq, table  # noqa: E402
+from meter import Backends, CpuMeter, Row, cached, main_of, me, rabbitmq  # noqa: E402
 
 from tests.messages import granted, uid  # noqa: E402
 
@@ -138,18 +137,5 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", type=float, default=300, help="max seconds to wait for the rows")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    arguments(parser)
-    a = parser.parse_args()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    rows = measure(a)
-    print("\n== the naive stack (CPU: ms per message) ==", table(rows), sep="\n")
-    return 0
-
-
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit("interrupted; what the bench created has been removed")
+    main_of(__doc__, arguments, measure, "the naive stack")

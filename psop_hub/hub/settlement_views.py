@@ -33,6 +33,20 @@ from psop_hub.hub.tables import parties, settlement_rows, settlements
 __all__ = ["WaitingInvoice", "settlement_list", "settlement_view", "settlements_waiting_for_details"]
 
 
+def _header(s: Any) -> dict[str, Any]:
+    """A settlement's own fields, as both the view and the list answer them."""
+    return {
+        "settlement_id": s.settlement_id,
+        "organiser": s.organiser,
+        "provider": s.provider,
+        "month": f"{s.month:%Y-%m}",
+        "reference": s.reference,
+        "amount": optional_money_text(s.amount),
+        "status": s.status,
+        "paid_date": None if s.paid_date is None else s.paid_date.isoformat(),
+    }
+
+
 def settlement_view(conn: Connection, settlement_id: str) -> dict[str, Any] | None:
     """The settlement with its rows and payment status, or None if there is no such settlement."""
     s = conn.execute(select(settlements).where(settlements.c.settlement_id == settlement_id)).one_or_none()
@@ -44,14 +58,7 @@ def settlement_view(conn: Connection, settlement_id: str) -> dict[str, Any] | No
         .order_by(settlement_rows.c.row_number)
     ).all()
     return {
-        "settlement_id": s.settlement_id,
-        "organiser": s.organiser,
-        "provider": s.provider,
-        "month": f"{s.month:%Y-%m}",
-        "reference": s.reference,
-        "amount": optional_money_text(s.amount),
-        "status": s.status,
-        "paid_date": None if s.paid_date is None else s.paid_date.isoformat(),
+        **_header(s),
         "paid_amount": optional_money_text(s.paid_amount),
         "payment_reference": s.payment_reference,
         "rows": [
@@ -92,14 +99,7 @@ def settlement_list(
         query = query.where(settlements.c.month == month)
     return [
         {
-            "settlement_id": s.settlement_id,
-            "organiser": s.organiser,
-            "provider": s.provider,
-            "month": f"{s.month:%Y-%m}",
-            "reference": s.reference,
-            "amount": optional_money_text(s.amount),
-            "status": s.status,
-            "paid_date": None if s.paid_date is None else s.paid_date.isoformat(),
+            **_header(s),
             "created_at": s.created_at.isoformat(),
         }
         for s in conn.execute(query.limit(limit)).all()

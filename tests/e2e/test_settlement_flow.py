@@ -25,14 +25,19 @@ def payment(settlement_id: str, amount: str, reference: str) -> dict[str, Any]:
     return envelope("payment.confirmed", payload)
 
 
-def test_month_settled_and_paid_to_the_cent(hub: Hub) -> None:
-    number = uid("SET")
+def _voucher_of_the_year(county: Any, number: str) -> None:
+    """Grant 40 of the service for 2026 and assign it to the provider at 30.00, both applied."""
     grant = granted(number, quantity="40", valid_from="2026-01-01", valid_to="2026-12-31")
     assign = assigned(number, price="30.00")
     assign["payload"]["start_date"] = "2026-01-01"
+    for raw in (grant, assign):
+        wait_for_status(county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"})
+
+
+def test_month_settled_and_paid_to_the_cent(hub: Hub) -> None:
+    number = uid("SET")
     with hub.client("county") as county, hub.client("provider") as provider:
-        for raw in (grant, assign):
-            wait_for_status(county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"})
+        _voucher_of_the_year(county, number)
         sent = [
             delivery(number, "2.5", service_date="2026-09-10"),  # 25.00 of 30.00 paid by the voucher
             delivery(number, "1.25", service_date="2026-09-20"),
@@ -134,12 +139,8 @@ def test_month_settled_and_paid_to_the_cent(hub: Hub) -> None:
 
 def test_providers_read_their_own_settlements_and_no_one_elses(hub: Hub) -> None:
     number = uid("SETP")
-    grant = granted(number, quantity="40", valid_from="2026-01-01", valid_to="2026-12-31")
-    assign = assigned(number, price="30.00")
-    assign["payload"]["start_date"] = "2026-01-01"
     with hub.client("county") as county, hub.client("provider") as provider:
-        for raw in (grant, assign):
-            wait_for_status(county, county.post("/api/v1/messages", json=raw).json()["hub_id"], {"applied"})
+        _voucher_of_the_year(county, number)
         sent = delivery(number, "2", service_date="2026-07-15")
         body = wait_for_status(provider, provider.post("/api/v1/messages", json=sent).json()["hub_id"], FINAL)
         assert body["status"] == "applied", body
