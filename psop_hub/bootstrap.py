@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from psop_hub.api.deps import Services
 from psop_hub.hub.database import make_engine
 from psop_hub.hub.deadletters import DeadLetters
+from psop_hub.hub.groupcommit import GroupCommit
 from psop_hub.hub.publishing import Dispatcher, Publisher, Relay
 from psop_hub.hub.replayjobs import ReplayRunner
 from psop_hub.hub.senders import Authenticator
@@ -60,7 +61,10 @@ def publishing(settings: Settings, engine: Engine) -> tuple[Publisher, Relay]:
 
 def api_services(settings: Settings) -> Services:
     """What the HTTP API uses: engine, publisher, dispatcher, relay and the authenticator."""
-    engine = make_engine(settings)
+    # A connection for every thread that uses one: requests, group commits, publishing, the relay.
+    engine = make_engine(
+        settings, pool_size=settings.api_threads + settings.intake_threads + settings.publish_threads + 1
+    )
     publisher, relay = publishing(settings, engine)
     return Services(
         settings=settings,
@@ -70,4 +74,10 @@ def api_services(settings: Settings) -> Services:
         ),
         authenticator=Authenticator(engine, settings.secret_expiry_warning),
         relay=relay,
+        intake=GroupCommit(
+            engine,
+            group=settings.intake_group,
+            waiting=settings.intake_queue,
+            threads=settings.intake_threads,
+        ),
     )

@@ -33,11 +33,12 @@ def to_submission(sender: Sender, envelope: Envelope, channel: str) -> Submissio
     )
 
 
-def submit(engine: Engine, sender: Sender, envelope: Envelope, channel: str) -> Accepted:
-    """Check the sender's scope and store the message durably; raises NotAllowed or ConflictError."""
+def prepare(sender: Sender, envelope: Envelope, channel: str) -> Submission:
+    """Check the sender's scope (`NotAllowed`) and give the message its transport-independent
+    form, ready for the store (REST and SOAP hand it to the intake's group commit)."""
     payload = envelope.payload
     check_may_send(sender, envelope.type, payload.organiser, payload.provider)
-    return store.accept(engine, to_submission(sender, envelope, channel))
+    return to_submission(sender, envelope, channel)
 
 
 def submit_many(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -35,6 +36,8 @@ def create_app(services: Services) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The request threads (run_in_threadpool), as many as the engine has connections for them.
+        to_thread.current_default_thread_limiter().total_tokens = services.settings.api_threads
         services.start()
         try:
             yield

@@ -7,10 +7,9 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from psop_hub.adapters.intake import submit
+from psop_hub.adapters.intake import prepare
 from psop_hub.api.deps import SenderDep, Services, ServicesDep, lookup_key, read_json
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
@@ -57,7 +56,9 @@ async def post_message(request: Request, sender: SenderDep, services: ServicesDe
     type_label = claimed if claimed in MESSAGE_TYPES else "unknown"
     try:
         envelope = parse_message(raw)
-        accepted = await run_in_threadpool(submit, services.engine, sender, envelope, "rest")
+        # Stored by the intake's group commit, with the messages of concurrent requests: answered
+        # once its group is committed, without holding a request thread meanwhile.
+        accepted = await services.intake.accept_async(prepare(sender, envelope, "rest"))
     except HubError as exc:
         RECEIVED.labels("rest", type_label, type(exc).__name__).inc()
         raise

@@ -27,6 +27,7 @@ from psop_hub.hub.errors import (
     Unreadable,
     ValidationFailed,
 )
+from psop_hub.hub.groupcommit import Busy
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.ratelimit import RateLimited
 
@@ -104,6 +105,8 @@ async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
         extra["hub_id"] = exc.hub_id
     if isinstance(exc, RateLimited):
         return problem(status, title, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, Busy):  # the intake's queue is full: a moment later it has room
+        return problem(status, title, str(exc), headers={"Retry-After": "1"})
     if status == 503:
         log.warning("answering 503: %s", exc)
         return problem(status, title, "the hub cannot take the message durably right now; retry later")

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from lxml import etree
 from lxml.builder import ElementMaker
 
-from psop_hub.adapters.intake import submit
+from psop_hub.adapters.intake import prepare
 from psop_hub.api.accesslog import note_sender
 from psop_hub.api.deps import BodyTooLarge, Services, read_body, services_of
 from psop_hub.api.metrics import RECEIVED
@@ -218,7 +218,7 @@ def _submit(services: Services, sender: Sender, operation: Any) -> Response:
         text = "the message is not valid; every problem is listed in the detail"
         raise SoapFault("Client", text, exc.errors) from None
     try:
-        accepted = submit(services.engine, sender, envelope, "soap")
+        accepted = services.intake.accept(prepare(sender, envelope, "soap"))
     except ConflictError as exc:
         raise SoapFault("Client", f"{soap_text(exc.reason)}; the first message is {exc.hub_id}") from None
     except PermanentError as exc:  # scope

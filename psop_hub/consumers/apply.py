@@ -3,10 +3,13 @@
 The unique `(consumer, hub_id)` key of the inbox decides whether a message was applied already,
 not a read-then-write: a redelivered message inserts nothing and changes nothing.
 
-A batch (the hub_ids of one AMQP message) is applied in one transaction, one savepoint per
-message, so it costs one commit. A broken rule rolls its message back to the savepoint (nothing
-half-applied) and records it as `rejected`; a message that must wait (or hits an unexpected
-error) is rolled back to its savepoint and handed back to the caller, which retries it alone.
+A batch (the hub_ids of one AMQP message) is applied in one transaction, so it costs one commit,
+first all together behind one savepoint (the usual case: three statements per message, inbox and
+load, the state change, status and journey). If any message breaks a rule or must wait, the batch
+goes back to that savepoint and is applied again one savepoint per message: a broken rule rolls
+its message back to its savepoint (nothing half-applied) and records it as `rejected`; a message
+that must wait (or hits an unexpected error) is rolled back to its savepoint and handed back to
+the caller, which retries it alone.
 Messages are taken in the order of the voucher or order they lock, so that two batches never
 wait for each other's locks in a cycle. A database outage fails the whole batch: nothing of it
 is committed, and the AMQP message is retried.
@@ -83,43 +86,81 @@ def apply(engine: Engine, hub_id: uuid.UUID, attempt: int) -> Result:
     return outcome
 
 
+class Applied(dict[uuid.UUID, Result | Exception]):
+    """Each message's Result, or the exception that stopped it for now; and `waiting`: the
+    messages (hub_id, attempts so far) that wait for a voucher or order this batch applied, in
+    the order received (read in the batch's transaction, to be sent on after its commit)."""
+
+    waiting: list[tuple[uuid.UUID, int]]
+
+
 def apply_batch(
     engine: Engine, hub_ids: Sequence[uuid.UUID], attempt: int | Mapping[uuid.UUID, int]
-) -> dict[uuid.UUID, Result | Exception]:
+) -> Applied:
     """Apply several stored messages in one transaction; each gets a Result, or the exception
     that stopped it for now (retry it). A second call for the same hub_id changes nothing.
     `attempt` is the batch's attempt number, or each message's (messages released together)."""
     attempts = attempt if isinstance(attempt, Mapping) else dict.fromkeys(hub_ids, attempt)
     results: dict[uuid.UUID, Result | Exception] = {}
+    waiting: list[tuple[uuid.UUID, int]] = []
     with unavailable_on_outage(), engine.begin() as conn:
         cur = raw(conn)
         ordered = (
             [r.hub_id for r in cur.execute(LOCK_ORDER, (list(hub_ids),))] if len(hub_ids) > 1 else hub_ids
         )
-        for hub_id in ordered:
-            n = attempts[hub_id]
-            cur.execute("SAVEPOINT one")
-            try:
-                results[hub_id] = _apply_one(conn, hub_id, n)
-            except PermanentError as exc:
-                # The rollback releases the voucher or order lock taken after the savepoint, and
-                # another worker may apply the next message before the rejection is written: the
-                # rejection keeps the time it was decided, so the journey stays causal.
-                now = cur.execute("SELECT clock_timestamp() AS at").fetchone()
-                decided_at = now.at if now is not None else None
-                cur.execute("ROLLBACK TO SAVEPOINT one")
-                results[hub_id] = _reject(conn, hub_id, n, exc, decided_at)
-            except Exception as exc:
-                if is_unavailable(exc):
-                    raise  # the connection is gone: the whole batch is retried
-                cur.execute("ROLLBACK TO SAVEPOINT one")
-                rejected = bad_data(exc)  # the same values would fail every time: no retry
-                results[hub_id] = exc if rejected is None else _reject(conn, hub_id, n, rejected)
-            cur.execute("RELEASE SAVEPOINT one")
+        # The usual case first: every message of the batch applies. One savepoint for the whole
+        # batch instead of two statements per message; if any message breaks a rule or must wait,
+        # the batch goes back to it and is applied message by message (`_one_by_one`).
+        cur.execute("SAVEPOINT batch")
+        try:
+            for hub_id in ordered:
+                results[hub_id] = _apply_one(conn, hub_id, attempts[hub_id])
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise  # the connection is gone: the whole batch is retried
+            cur.execute("ROLLBACK TO SAVEPOINT batch")
+            results = _one_by_one(conn, ordered, attempts)
+        released = [r.releases for r in results.values() if isinstance(r, Result) and r.releases]
+        if released:
+            # Read in this transaction (no round trips of its own); sent on after the commit.
+            waiting = _waiting_for(conn, released)
+    applied = Applied(results)
     for hub_id in hub_ids:  # ids that are not in the store at all
-        if hub_id not in results:
+        if hub_id not in applied:
             log.error("message %s is not in the store; nothing to apply", hub_id)
-            results[hub_id] = Result("missing", "not in the store", duplicate=True)
+            applied[hub_id] = Result("missing", "not in the store", duplicate=True)
+    # Those of this very batch that must wait again are on their own way already.
+    applied.waiting = [(h, n) for h, n in waiting if h not in applied]
+    return applied
+
+
+def _one_by_one(
+    conn: Connection, ordered: Sequence[uuid.UUID], attempts: Mapping[uuid.UUID, int]
+) -> dict[uuid.UUID, Result | Exception]:
+    """Apply each message in a savepoint of its own: a broken rule rolls back only its message
+    (recorded `rejected`); one that must wait is handed back to be retried alone."""
+    cur = raw(conn)
+    results: dict[uuid.UUID, Result | Exception] = {}
+    for hub_id in ordered:
+        n = attempts[hub_id]
+        cur.execute("SAVEPOINT one")
+        try:
+            results[hub_id] = _apply_one(conn, hub_id, n)
+        except PermanentError as exc:
+            # The rollback releases the voucher or order lock taken after the savepoint, and
+            # another worker may apply the next message before the rejection is written: the
+            # rejection keeps the time it was decided, so the journey stays causal.
+            now = cur.execute("SELECT clock_timestamp() AS at").fetchone()
+            decided_at = now.at if now is not None else None
+            cur.execute("ROLLBACK TO SAVEPOINT one")
+            results[hub_id] = _reject(conn, hub_id, n, exc, decided_at)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise  # the connection is gone: the whole batch is retried
+            cur.execute("ROLLBACK TO SAVEPOINT one")
+            rejected = bad_data(exc)  # the same values would fail every time: no retry
+            results[hub_id] = exc if rejected is None else _reject(conn, hub_id, n, rejected)
+        cur.execute("RELEASE SAVEPOINT one")
     return results
 
 
@@ -180,12 +221,18 @@ def waiting_for(
 ) -> list[tuple[uuid.UUID, int]]:
     """The messages waiting (`retrying`) for these vouchers or orders, each key's in the order
     they were received, with the attempts each has had."""
+    with unavailable_on_outage(), engine.connect() as conn:
+        return _waiting_for(conn, keys, limit)
+
+
+def _waiting_for(
+    conn: Connection, keys: Iterable[tuple[str, str]], limit: int = 1000
+) -> list[tuple[uuid.UUID, int]]:
     unique = sorted(set(keys))
     if not unique:
         return []
-    with unavailable_on_outage(), engine.connect() as conn:
-        rows = raw(conn).execute(WAITING_FOR, ([k[0] for k in unique], [k[1] for k in unique], limit))
-        return [(r.hub_id, r.attempts) for r in rows]
+    rows = raw(conn).execute(WAITING_FOR, ([k[0] for k in unique], [k[1] for k in unique], limit))
+    return [(r.hub_id, r.attempts) for r in rows]
 
 
 def record_retry(

@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from psop_hub.consumers.approvals import approval_problem
@@ -36,6 +35,19 @@ from psop_hub.mappings.payloads import VoucherAmended, VoucherAssigned, VoucherG
 LOCK_VOUCHER = (
     f"SELECT {column_list(vouchers)} FROM vouchers WHERE organiser = %s AND voucher_number = %s FOR UPDATE"
 )
+
+
+# The grant is the most frequent message of all: a named raw statement (see hub.database.raw).
+GRANT = """
+INSERT INTO vouchers (organiser, voucher_number, status, version, decision_date, client_hetu,
+                      home_municipality, service_code, service_name, unit, unit_value, quantity,
+                      valid_from, valid_to)
+VALUES (%(organiser)s, %(voucher_number)s, 'granted', 1, %(decision_date)s, %(client_hetu)s,
+        %(home_municipality)s, %(service_code)s, %(service_name)s, %(unit)s, %(unit_value)s, %(quantity)s,
+        %(valid_from)s, %(valid_to)s)
+ON CONFLICT ON CONSTRAINT pk_vouchers DO NOTHING
+RETURNING voucher_number
+"""
 
 
 def lock_voucher(conn: Connection, organiser: str, voucher_number: str) -> Any:
@@ -61,27 +73,27 @@ def _update(conn: Connection, v: Any, **values: Any) -> None:
 
 def granted(conn: Connection, ctx: Context, p: VoucherGranted) -> Outcome:
     """voucher.granted: a new voucher, version 1."""
-    inserted = conn.execute(
-        pg_insert(vouchers)
-        .values(
-            organiser=p.organiser,
-            voucher_number=p.voucher_number,
-            status="granted",
-            version=1,
-            decision_date=p.decision_date,
-            client_hetu=p.client.hetu,
-            home_municipality=p.client.home_municipality,
-            service_code=p.service.code,
-            service_name=p.service.name,
-            unit=p.unit,
-            unit_value=p.unit_value,
-            quantity=p.quantity,
-            valid_from=p.valid_from,
-            valid_to=p.valid_to,
+    inserted = (
+        raw(conn)
+        .execute(
+            GRANT,
+            {
+                "organiser": p.organiser,
+                "voucher_number": p.voucher_number,
+                "decision_date": p.decision_date,
+                "client_hetu": p.client.hetu,
+                "home_municipality": p.client.home_municipality,
+                "service_code": p.service.code,
+                "service_name": p.service.name,
+                "unit": p.unit,
+                "unit_value": p.unit_value,
+                "quantity": p.quantity,
+                "valid_from": p.valid_from,
+                "valid_to": p.valid_to,
+            },
         )
-        .on_conflict_do_nothing(constraint=vouchers.primary_key)
-        .returning(vouchers.c.voucher_number)
-    ).scalar_one_or_none()
+        .fetchone()
+    )
     if inserted is None:
         raise RuleBroken(
             "voucher_granted_once",

@@ -14,7 +14,7 @@ from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage
 from sqlalchemy.engine import Engine
 
-from psop_hub.consumers.apply import Result, apply_batch, record_failure, record_retry, waiting_for
+from psop_hub.consumers.apply import Applied, apply_batch, record_failure, record_retry
 from psop_hub.hub.errors import HubError, Unavailable, Waiting
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.topology import APPLY_ACTOR, apply_request
@@ -99,26 +99,21 @@ def _apply_and_retry_alone(
         # message confirmed before this one is acked: a crash in between only duplicates it,
         # and the inbox makes a duplicate harmless. An expected wait logs no traceback.
         broker.enqueue(apply_request(settings, [str(hub_id)], retries=n), delay=_backoff(settings, n - 1))
-    _release(broker, engine, settings, results)
+    _release(broker, settings, results)
 
 
-def _release(
-    broker: dramatiq.Broker, engine: Engine, settings: Settings, results: dict[uuid.UUID, Any]
-) -> None:
+def _release(broker: dramatiq.Broker, settings: Settings, results: Applied) -> None:
     """Send on, at once and together, what waits for the vouchers and orders just applied: the
     batch applies them in the order received (each keeps its own pending retry too, which then
     finds it applied). Enqueued after the commit; if this process dies first, those retries come."""
-    keys = [r.releases for r in results.values() if isinstance(r, Result) and r.releases is not None]
-    if not keys:
-        return
-    # Those of this very batch that must wait again are on their own way already.
-    waiting = [(h, n) for h, n in waiting_for(engine, keys) if h not in results]
-    if waiting:
+    if results.waiting:
         # One batch, so that one worker applies them in order (`waiting_for` has them at most 1000).
         broker.enqueue(
-            apply_request(settings, [str(h) for h, _ in waiting], attempts=[n for _, n in waiting])
+            apply_request(
+                settings, [str(h) for h, _ in results.waiting], attempts=[n for _, n in results.waiting]
+            )
         )
-        log.info("%d waiting messages sent on, in the order received", len(waiting))
+        log.info("%d waiting messages sent on, in the order received", len(results.waiting))
 
 
 def _backoff(settings: Settings, tries: int) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from psop_hub.hub.database import already_exists, unavailable_on_outage
+from psop_hub.hub.database import already_exists, raw, unavailable_on_outage
 from psop_hub.hub.errors import AuthenticationFailed, InvalidInput, NotAllowed, NotFound
 from psop_hub.hub.tables import client_secrets, clients
 
@@ -300,6 +300,15 @@ def secret_figures(engine: Engine, warning: timedelta = DEFAULT_WARNING) -> Secr
     )
 
 
+# Every request's look-up: a named raw statement (see hub.database.raw), one primary-key probe.
+LOOKUP = """
+SELECT c.name, c.role, c.organiser, c.provider, s.secret_sha256, s.expires_at, s.replaced_at,
+       extract(epoch FROM s.expires_at - now()) AS left
+FROM client_secrets s JOIN clients c ON c.name = s.client
+WHERE s.secret_sha256 = %s AND c.disabled_at IS NULL
+"""
+
+
 @dataclass(frozen=True)
 class _Found:
     sender: Sender
@@ -324,6 +333,8 @@ class Authenticator:
 
     def __init__(self, engine: Engine, expiry_warning: timedelta = DEFAULT_WARNING) -> None:
         self.engine = engine
+        # The look-up is one statement on its own: no BEGIN and ROLLBACK around it.
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.expiry_warning_s = expiry_warning.total_seconds()
         self._warned: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -379,22 +390,8 @@ class Authenticator:
             )
 
     def _lookup(self, digest: str) -> _Found | None:
-        s = client_secrets.c
-        with unavailable_on_outage(), self.engine.connect() as conn:
-            row = conn.execute(
-                select(
-                    clients.c.name,
-                    clients.c.role,
-                    clients.c.organiser,
-                    clients.c.provider,
-                    s.secret_sha256,
-                    s.expires_at,
-                    s.replaced_at,
-                    func.extract("epoch", s.expires_at - func.now()).label("left"),
-                )
-                .join(clients, clients.c.name == s.client)
-                .where(s.secret_sha256 == digest, clients.c.disabled_at.is_(None))
-            ).one_or_none()
+        with unavailable_on_outage(), self._reads.connect() as conn:
+            row = raw(conn).execute(LOOKUP, (digest,)).fetchone()
         if row is None or not hmac.compare_digest(row.secret_sha256.encode(), digest.encode()):
             return None
         sender = Sender(row.name, row.role, row.organiser, row.provider)

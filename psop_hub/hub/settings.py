@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default=2, ge=1, le=32)
     worker_threads: int = Field(default=8, ge=1, le=64)
     api_workers: int = Field(default=1, ge=1, le=32)
+    # Threads of one API process that run the requests' blocking work (database, secrets): the
+    # process's connection pool holds one connection for each of them, the publishing threads and
+    # the relay, so that no request waits for a connection or opens one of its own.
+    api_threads: int = Field(default=16, ge=1, le=200)
+    # Group commit at intake (hub.groupcommit): most messages of concurrent requests stored in one
+    # statement and commit, threads that commit groups, and messages that may wait for a group
+    # (beyond that a request is answered 503 with Retry-After at once).
+    intake_group: int = Field(default=100, ge=1, le=1000)
+    intake_threads: int = Field(default=2, ge=1, le=16)
+    intake_queue: int = Field(default=2000, ge=1, le=100_000)
     # Retries of a transient failure, with exponential backoff bounded far below
     # RabbitMQ's 30-minute consumer_timeout (a delayed message waits unacked in a worker).
     max_retries: int = Field(default=8, ge=0, le=50)

@@ -86,7 +86,59 @@ def accept_many(engine: Engine, submissions: Sequence[Submission]) -> list[Accep
     """Store a batch in one transaction (one commit); each gets Accepted, or the ConflictError of
     a message_id used before with another payload (which stores nothing for that one)."""
     with unavailable_on_outage(), engine.begin() as conn:
-        return [accept_in(conn, item) for item in submissions]
+        return accept_rows(conn, submissions)
+
+
+# Many messages in one statement (group commit at intake, file batches): the rows in the order
+# given, each received at the moment of its own insert, as ACCEPT stores one.
+ACCEPT_MANY = """
+WITH v AS (
+    SELECT * FROM unnest(%(hub_id)s::uuid[], %(sender)s::text[], %(message_id)s::text[], %(type)s::text[],
+                         %(sent_at)s::timestamptz[], %(correlation_id)s::text[], %(payload)s::jsonb[],
+                         %(sha)s::text[], %(organiser)s::text[], %(provider)s::text[], %(reference)s::text[],
+                         %(channel)s::text[], %(replay_of)s::uuid[], %(received)s::text[])
+    WITH ORDINALITY AS v(hub_id, sender, message_id, type, sent_at, correlation_id, payload, sha, organiser,
+                         provider, reference, channel, replay_of, received, n)
+), m AS (
+    INSERT INTO messages (hub_id, sender, message_id, type, sent_at, correlation_id, payload, payload_sha256,
+                          organiser, provider, reference, channel, status, replay_of, received_at, updated_at)
+    SELECT hub_id, sender, message_id, type, sent_at, correlation_id, payload, sha, organiser, provider,
+           reference, channel, 'accepted', replay_of, clock_timestamp(), clock_timestamp()
+    FROM v ORDER BY n
+    ON CONFLICT ON CONSTRAINT uq_messages_sender_message_id DO NOTHING
+    RETURNING hub_id
+), pending AS (
+    INSERT INTO outbox (hub_id) SELECT hub_id FROM m
+), steps AS (
+    INSERT INTO journey (hub_id, step, detail)
+    SELECT v.hub_id, s.step, CASE s.k WHEN 1 THEN v.received ELSE v.type END
+    FROM m JOIN v USING (hub_id), (VALUES (1, 'received'), (2, 'validated')) AS s(k, step)
+    ORDER BY v.n, s.k
+)
+SELECT hub_id FROM m
+"""
+_COLUMNS = (
+    *("hub_id", "sender", "message_id", "type", "sent_at", "correlation_id", "payload", "sha"),
+    *("organiser", "provider", "reference", "channel", "replay_of", "received"),
+)
+
+
+def accept_rows(conn: Connection, submissions: Sequence[Submission]) -> list[Accepted | ConflictError]:
+    """Store many messages in one statement inside the caller's transaction; the answers as in
+    `accept_many`. A data error (a value the columns cannot hold) fails the statement whole."""
+    if not submissions:
+        return []
+    fingerprints = [item.payload_sha256() for item in submissions]
+    rows = [_accept_params(item, sha) for item, sha in zip(submissions, fingerprints, strict=True)]
+    columns = {name: [row[name] for row in rows] for name in _COLUMNS}
+    cur = raw(conn)
+    stored = {r.hub_id for r in cur.execute(ACCEPT_MANY, columns)}
+    return [
+        Accepted(hub_id=item.hub_id, duplicate=False)
+        if item.hub_id in stored
+        else _first_copy(conn, item, sha)
+        for item, sha in zip(submissions, fingerprints, strict=True)
+    ]
 
 
 def accept_in(conn: Connection, item: Submission) -> Accepted | ConflictError:
@@ -97,7 +149,13 @@ def accept_in(conn: Connection, item: Submission) -> Accepted | ConflictError:
     cur.execute(ACCEPT, _accept_params(item, fingerprint))
     if cur.fetchone() is not None:
         return Accepted(hub_id=item.hub_id, duplicate=False)
-    first = cur.execute(FIRST_COPY, (item.sender, item.message_id)).fetchone()
+    return _first_copy(conn, item, fingerprint)
+
+
+def _first_copy(conn: Connection, item: Submission, fingerprint: str) -> Accepted | ConflictError:
+    """The answer for a message whose (sender, message_id) was stored before: a duplicate, or a
+    conflict if its payload differs."""
+    first = raw(conn).execute(FIRST_COPY, (item.sender, item.message_id)).fetchone()
     assert first is not None
     if first.payload_sha256 != fingerprint:
         return ConflictError(
