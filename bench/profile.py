@@ -17,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -95,7 +96,7 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=32)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/psop-profile"))
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "psop-profile")
     parser.add_argument("--wait", type=float, default=300.0)
     a = parser.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,7 @@ def main() -> int:
                 out = a.out / f"{part}-{k}.txt"
                 cmd = [str(PY_SPY), "record", "--gil", "--nonblocking", "-r", str(a.rate), "-f", "raw"]
                 cmd += ["-o", str(out), "-p", str(process.pid)]
-                spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+                spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 spies.append((part, out, spy))
         time.sleep(1.0)  # py-spy attaches
         bodies = [json.dumps(granted(uid("prof-v"))).encode() for _ in range(a.messages)]
