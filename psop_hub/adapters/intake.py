@@ -41,6 +41,12 @@ def prepare(sender: Sender, envelope: Envelope, channel: str) -> Submission:
     return to_submission(sender, envelope, channel)
 
 
+def submit(engine: Engine, sender: Sender, envelope: Envelope, channel: str) -> Accepted:
+    """Check the sender's scope and store the message at once, alone (its own commit); raises
+    NotAllowed or ConflictError."""
+    return store.accept(engine, prepare(sender, envelope, channel))
+
+
 def submit_many(
     engine: Engine, sender: Sender, envelopes: Sequence[Envelope], channel: str
 ) -> list[Accepted | PermanentError]:

@@ -110,15 +110,12 @@ async def soap(request: Request) -> Response:
     try:
         body = await read_body(request, services.settings.max_body_bytes)
         operation, sender_hint = _operation(request, body, services.settings.max_xml_nodes)
-        sender = await run_in_threadpool(_authenticate, services, request, sender_hint)
-        note_sender(request, sender.name)
-        limit = services.settings.rate_limit_per_minute
-        await run_in_threadpool(count_request, services.engine, sender.name, limit)
+        sender = await run_in_threadpool(_authenticate_counted, services, request, sender_hint)
         name = etree.QName(operation).localname
         if name == "GetMessageStatus":
             return await run_in_threadpool(_status, services, sender, operation)
         if name in SUBMIT_OPERATIONS:
-            return await run_in_threadpool(_submit, services, sender, operation)
+            return await _submit(services, sender, operation)
         raise SoapFault("Client", f"unknown operation {name}; see the WSDL at /soap/v1?wsdl")
     except SoapFault as fault:
         return fault_response(fault)
@@ -208,7 +205,16 @@ def _authenticate(services: Services, request: Request, header: Any) -> Sender:
     raise AuthenticationFailed("send a WS-Security UsernameToken (PasswordText) or HTTP Basic credentials")
 
 
-def _submit(services: Services, sender: Sender, operation: Any) -> Response:
+def _authenticate_counted(services: Services, request: Request, sender_hint: str | None) -> Sender:
+    """The sender (named in the access log, a rate-limited call too), its call counted against
+    the rate limit: one trip to a request thread for both."""
+    sender = _authenticate(services, request, sender_hint)
+    note_sender(request, sender.name)
+    count_request(services.engine, sender.name, services.settings.rate_limit_per_minute)
+    return sender
+
+
+async def _submit(services: Services, sender: Sender, operation: Any) -> Response:
     name = etree.QName(operation).localname
     root_name = SUBMIT_OPERATIONS[name]
     try:
@@ -218,7 +224,8 @@ def _submit(services: Services, sender: Sender, operation: Any) -> Response:
         text = "the message is not valid; every problem is listed in the detail"
         raise SoapFault("Client", text, exc.errors) from None
     try:
-        accepted = services.intake.accept(prepare(sender, envelope, "soap"))
+        # Stored by the intake's group commit, with the messages of concurrent calls.
+        accepted = await services.intake.accept_async(prepare(sender, envelope, "soap"))
     except ConflictError as exc:
         raise SoapFault("Client", f"{soap_text(exc.reason)}; the first message is {exc.hub_id}") from None
     except PermanentError as exc:  # scope

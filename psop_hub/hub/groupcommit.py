@@ -1,10 +1,11 @@
 """Group commit at intake: the messages of many concurrent requests stored in one transaction.
 
-A request thread (or the event loop) hands its validated `Submission` to the intake queue and
-waits for its own answer; a committer thread takes what has gathered (at most `group` at once),
-stores it in one statement and one commit (`store.accept_rows`), and only then answers each
-request: promise 1 holds for each message as it did alone, committed before the sender hears
-`202`, and a process killed mid-group has answered none of the group.
+A request (REST or SOAP, on the event loop) hands its validated `Submission` to the intake
+queue and awaits its own answer, holding no thread meanwhile; a committer thread takes what has
+gathered (at most `group` at once), stores it in one statement and one commit
+(`store.accept_rows`), and only then answers each request: promise 1 holds for each message as
+it did alone, committed before the sender hears `202`, and a process killed mid-group has
+answered none of the group.
 
 * Back-pressure: the queue is bounded; a request that finds it full is answered at once with
   `Busy` (503 with Retry-After), not left to wait without limit.
@@ -60,12 +61,9 @@ class GroupCommit:
             raise Busy("the hub is taking in more messages than it can store right now; send again") from None
         return answer
 
-    def accept(self, submission: Submission, timeout_s: float = 60.0) -> Accepted:
-        """Store one message (blocking); raises as `store.accept` does, or `Busy`."""
-        return self.submit(submission).result(timeout=timeout_s)
-
     async def accept_async(self, submission: Submission) -> Accepted:
-        """Store one message without holding a thread while its group commits."""
+        """Store one message without holding a thread while its group commits; raises as
+        `store.accept` does, or `Busy`."""
         return await asyncio.wrap_future(self.submit(submission))
 
     def run(self) -> None:
