@@ -66,16 +66,19 @@ def api_services(settings: Settings) -> Services:
         settings, pool_size=settings.api_threads + settings.intake_threads + settings.publish_threads + 1
     )
     publisher, relay = publishing(settings, engine)
+    authenticator = Authenticator(engine, settings.secret_expiry_warning)
     return Services(
         settings=settings,
         publisher=publisher,
         dispatcher=Dispatcher(
             publisher, threads=settings.publish_threads, linger_ms=settings.publish_linger_ms
         ),
-        authenticator=Authenticator(engine, settings.secret_expiry_warning),
+        authenticator=authenticator,
         relay=relay,
         intake=GroupCommit(
             engine,
+            authenticator,
+            rate_limit=settings.rate_limit_per_minute,
             group=settings.intake_group,
             waiting=settings.intake_queue,
             threads=settings.intake_threads,

@@ -245,7 +245,7 @@ class FileDrop:
         if not pending:
             return
         results = submit_many(self.engine, sender, [envelope for _, _, envelope in pending], "file")
-        fresh = []
+        fresh: list[tuple[tuple[str, str], uuid.UUID]] = []
         for (index, line, envelope), result in zip(pending, results, strict=True):
             if isinstance(result, ConflictError):
                 receipt.reject(index, line, [FieldError("", f"{result.reason} (hub_id {result.hub_id})")])
@@ -254,9 +254,13 @@ class FileDrop:
             else:
                 receipt.accept(index, line, envelope.message_id, str(result.hub_id), result.duplicate)
                 if not result.duplicate:
-                    fresh.append(result.hub_id)
+                    fresh.append((_lock_key(envelope), result.hub_id))
         # The records are stored (their outbox rows too); publishing now only saves the relay's wait.
-        self.publisher.try_publish(fresh)
+        # Voucher by voucher (each one's records in file order): the AMQP messages of one batch
+        # then lock vouchers that hardly overlap, instead of every worker thread queueing for the
+        # same voucher rows behind each other's transactions.
+        fresh.sort(key=lambda item: item[0])
+        self.publisher.try_publish([hub_id for _, hub_id in fresh])
         os.utime(path)  # renew the lease: this adapter is alive and at work on the file
         pending.clear()
 
@@ -312,3 +316,9 @@ class FileDrop:
             len(receipt.rejected),
             f"; unreadable: {receipt.error}" if receipt.error else "",
         )
+
+
+def _lock_key(envelope: Envelope) -> tuple[str, str]:
+    """The voucher or order a record's message will lock (see consumers.apply.LOCK_ORDER)."""
+    payload = envelope.payload
+    return payload.organiser or "", next(iter(payload.reference_keys.values()), "")

@@ -128,11 +128,15 @@ async def read_json(request: Request, *, empty_allowed: bool = False) -> Any:
 async def authenticated(request: Request) -> Sender:
     """The sender behind `Authorization: Bearer <secret>` (looked up on every request: a revoked
     secret is refused at once)."""
+    return await run_in_threadpool(_sender_counted, request, services_of(request), bearer_secret(request))
+
+
+def bearer_secret(request: Request) -> str:
+    """The secret of `Authorization: Bearer <secret>`; `AuthenticationFailed` without one."""
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationFailed("send Authorization: Bearer <secret>")
-    services = services_of(request)
-    return await run_in_threadpool(_sender_counted, request, services, secret.strip())
+    return secret.strip()
 
 
 def _sender_counted(request: Request, services: Services, secret: str) -> Sender:

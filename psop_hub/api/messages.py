@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from psop_hub.adapters.intake import prepare
-from psop_hub.api.deps import SenderDep, Services, ServicesDep, lookup_key, read_json
+from psop_hub.api.accesslog import note_sender
+from psop_hub.api.deps import (
+    SenderDep,
+    Services,
+    ServicesDep,
+    authenticated,
+    bearer_secret,
+    lookup_key,
+    read_json,
+)
 from psop_hub.api.metrics import RECEIVED
 from psop_hub.hub import store
-from psop_hub.hub.errors import HubError, NotFound
-from psop_hub.hub.senders import Sender, may_read_message
+from psop_hub.hub.errors import AuthenticationFailed, HubError, NotFound
+from psop_hub.hub.groupcommit import Intake
+from psop_hub.hub.ratelimit import RateLimited
+from psop_hub.hub.senders import Sender, digest_of, may_read_message
 from psop_hub.mappings.canonical import MESSAGE_TYPES, parse_message
 
 router = APIRouter(prefix="/api/v1")
@@ -48,17 +60,38 @@ MESSAGE_BODY = {
     openapi_extra=MESSAGE_BODY,
     responses={200: {"description": "duplicate"}, 409: {"description": "conflict"}},
 )
-async def post_message(request: Request, sender: SenderDep, services: ServicesDep) -> JSONResponse:
-    """Accept one canonical message: 202 once it is stored durably, 200 for a duplicate."""
-    raw = await read_json(request)
+async def post_message(request: Request, services: ServicesDep) -> JSONResponse:
+    """Accept one canonical message: 202 once it is stored durably, 200 for a duplicate.
+
+    The sender is looked up (and its rate limit counted) by the intake's group commit, in the
+    transaction that stores the message (hub.groupcommit): no request thread, one statement for
+    the whole group. A body that cannot be read or parsed is judged after the sender, as on
+    every route: who is not a client hears 401, and one over its rate limit 429."""
+    secret = bearer_secret(request)
+    try:
+        raw = await read_json(request)
+    except HubError:
+        await authenticated(request)
+        raise
     # Only known types become a metrics label: raw sender text there could be anything, a HETU too.
     claimed = raw.get("type") if isinstance(raw, dict) else None
     type_label = claimed if claimed in MESSAGE_TYPES else "unknown"
     try:
         envelope = parse_message(raw)
-        # Stored by the intake's group commit, with the messages of concurrent requests: answered
-        # once its group is committed, without holding a request thread meanwhile.
-        accepted = await services.intake.accept_async(prepare(sender, envelope, "rest"))
+    except HubError as exc:
+        await authenticated(request)
+        RECEIVED.labels("rest", type_label, type(exc).__name__).inc()
+        raise
+    # Stored with the messages of concurrent requests, answered once its group is committed.
+    stored = await services.intake.accept_async(
+        Intake(partial(prepare, envelope=envelope, channel="rest"), digest=digest_of(secret))
+    )
+    if stored.sender is not None:
+        note_sender(request, stored.sender.name)
+    try:
+        accepted = stored.accepted()
+    except (AuthenticationFailed, RateLimited):
+        raise
     except HubError as exc:
         RECEIVED.labels("rest", type_label, type(exc).__name__).inc()
         raise

@@ -11,6 +11,7 @@ import binascii
 import logging
 import re
 import uuid
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,6 +32,7 @@ from psop_hub.hub.errors import (
     PermanentError,
     TransientError,
 )
+from psop_hub.hub.groupcommit import Intake
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.ratelimit import RateLimited, count_request
 from psop_hub.hub.senders import Sender, may_read_message
@@ -225,7 +227,10 @@ async def _submit(services: Services, sender: Sender, operation: Any) -> Respons
         raise SoapFault("Client", text, exc.errors) from None
     try:
         # Stored by the intake's group commit, with the messages of concurrent calls.
-        accepted = await services.intake.accept_async(prepare(sender, envelope, "soap"))
+        stored = await services.intake.accept_async(
+            Intake(partial(prepare, envelope=envelope, channel="soap"), sender=sender)
+        )
+        accepted = stored.accepted()
     except ConflictError as exc:
         raise SoapFault("Client", f"{soap_text(exc.reason)}; the first message is {exc.hub_id}") from None
     except PermanentError as exc:  # scope

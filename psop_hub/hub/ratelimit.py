@@ -11,19 +11,19 @@ from __future__ import annotations
 import math
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.errors import HubError
 
-__all__ = ["RateLimited", "count_request"]
+__all__ = ["RateLimited", "count_in", "count_request"]
 
 _COUNT = text(
     """
     INSERT INTO rate_windows (sender, window_start, requests)
-    VALUES (:sender, date_trunc('minute', now()), 1)
+    VALUES (:sender, date_trunc('minute', now()), :n)
     ON CONFLICT ON CONSTRAINT pk_rate_windows
-    DO UPDATE SET requests = rate_windows.requests + 1
+    DO UPDATE SET requests = rate_windows.requests + :n
     RETURNING requests,
               extract(epoch FROM rate_windows.window_start + interval '1 minute' - now()) AS left_s
     """
@@ -48,8 +48,20 @@ def count_request(engine: Engine, sender: str, limit: int) -> None:
     if limit <= 0:
         return
     with unavailable_on_outage(), engine.begin() as conn:
-        row = conn.execute(_COUNT, {"sender": sender}).one()
-        if row.requests == 1:
-            conn.execute(_FORGET, {"sender": sender})
-    if row.requests > limit:
-        raise RateLimited(limit, max(1, math.ceil(float(row.left_s))))
+        [problem] = count_in(conn, sender, 1, limit)
+    if problem is not None:
+        raise problem
+
+
+def count_in(conn: Connection, sender: str, n: int, limit: int) -> list[RateLimited | None]:
+    """Count `n` requests of `sender` in the caller's transaction (the intake's group commit
+    counts a group's at once); for each, in turn, None or the `RateLimited` it is over the limit
+    with. 0 = no limit: nothing is counted."""
+    if limit <= 0:
+        return [None] * n
+    row = conn.execute(_COUNT, {"sender": sender, "n": n}).one()
+    if row.requests == n:  # the first of this minute
+        conn.execute(_FORGET, {"sender": sender})
+    first = row.requests - n + 1
+    retry_after = max(1, math.ceil(float(row.left_s)))
+    return [RateLimited(limit, retry_after) if first + k > limit else None for k in range(n)]

@@ -8,12 +8,13 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from psop_hub.hub.database import already_exists, raw, unavailable_on_outage
@@ -305,7 +306,7 @@ LOOKUP = """
 SELECT c.name, c.role, c.organiser, c.provider, s.secret_sha256, s.expires_at, s.replaced_at,
        extract(epoch FROM s.expires_at - now()) AS left
 FROM client_secrets s JOIN clients c ON c.name = s.client
-WHERE s.secret_sha256 = %s AND c.disabled_at IS NULL
+WHERE s.secret_sha256 = ANY(%s) AND c.disabled_at IS NULL
 """
 
 
@@ -391,11 +392,35 @@ class Authenticator:
 
     def _lookup(self, digest: str) -> _Found | None:
         with unavailable_on_outage(), self._reads.connect() as conn:
-            row = raw(conn).execute(LOOKUP, (digest,)).fetchone()
-        if row is None or not hmac.compare_digest(row.secret_sha256.encode(), digest.encode()):
-            return None
-        sender = Sender(row.name, row.role, row.organiser, row.provider)
-        return _Found(sender, digest, row.expires_at, float(row.left), row.replaced_at is not None)
+            return self.found_in(conn, [digest]).get(digest)
+
+    def found_in(self, conn: Connection, digests: Sequence[str]) -> dict[str, _Found]:
+        """The clients holding these secrets' digests, looked up in one statement inside the
+        caller's transaction (the intake's group commit); a digest not found is missing."""
+        rows = raw(conn).execute(LOOKUP, (list(set(digests)),)).fetchall()
+        return {
+            r.secret_sha256: _Found(
+                Sender(r.name, r.role, r.organiser, r.provider),
+                r.secret_sha256,
+                r.expires_at,
+                float(r.left),
+                r.replaced_at is not None,
+            )
+            for r in rows
+            if any(hmac.compare_digest(r.secret_sha256.encode(), d.encode()) for d in digests)
+        }
+
+    def sender_of(self, found: _Found | None) -> Sender:
+        """The sender behind a bearer secret's look-up (`found_in`): `AuthenticationFailed` if
+        none, `SecretExpired` if its secret has expired."""
+        if found is None:
+            raise AuthenticationFailed(UNKNOWN)
+        return self._checked(found)
+
+
+def digest_of(secret: str) -> str:
+    """What the hub stores and looks up of a secret: its SHA-256, in hex."""
+    return _digest(secret)
 
 
 def check_may_send(sender: Sender, message_type: str, organiser: str | None, provider: str | None) -> None:
