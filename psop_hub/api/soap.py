@@ -35,7 +35,7 @@ from psop_hub.hub.errors import (
 from psop_hub.hub.groupcommit import Intake
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.ratelimit import RateLimited, count_request
-from psop_hub.hub.senders import Sender, may_read_message
+from psop_hub.hub.senders import Sender, digest_of, may_read_message
 from psop_hub.mappings.soap import NS, PASSWORD_TEXT, SOAP11, SOAP12, WSSE, soap_errors, soap_text, to_message
 from psop_hub.mappings.xml import WSDL_FILE, XSD_FILE, XmlRejected, parse_xml
 
@@ -112,12 +112,12 @@ async def soap(request: Request) -> Response:
     try:
         body = await read_body(request, services.settings.max_body_bytes)
         operation, sender_hint = _operation(request, body, services.settings.max_xml_nodes)
-        sender = await run_in_threadpool(_authenticate_counted, services, request, sender_hint)
         name = etree.QName(operation).localname
+        if name in SUBMIT_OPERATIONS:
+            return await _submit(services, request, sender_hint, operation)
+        sender = await run_in_threadpool(_authenticate_counted, services, request, sender_hint)
         if name == "GetMessageStatus":
             return await run_in_threadpool(_status, services, sender, operation)
-        if name in SUBMIT_OPERATIONS:
-            return await _submit(services, sender, operation)
         raise SoapFault("Client", f"unknown operation {name}; see the WSDL at /soap/v1?wsdl")
     except SoapFault as fault:
         return fault_response(fault)
@@ -189,22 +189,27 @@ def _check_action(header: str | None, operation: Any) -> None:
         )
 
 
-def _authenticate(services: Services, request: Request, header: Any) -> Sender:
+def _credentials(request: Request, header: Any) -> tuple[str, str]:
+    """The client's name and secret: a WS-Security UsernameToken, else HTTP Basic."""
     token = None if header is None else header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
     if token is not None:
         username = token.findtext(f"{{{WSSE}}}Username") or ""
         password = token.find(f"{{{WSSE}}}Password")
         if password is None or password.get("Type", PASSWORD_TEXT) != PASSWORD_TEXT:
             raise AuthenticationFailed("send the UsernameToken password as PasswordText")
-        return services.authenticator.by_name_and_secret(username.strip(), (password.text or "").strip())
+        return username.strip(), (password.text or "").strip()
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "basic":
         try:
             name, _, secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise AuthenticationFailed("the Basic credentials are not valid base64") from exc
-        return services.authenticator.by_name_and_secret(name, secret)
+        return name, secret
     raise AuthenticationFailed("send a WS-Security UsernameToken (PasswordText) or HTTP Basic credentials")
+
+
+def _authenticate(services: Services, request: Request, header: Any) -> Sender:
+    return services.authenticator.by_name_and_secret(*_credentials(request, header))
 
 
 def _authenticate_counted(services: Services, request: Request, sender_hint: str | None) -> Sender:
@@ -216,23 +221,32 @@ def _authenticate_counted(services: Services, request: Request, sender_hint: str
     return sender
 
 
-async def _submit(services: Services, sender: Sender, operation: Any) -> Response:
+async def _submit(services: Services, request: Request, header: Any, operation: Any) -> Response:
+    """A submit operation: the client is looked up (and its rate limit counted) by the intake's
+    group commit, in the transaction that stores the message; a call that is not valid is
+    judged after its client, so that who is not a client hears `authentication failed` first."""
+    client, secret = _credentials(request, header)
     name = etree.QName(operation).localname
     root_name = SUBMIT_OPERATIONS[name]
     try:
         envelope = to_message(root_name, operation)
     except PermanentError as exc:
+        await run_in_threadpool(_authenticate_counted, services, request, header)
         RECEIVED.labels("soap", root_name, type(exc).__name__).inc()
         text = "the message is not valid; every problem is listed in the detail"
         raise SoapFault("Client", text, exc.errors) from None
+    # Stored by the intake's group commit, with the messages of concurrent calls.
+    stored = await services.intake.accept_async(
+        Intake(partial(prepare, envelope=envelope, channel="soap"), digest=digest_of(secret), name=client)
+    )
+    if stored.sender is not None:
+        note_sender(request, stored.sender.name)
     try:
-        # Stored by the intake's group commit, with the messages of concurrent calls.
-        stored = await services.intake.accept_async(
-            Intake(partial(prepare, envelope=envelope, channel="soap"), sender=sender)
-        )
         accepted = stored.accepted()
     except ConflictError as exc:
         raise SoapFault("Client", f"{soap_text(exc.reason)}; the first message is {exc.hub_id}") from None
+    except (AuthenticationFailed, RateLimited):
+        raise  # answered as faults by `soap`, as for every operation
     except PermanentError as exc:  # scope
         raise SoapFault("Client", soap_text(str(exc))) from None
     RECEIVED.labels("soap", envelope.type, "duplicate" if accepted.duplicate else "accepted").inc()

@@ -23,6 +23,7 @@ answered none of the group.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import queue
 import threading
@@ -51,11 +52,14 @@ class Busy(Unavailable):
 class Intake:
     """One message handed to the intake: `make` gives its Submission for its sender (checking
     the sender's scope: `NotAllowed`), who is known already (`sender`) or is looked up by the
-    digest of its bearer secret (`digest`) in the group's transaction."""
+    digest of its secret (`digest`, with the client's `name` where the caller gave one) in the
+    group's transaction."""
 
     make: Callable[[Sender], Submission]
     sender: Sender | None = None
     digest: str | None = None
+    # The client's name that came with the secret (SOAP's UsernameToken, HTTP Basic): must match.
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,8 +190,11 @@ class GroupCommit:
             if intake.sender is not None:
                 senders.append(intake.sender)
                 continue
+            match = found.get(intake.digest or "")
+            if match is not None and intake.name is not None and not _same(match.sender.name, intake.name):
+                match = None
             try:
-                senders.append(self.authenticator.sender_of(found.get(intake.digest or "")))
+                senders.append(self.authenticator.sender_of(match))
             except Exception as exc:  # AuthenticationFailed, SecretExpired
                 senders.append(exc)
         return senders
@@ -206,6 +213,10 @@ class GroupCommit:
             return [None] * len(intakes)
         verdicts = {name: iter(count_in(conn, name, n, self.rate_limit)) for name, n in per_sender.items()}
         return [None if name is None else next(verdicts[name]) for name in looked_up]
+
+
+def _same(name: str, given: str) -> bool:
+    return hmac.compare_digest(name.encode(), given.encode())
 
 
 def _store(conn: Connection, submissions: Sequence[Submission]) -> list[Accepted | Exception]:
