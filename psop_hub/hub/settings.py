@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(default=20, ge=1)
 
     worker_processes: int = Field(default=2, ge=1, le=32)
-    worker_threads: int = Field(default=8, ge=1, le=64)
+    # Threads per worker process: more let batches queue behind each other's voucher locks (the
+    # work is CPU-bound on the GIL), measured slower and with lock waits past the statement timeout.
+    worker_threads: int = Field(default=4, ge=1, le=64)
     api_workers: int = Field(default=1, ge=1, le=32)
     # Threads of one API process that run the requests' blocking work (database, secrets): the
     # process's connection pool holds one connection for each of them, the publishing threads and
