@@ -123,8 +123,9 @@ def raw(conn: Connection) -> psycopg.Cursor[Any]:
     outbox, inbox, finish, journey; apply: lock order, voucher and order locks, waiting messages;
     the grant and the whole delivery family) is a named raw SQL constant at the top of its
     module, run through this cursor; everything else (other decisions on vouchers, orders,
-    approvals and payments, settlements, reads) is SQLAlchemy Core. Measured on this machine, a Core statement costs ~0.25 ms of CPU against ~0.08 ms here,
-    and the CPU per message is what bounds throughput on two cores.
+    approvals and payments, settlements, reads) is SQLAlchemy Core. Measured on this machine, a
+    Core statement costs ~0.25 ms of CPU against ~0.08 ms here, and the CPU per message is what
+    bounds throughput on two cores.
     """
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
