@@ -15,6 +15,7 @@ from dramatiq.middleware import CurrentMessage
 from sqlalchemy.engine import Engine
 
 from psop_hub.consumers.apply import Applied, apply_batch, record_failure, record_retry
+from psop_hub.hub.database import driver_error, is_temporary
 from psop_hub.hub.errors import HubError, Unavailable, Waiting
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.topology import APPLY_ACTOR, apply_request
@@ -127,7 +128,11 @@ class GaveUp(Exception):
 
 def _give_up_or_retry(engine: Engine, settings: Settings, hub_id: str, attempt: int, exc: Exception) -> None:
     reason = reason_of(exc)
-    if not isinstance(exc, HubError):
+    if is_temporary(exc):
+        # A deadlock, a lock wait past the statement timeout: the database says try again.
+        condition = type(driver_error(exc)).__name__
+        log.warning("%s applying %s (attempt %d): tried again later", condition, hub_id, attempt)
+    elif not isinstance(exc, HubError):
         log.error("unexpected %s applying %s (attempt %d)", type(exc).__name__, hub_id, attempt, exc_info=exc)
     if attempt > settings.max_retries:
         record_failure(engine, uuid.UUID(hub_id), attempt, reason)

@@ -43,7 +43,8 @@ _GONE = frozenset({"57P01", "57P02", "57P03", "53300"})
 _TRY_AGAIN = frozenset({"40001", "40P01", "57014", "55P03"})
 
 
-def _driver_error(exc: BaseException) -> BaseException:
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's error behind SQLAlchemy's wrapper (its class names the condition)."""
     return exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
 
 
@@ -51,7 +52,7 @@ def is_unavailable(exc: BaseException) -> bool:
     """True when the connection to the database is gone (not: the data is bad, or a lock clashed)."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    driver = _driver_error(exc)
+    driver = driver_error(exc)
     if isinstance(driver, psycopg.InterfaceError):
         return True
     if isinstance(driver, psycopg.OperationalError):
@@ -62,7 +63,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def is_temporary(exc: BaseException) -> bool:
     """True for database errors worth trying again: an outage, or a statement that clashed or timed out."""
-    driver = _driver_error(exc)
+    driver = driver_error(exc)
     return is_unavailable(exc) or (isinstance(driver, psycopg.Error) and driver.sqlstate in _TRY_AGAIN)
 
 
@@ -71,7 +72,7 @@ def bad_data(exc: BaseException) -> DataRejected | None:
     NUL byte in text) as a permanent error, or None for anything else. Sending the same values
     again would fail the same way: it is bad data, not an outage. The reason names the condition
     only; the driver's text can quote row values."""
-    driver = _driver_error(exc)
+    driver = driver_error(exc)
     if isinstance(driver, psycopg.DataError) or (
         isinstance(driver, psycopg.Error) and (driver.sqlstate or "").startswith("22")
     ):
@@ -86,7 +87,7 @@ def unique_violation(exc: BaseException) -> str | None:
     """The name of the unique key (primary key or unique constraint) a statement broke, or None
     when `exc` is no unique violation (SQLSTATE 23505). The names are the naming convention's
     (see `tables.metadata`), so callers compare them with names they know."""
-    driver = _driver_error(exc)
+    driver = driver_error(exc)
     if isinstance(driver, psycopg.errors.UniqueViolation):
         return driver.diag.constraint_name or ""
     return None

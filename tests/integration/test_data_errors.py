@@ -3,17 +3,21 @@ reason, never retried as if the database were away."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text, update
 from sqlalchemy.engine import Engine
 
 from psop_hub.consumers.apply import apply_batch
-from psop_hub.hub.database import bad_data
+from psop_hub.consumers.worker import _give_up_or_retry
+from psop_hub.hub.database import bad_data, make_engine
 from psop_hub.hub.errors import DataRejected
+from psop_hub.hub.settings import Settings
 from psop_hub.hub.tables import orders
 from tests.integration.helpers import PROVIDER_SENDER, status_of, stored
-from tests.messages import ORGANISER, order_delivery, placed, uid
+from tests.messages import ORGANISER, granted, order_delivery, placed, uid
 
 
 def test_numeric_overflow_is_translated_to_a_permanent_error(engine: Engine) -> None:
@@ -46,3 +50,37 @@ def test_a_delivery_that_overflows_the_state_is_rejected_at_once(engine: Engine)
     assert row.status == "rejected" and row.attempts == 1
     assert "cannot hold the message's values" in row.errors[0]["message"]
     assert "22003" in row.errors[0]["message"]
+
+
+# The same voucher, inserted and not yet committed by another transaction: the grant waits on it.
+HELD_GRANT = """
+INSERT INTO vouchers (organiser, voucher_number, status, version, decision_date, client_hetu,
+                      home_municipality, service_code, service_name, unit, unit_value, quantity,
+                      valid_from, valid_to)
+VALUES (:o, :n, 'granted', 1, '2026-01-01', '010101-123N', '091', 'S', 'S', 'h', 1, 1,
+        '2026-01-01', '2026-12-31')
+"""
+
+
+def test_a_lock_wait_past_the_statement_timeout_is_retried_with_a_warning_not_a_traceback(
+    engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    number = uid("V")
+    hub_id = stored(engine, granted(number))
+    # The voucher's row is locked by another transaction for longer than the statement may wait.
+    timed = make_engine(settings.model_copy(update={"statement_timeout_ms": 300}))
+    with engine.connect() as holder:
+        holder.execute(
+            text(HELD_GRANT),
+            {"o": ORGANISER, "n": number},
+        )
+        outcome = apply_batch(timed, [hub_id], 1)[hub_id]
+        holder.rollback()
+    timed.dispose()
+    assert isinstance(outcome, Exception)  # handed back to be retried, nothing recorded
+    with caplog.at_level(logging.WARNING, logger="psop_hub.consumers.worker"):
+        _give_up_or_retry(engine, settings, str(hub_id), 1, outcome)
+    [record] = [r for r in caplog.records if r.name == "psop_hub.consumers.worker"]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == f"QueryCanceled applying {hub_id} (attempt 1): tried again later"
+    assert status_of(engine, hub_id).status == "retrying"
