@@ -67,17 +67,17 @@ def api_services(settings: Settings) -> Services:
     )
     publisher, relay = publishing(settings, engine)
     authenticator = Authenticator(engine, settings.secret_expiry_warning)
+    dispatcher = Dispatcher(publisher, threads=settings.publish_threads, linger_ms=settings.publish_linger_ms)
     return Services(
         settings=settings,
         publisher=publisher,
-        dispatcher=Dispatcher(
-            publisher, threads=settings.publish_threads, linger_ms=settings.publish_linger_ms
-        ),
+        dispatcher=dispatcher,
         authenticator=authenticator,
         relay=relay,
         intake=GroupCommit(
             engine,
             authenticator,
+            stored=dispatcher.submit,
             rate_limit=settings.rate_limit_per_minute,
             group=settings.intake_group,
             waiting=settings.intake_queue,

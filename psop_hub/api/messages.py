@@ -100,7 +100,6 @@ async def post_message(request: Request, services: ServicesDep) -> JSONResponse:
         RECEIVED.labels("rest", envelope.type, "duplicate").inc()
         return JSONResponse({**answer, "status": "duplicate"}, status_code=200)
     RECEIVED.labels("rest", envelope.type, "accepted").inc()
-    services.dispatcher.submit(accepted.hub_id)
     return JSONResponse({**answer, "status": "accepted"}, status_code=202)
 
 

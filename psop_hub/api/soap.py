@@ -250,8 +250,6 @@ async def _submit(services: Services, request: Request, header: Any, operation: 
     except PermanentError as exc:  # scope
         raise SoapFault("Client", soap_text(str(exc))) from None
     RECEIVED.labels("soap", envelope.type, "duplicate" if accepted.duplicate else "accepted").inc()
-    if not accepted.duplicate:
-        services.dispatcher.submit(accepted.hub_id)
     result = T.SubmitResult(
         T.HubId(str(accepted.hub_id)),
         T.MessageId(envelope.message_id),

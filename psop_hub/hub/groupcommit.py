@@ -27,6 +27,7 @@ import hmac
 import logging
 import queue
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -86,6 +87,7 @@ class GroupCommit:
         engine: Engine,
         authenticator: Authenticator,
         *,
+        stored: Callable[[list[uuid.UUID]], None] = lambda hub_ids: None,
         rate_limit: int = 0,
         group: int = 100,
         waiting: int = 2000,
@@ -93,6 +95,8 @@ class GroupCommit:
     ) -> None:
         self.engine = engine
         self.authenticator = authenticator
+        # Told each committed group's new messages (the dispatcher publishes them), in one call.
+        self.stored = stored
         self.rate_limit = rate_limit
         self.group = group
         self.threads = threads
@@ -144,6 +148,13 @@ class GroupCommit:
             for _, future in items:
                 future.set_exception(exc)
             return
+        fresh = [
+            a.answer.hub_id for a in answers if isinstance(a.answer, Accepted) and not a.answer.duplicate
+        ]
+        try:
+            self.stored(fresh)
+        except Exception:  # they are committed with their outbox rows: the relay sends them
+            log.exception("handing %d stored messages to the dispatcher failed", len(fresh))
         for (_, future), answer in zip(items, answers, strict=True):
             future.set_result(answer)
 

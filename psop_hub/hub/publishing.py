@@ -90,12 +90,14 @@ class Dispatcher:
         self.threads = threads
         self.batch = batch
         self.linger_s = linger_ms / 1000
-        self._queue: queue.SimpleQueue[uuid.UUID | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[uuid.UUID] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
 
-    def submit(self, hub_id: uuid.UUID) -> None:
-        """Hand a stored message over for publishing (never blocks)."""
-        self._queue.put(hub_id)
+    def submit(self, hub_ids: list[uuid.UUID]) -> None:
+        """Hand stored messages over for publishing (never blocks): the intake hands over each
+        committed group's at once."""
+        if hub_ids:
+            self._queue.put(hub_ids)
 
     def run(self) -> None:
         """Publish until an end marker arrives."""
@@ -103,19 +105,19 @@ class Dispatcher:
             first = self._queue.get()
             if first is None:
                 return
-            ids = [first]
+            ids = list(first)
             # Linger a few ms for company: one AMQP message for many ids costs the broker, this
             # process and the worker much less CPU than one each.
             until = time.monotonic() + self.linger_s
             while len(ids) < self.batch:
                 try:
-                    item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+                    more = self._queue.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
-                if item is None:
+                if more is None:
                     self._queue.put(None)  # leave the marker for this thread's next turn
                     break
-                ids.append(item)
+                ids.extend(more)
             try:
                 self.publisher.try_publish(ids)
             except Exception:
