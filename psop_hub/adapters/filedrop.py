@@ -167,7 +167,11 @@ class FileDrop:
                     continue
                 claimed = self._claim(path, work_dir.name, match["name"])
                 if claimed is not None:
-                    log.warning("taking over %s of %s: its adapter stopped", match["name"], work_dir.name)
+                    log.warning(
+                        "taking over %s of %s: its claim ran out (its adapter stopped or could not finish)",
+                        match["name"],
+                        work_dir.name,
+                    )
                     self.process(work_dir.name, claimed, match["name"])
                     done += 1
         return done
