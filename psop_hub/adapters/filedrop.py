@@ -167,7 +167,11 @@ class FileDrop:
                     continue
                 claimed = self._claim(path, work_dir.name, match["name"])
                 if claimed is not None:
-                    log.warning("taking over %s of %s: its adapter stopped", match["name"], work_dir.name)
+                    log.warning(
+                        "taking over %s of %s: its claim ran out (its adapter stopped or could not finish)",
+                        match["name"],
+                        work_dir.name,
+                    )
                     self.process(work_dir.name, claimed, match["name"])
                     done += 1
         return done
@@ -205,7 +209,7 @@ class FileDrop:
             self._store(sender, path, messages, receipt)
         except UnreadableFile as exc:
             receipt.error = exc.reason
-            self._finish(client, path, name, receipt, self.root / "error" / client)
+            self._finish_or_leave(client, path, name, receipt, self.root / "error" / client)
             return receipt
         except TransientError:
             raise  # the file stays claimed in work/ and is taken over (read again) after its lease
@@ -216,9 +220,10 @@ class FileDrop:
             receipt.error = (
                 f"the file could not be processed to the end ({type(exc).__name__}); see the hub log"
             )
-            self._finish(client, path, name, receipt, self.root / "error" / client)
+            self._finish_or_leave(client, path, name, receipt, self.root / "error" / client)
             return receipt
-        self._finish(client, path, name, receipt, self.root / "archive" / client / date.today().isoformat())
+        archive = self.root / "archive" / client / date.today().isoformat()
+        self._finish_or_leave(client, path, name, receipt, archive)
         return receipt
 
     def _store(
@@ -263,6 +268,25 @@ class FileDrop:
         self.publisher.try_publish([hub_id for _, hub_id in fresh])
         os.utime(path)  # renew the lease: this adapter is alive and at work on the file
         pending.clear()
+
+    def _finish_or_leave(
+        self, client: str, path: Path, name: str, receipt: Receipt, destination: Path
+    ) -> None:
+        """`_finish`; when the data directory cannot take the receipt (a full disk, a read-only
+        mount), say so in one line and leave the file claimed: once its lease has run out it is
+        read again, its stored records counted as duplicates, and finished then."""
+        try:
+            self._finish(client, path, name, receipt, destination)
+        except OSError as exc:
+            log.error(
+                "file %s of %s: its %d records are stored, but it could not be finished: %s; it "
+                "stays claimed in work/ and is read again (stored records as duplicates) in %gs",
+                name,
+                client,
+                receipt.accepted,
+                exc,
+                self.settings.files_lease_s,
+            )
 
     def _finish(self, client: str, path: Path, name: str, receipt: Receipt, destination: Path) -> None:
         receipts = self.root / "outbox" / client / "receipts"

@@ -114,7 +114,13 @@ def _write_one(engine: Engine, root: Path, sender: str, receipt: str) -> int:
         # Still under the row's lock: of two adapters, only this one writes it. Readers see no
         # result or the whole of it; one left by an adapter that died before its commit below,
         # or by an earlier receipt of this name that the sender took away, is replaced.
-        write_atomically(root / "outbox" / sender / "receipts" / result_name(receipt), _encode(body))
+        try:
+            write_atomically(root / "outbox" / sender / "receipts" / result_name(receipt), _encode(body))
+        except OSError as exc:  # a full disk: the row stays unwritten and the next round tries again
+            log.error(
+                "result %s of %s not written: %s; tried again next round", result_name(receipt), sender, exc
+            )
+            return 0
         conn.execute(
             update(file_results)
             .where(file_results.c.sender == sender, file_results.c.receipt == receipt)

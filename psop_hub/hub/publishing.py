@@ -27,10 +27,14 @@ from psop_hub.hub import store
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.deadletters import DeadLetters
 from psop_hub.hub.errors import Unavailable
+from psop_hub.hub.logs import quiet_pika
 from psop_hub.hub.settings import Settings
 from psop_hub.hub.topology import apply_request
 
 log = logging.getLogger(__name__)
+# After a failed publish the dispatcher tries again this much later (what arrives meanwhile is left
+# to the relay), not at every message: one attempt, and one WARNING, per thread per second.
+BROKER_AWAY_S = 1.0
 
 
 def drop_connection(broker: RabbitmqBroker) -> None:
@@ -54,8 +58,11 @@ class Publisher:
         ids = [str(h) for h in hub_ids]
         size = self.settings.publish_batch
         try:
-            for start in range(0, len(ids), size):
-                self.broker.enqueue(apply_request(self.settings, ids[start : start + size]))
+            # pika logs each failed connection attempt in several lines; the caller reports the
+            # outcome in one (a broker away for seconds made ~1,000 lines a second of them).
+            with quiet_pika():
+                for start in range(0, len(ids), size):
+                    self.broker.enqueue(apply_request(self.settings, ids[start : start + size]))
         except (DramatiqError, AMQPError, OSError) as exc:
             raise Unavailable("the message broker is not reachable") from exc
 
@@ -92,6 +99,7 @@ class Dispatcher:
         self.linger_s = linger_ms / 1000
         self._queue: queue.SimpleQueue[list[uuid.UUID] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
+        self._away_until = 0.0  # until then no publish is tried: the broker was just unreachable
 
     def submit(self, hub_ids: list[uuid.UUID]) -> None:
         """Hand stored messages over for publishing (never blocks): the intake hands over each
@@ -118,8 +126,11 @@ class Dispatcher:
                     self._queue.put(None)  # leave the marker for this thread's next turn
                     break
                 ids.extend(more)
+            if time.monotonic() < self._away_until:
+                continue  # the broker was unreachable a moment ago: these are stored, the relay sends them
             try:
-                self.publisher.try_publish(ids)
+                if not self.publisher.try_publish(ids):
+                    self._away_until = time.monotonic() + BROKER_AWAY_S
             except Exception:
                 # These threads must outlive any error; the ids are still in the outbox.
                 log.exception("publishing %d messages failed; the relay will send them", len(ids))

@@ -21,12 +21,12 @@ import pytest
 
 from tests.containers.conftest import COMPOSE, PORT, PROJECT, ROOT, STARTED, Stack, started_stack
 from tests.containers.test_faults import (
-    Load,
     applied_exactly_once,
     container_state,
     fault_vouchers,
     wait_healthy,
 )
+from tests.load import Load
 
 pytestmark = [pytest.mark.containers, pytest.mark.cluster]
 

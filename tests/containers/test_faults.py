@@ -5,129 +5,26 @@ exactly once, and the killed containers come back by their restart policy."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.containers.conftest import URL, Stack
 from tests.containers.test_basics import wait_status
-from tests.messages import ORGANISER, assigned, delivery, granted, uid
+from tests.load import Load
+from tests.messages import ORGANISER, assigned, granted, uid
 
 pytestmark = pytest.mark.containers
 
-GIVE_UP_S = 90.0  # one message's retries; far above a replica's or the broker's restart
-# The steady load: THREADS senders, each at most RATE deliveries per second (HUB_TEST_LOAD_*).
-THREADS = int(os.environ.get("HUB_TEST_LOAD_THREADS", "8"))
-RATE = float(os.environ.get("HUB_TEST_LOAD_RATE", "25"))
 VOUCHERS = int(os.environ.get("HUB_TEST_LOAD_VOUCHERS", "40"))  # the load spreads over these
 MIN_RATE = float(os.environ.get("HUB_TEST_LOAD_MIN_RATE", "3"))  # accepted/s below: a dead load
-
-
-@dataclass
-class Load:
-    """A bounded load generator: `threads` senders, each at most `rate` deliveries per second."""
-
-    secret: str
-    vouchers: list[str]
-    url: str = URL
-    threads: int = THREADS
-    rate: float = RATE
-    accepted: dict[str, str] = field(default_factory=dict)  # message_id -> hub_id
-    voucher_of: dict[str, str] = field(default_factory=dict)  # message_id -> voucher number
-    failures: list[str] = field(default_factory=list)
-    seen: list[str] = field(default_factory=list)  # the transport errors retried, for the report
-    retries: dict[str, int] = field(default_factory=dict)  # why -> how often
-    stop: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    workers: list[threading.Thread] = field(default_factory=list)
-    began: float = 0.0
-    ended: float = 0.0
-
-    def start(self) -> None:
-        """Start the sender threads."""
-        self.began = self.ended = time.monotonic()
-        for _ in range(self.threads):
-            thread = threading.Thread(target=self._run, daemon=True)
-            thread.start()
-            self.workers.append(thread)
-
-    def finish(self) -> None:
-        """Stop sending (each thread finishes the message in hand) and wait for the threads."""
-        self.stop.set()
-        for thread in self.workers:
-            thread.join(timeout=GIVE_UP_S + 10)
-        self.ended = time.monotonic()
-
-    def report(self, what: str) -> str:
-        """One line for the test's output: offered and accepted rates, retries."""
-        seconds = max(1e-9, self.ended - self.began)
-        return (
-            f"{what}: {len(self.accepted)} accepted in {seconds:.0f}s ({len(self.accepted) / seconds:.0f}/s; "
-            f"offered at most {self.threads * self.rate:.0f}/s), retries {self.retries}, "
-            f"failures {len(self.failures)}"
-        )
-
-    def _count(self, why: str) -> None:
-        with self.lock:
-            self.retries[why] = self.retries.get(why, 0) + 1
-
-    def _run(self) -> None:
-        headers = {"Authorization": f"Bearer {self.secret}"}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=30)
-        offset = len(self.workers)
-        try:
-            for n in itertools.count():
-                if self.stop.is_set():
-                    break
-                began = time.monotonic()
-                voucher = self.vouchers[(n * self.threads + offset) % len(self.vouchers)]
-                self._send_one(client, delivery(voucher, "1"))
-                time.sleep(max(0.0, 1 / self.rate - (time.monotonic() - began)))
-        except Exception as exc:  # a sender that dies must fail the test, not thin the load
-            with self.lock:
-                self.failures.append(f"load thread crashed: {exc!r}")
-            raise
-        finally:
-            client.close()
-
-    def _send_one(self, client: httpx.Client, raw: dict[str, Any]) -> None:
-        deadline = time.monotonic() + GIVE_UP_S
-        while True:
-            try:
-                answer = client.post("/api/v1/messages", json=raw)
-            except httpx.TransportError as exc:
-                why = type(exc).__name__
-                with self.lock:
-                    self.seen.append(f"{time.strftime('%H:%M:%S')} {why}: {exc}")
-            else:
-                if answer.status_code in (200, 202):
-                    with self.lock:
-                        self.accepted[raw["message_id"]] = answer.json()["hub_id"]
-                        self.voucher_of[raw["message_id"]] = raw["payload"]["voucher_number"]
-                    return
-                if answer.status_code != 503:
-                    with self.lock:
-                        self.failures.append(f"{raw['message_id']}: {answer.status_code} {answer.text[:300]}")
-                    return
-                why = "503"
-            self._count(why)
-            if time.monotonic() > deadline:
-                with self.lock:
-                    self.failures.append(f"{raw['message_id']}: gave up after {GIVE_UP_S}s ({why})")
-                return
-            time.sleep(0.2)
 
 
 def container_state(container: str) -> tuple[bool, int, str]:
@@ -215,7 +112,7 @@ def loaded(stack: Stack) -> Stack:
 
 def kill_under_load(stack: Stack, kill: Callable[[str], None]) -> tuple[list[str], dict[str, int]]:
     """Under load, `kill` one worker, then one api replica; no failed request, each message once."""
-    load = Load(stack.secrets["provider"], fault_vouchers(stack))
+    load = Load(stack.secrets["provider"], fault_vouchers(stack), URL)
     victims = [stack.containers("worker")[0], stack.containers("api")[0]]
     restarts = {c: container_state(c)[1] for c in victims}
     load.start()
@@ -268,7 +165,7 @@ def test_crash_of_a_worker_and_an_api_replica_under_load_restarts_them(loaded: S
 
 
 def test_rabbitmq_restart_under_load(loaded: Stack) -> None:
-    load = Load(loaded.secrets["provider"], fault_vouchers(loaded))
+    load = Load(loaded.secrets["provider"], fault_vouchers(loaded), URL)
     load.start()
     try:
         time.sleep(4)
@@ -312,7 +209,7 @@ def test_crash_of_a_file_adapter_in_the_middle_of_a_file_under_load(loaded: Stac
         voucher = file_vouchers[i % len(file_vouchers)]
         expected[voucher] += 1
         lines.append(f"{uid('evb')}-{i};{ORGANISER};{voucher};;03.11.2026;1;hour;")
-    load = Load(loaded.secrets["provider"], fault_vouchers(loaded))
+    load = Load(loaded.secrets["provider"], fault_vouchers(loaded), URL)
     receipt = loaded.files_dir / "outbox" / provider / "receipts" / "iso.csv.receipt.json"
     load.start()
     try:

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from tests.containers.conftest import COMPOSE, ROOT, Stack
-from tests.containers.test_faults import Load, applied_exactly_once, fault_vouchers
+from tests.containers.conftest import COMPOSE, ROOT, URL, Stack
+from tests.containers.test_faults import applied_exactly_once, fault_vouchers
+from tests.load import Load
 
 pytestmark = pytest.mark.containers
 
@@ -23,7 +24,7 @@ def loaded(stack: Stack) -> Stack:
 def test_rollout_replaces_every_hub_container_under_load(loaded: Stack) -> None:
     services = ("api", "worker", "files", "scheduler")
     before = {s: set(loaded.containers(s)) for s in services}
-    load = Load(loaded.secrets["provider"], fault_vouchers(loaded))
+    load = Load(loaded.secrets["provider"], fault_vouchers(loaded), URL)
     load.start()
     try:
         time.sleep(3)

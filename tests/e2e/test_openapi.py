@@ -4,7 +4,7 @@ the schema the document gives for it; the request schema (one per type, discrimi
 accepts every example in examples/rest/ and refuses a payload of another type.
 
 503 is documented but not produced here: it needs the database or broker to fail under a running
-hub (tests/e2e/test_faults.py and the container tests do that); nor is 429, which needs a rate
+hub (tests/faults/test_restarts.py and the container tests do that); nor is 429, which needs a rate
 limit (tests/e2e/test_rate_limit.py); their bodies are the same Problem schema.
 """
 
