@@ -109,7 +109,8 @@ async def soap(request: Request) -> Response:
     services = services_of(request)
     try:
         body = await read_body(request, services.settings.max_body_bytes)
-        operation, sender_hint = _operation(request, body, services.settings.max_xml_nodes)
+        settings = services.settings
+        operation, sender_hint = _operation(request, body, settings.max_xml_nodes, settings.max_xml_depth)
         sender = await run_in_threadpool(_authenticate, services, request, sender_hint)
         note_sender(request, sender.name)
         limit = services.settings.rate_limit_per_minute
@@ -144,13 +145,13 @@ async def soap(request: Request) -> Response:
         )
 
 
-def _operation(request: Request, body: bytes, max_nodes: int) -> tuple[Any, Any]:
+def _operation(request: Request, body: bytes, max_nodes: int, max_depth: int) -> tuple[Any, Any]:
     """The operation element of the Body, and the Header (for WS-Security)."""
     if "application/soap+xml" in request.headers.get("content-type", ""):
         raise SoapFault(
             "VersionMismatch", "this endpoint speaks SOAP 1.1: send text/xml with a SOAP 1.1 envelope"
         )
-    root = parse_xml(body, max_nodes)
+    root = parse_xml(body, max_nodes, max_depth)
     if root.tag == f"{{{SOAP12}}}Envelope":
         raise SoapFault(
             "VersionMismatch", "this endpoint speaks SOAP 1.1: use the envelope namespace " + SOAP11
