@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from lxml import etree
 from lxml.builder import ElementMaker
+from starlette.requests import ClientDisconnect
 
 from psop_hub.adapters.intake import submit
 from psop_hub.api.accesslog import note_sender
@@ -116,6 +117,10 @@ async def soap(request: Request) -> Response:
         limit = services.settings.rate_limit_per_minute
         await run_in_threadpool(count_request, services.engine, sender.name, limit)
         name = etree.QName(operation).localname
+        if await request.is_disconnected():
+            # Gone while its body was read or parsed: validating it (up to HUB_MAX_XML_NODES
+            # nodes, tens of ms of CPU) and storing it would answer nobody.
+            raise ClientDisconnect
         if name == "GetMessageStatus":
             return await run_in_threadpool(_status, services, sender, operation)
         if name in SUBMIT_OPERATIONS:
@@ -137,6 +142,8 @@ async def soap(request: Request) -> Response:
         return fault_response(
             SoapFault("Server", "the hub cannot take the message durably right now; send it again")
         )
+    except ClientDisconnect:
+        raise  # nobody to answer: one debug line (api/problems.py), not a traceback
     except Exception:
         # Still a SOAP answer: the sender's stack expects a fault, not a plain 500 page.
         log.exception("SOAP call failed")
