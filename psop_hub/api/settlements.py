@@ -7,6 +7,7 @@ answered exactly like a missing one, and a list never holds one.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Query
 from psop_hub.api.deps import SenderDep, ServicesDep, lookup_key
 from psop_hub.hub.calendar import parse_month
 from psop_hub.hub.database import unavailable_on_outage
-from psop_hub.hub.errors import NotFound
+from psop_hub.hub.errors import InvalidInput, NotFound
 from psop_hub.hub.senders import Sender, may_read
 from psop_hub.hub.settlement_views import settlement_list, settlement_view
 
@@ -38,6 +39,7 @@ def list_settlements(
 ) -> dict[str, Any]:
     """The settlements the caller may read (without rows), newest month first: an organiser's
     systems their organisers', a provider its own, admins any; filtered by month and parties."""
+    wanted = None if month is None else _month(month)
     organisers, provider = _scoped(sender, organiser, provider)
     if organisers == () or provider == "":
         return {"settlements": []}  # a filter outside the caller's scope: nothing of theirs
@@ -46,10 +48,18 @@ def list_settlements(
             conn,
             organisers=organisers,
             provider=provider,
-            month=None if month is None else parse_month(month),
+            month=wanted,
             limit=limit,
         )
     return {"settlements": found}
+
+
+def _month(value: str) -> date:
+    """The `month` filter as a date; 422 naming the field for a month the calendar lacks (0000-01)."""
+    try:
+        return parse_month(value)
+    except ValueError as exc:
+        raise InvalidInput("month", str(exc)) from None
 
 
 def _scoped(
