@@ -127,7 +127,8 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
     from psop_hub.hub.identifiers import check_business_id
     from psop_hub.hub.senders import issue_client
 
-    for flag, value in (("--organiser", args.organiser), ("--provider", args.provider)):
+    given = [("--organiser", value) for value in args.organiser or ()]
+    for flag, value in [*given, ("--provider", args.provider)]:
         if value is not None:
             try:
                 check_business_id(value)
@@ -137,7 +138,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
     try:
         with engine_for(settings) as engine:
             issued = issue_client(
-                engine, args.name, args.role, args.organiser, args.provider, settings.secret_lifetime
+                engine, args.name, args.role, args.organiser or (), args.provider, settings.secret_lifetime
             )
     except HubError as exc:
         raise SystemExit(f"hub: {exc}") from None
@@ -195,13 +196,16 @@ def cmd_clients_list(args: argparse.Namespace) -> int:
     with engine_for(settings) as engine:
         found = list_clients(engine)
     now = datetime.now(UTC)
+    # A system client's organisers, comma-separated without spaces (one column, one word).
+    scopes = {c.name: ",".join(c.organisers) or "-" for c in found}
+    wide = max([10, *(len(s) for s in scopes.values())])
     print(
-        f"{'NAME':<30} {'ROLE':<9} {'ORGANISER':<10} {'PROVIDER':<10} {'CREATED':<20} "
+        f"{'NAME':<30} {'ROLE':<9} {'ORGANISER':<{wide}} {'PROVIDER':<10} {'CREATED':<20} "
         f"{'SECRET EXPIRES':<20} {'OLD SECRET UNTIL':<20} REVOKED"
     )
     for c in found:
         print(
-            f"{c.name:<30} {c.role:<9} {c.organiser or '-':<10} {c.provider or '-':<10} "
+            f"{c.name:<30} {c.role:<9} {scopes[c.name]:<{wide}} {c.provider or '-':<10} "
             f"{_when(c.created_at):<20} {_when(c.expires_at):<20} {_when(c.previous_until):<20} "
             f"{_when(c.revoked_at)}"
         )
@@ -534,7 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     add = clients.add_parser("add", help="register a sender and print its secret once")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=["system", "provider", "admin"])
-    add.add_argument("--organiser", help="the organiser's business ID (role system)")
+    add.add_argument(
+        "--organiser",
+        action="append",
+        help="an organiser's business ID (role system); repeat it for a system acting for several",
+    )
     add.add_argument("--provider", help="the provider's business ID (role provider)")
     add.set_defaults(func=cmd_clients_add)
     listing = clients.add_parser("list", help="list the clients (no secrets)")

@@ -131,7 +131,12 @@ def _messages(
     limit = settings.files_max_records
     with path.open("rb") as stream:
         if xml:
-            _, records = read_batch(stream, max_records=limit, max_nodes=settings.max_xml_nodes)
+            _, records = read_batch(
+                stream,
+                max_records=limit,
+                max_nodes=settings.max_xml_nodes,
+                max_depth=settings.max_xml_depth,
+            )
         else:
             _, records = read_records(stream, provider=sender.provider, max_records=limit)
         for record in records:

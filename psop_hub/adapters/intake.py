@@ -18,7 +18,9 @@ def to_submission(sender: Sender, envelope: Envelope, channel: str) -> Submissio
     payload = envelope.payload
     keys = payload.reference_keys
     reference = next(iter(keys.values()), None)
-    organiser = payload.organiser or sender.organiser
+    # A type that names no organiser (payment.confirmed) is filed under the sender's organiser
+    # when it acts for one only; a payment's organiser is checked when it is applied.
+    organiser = payload.organiser or sender.sole_organiser
     return Submission(
         sender=sender.name,
         channel=channel,

@@ -1,12 +1,13 @@
 """REST: settlements, their rows and their payment status (INTERFACES §3).
 
-Scoped as every read: an organiser's systems see their organiser's settlements, a provider its
+Scoped as every read: an organiser's systems see their organisers' settlements, a provider its
 own (the settlements in which it is the provider), admins all. Someone else's settlement is
 answered exactly like a missing one, and a list never holds one.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Query
 from psop_hub.api.deps import SenderDep, ServicesDep, lookup_key
 from psop_hub.hub.calendar import parse_month
 from psop_hub.hub.database import unavailable_on_outage
-from psop_hub.hub.errors import NotFound
+from psop_hub.hub.errors import InvalidInput, NotFound
 from psop_hub.hub.senders import Sender, may_read
 from psop_hub.hub.settlement_views import settlement_list, settlement_view
 
@@ -37,31 +38,42 @@ def list_settlements(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The settlements the caller may read (without rows), newest month first: an organiser's
-    systems their organiser's, a provider its own, admins any; filtered by month and parties."""
-    organiser, provider = _scoped(sender, organiser, provider)
-    if organiser == "" or provider == "":
+    systems their organisers', a provider its own, admins any; filtered by month and parties."""
+    wanted = None if month is None else _month(month)
+    organisers, provider = _scoped(sender, organiser, provider)
+    if organisers == () or provider == "":
         return {"settlements": []}  # a filter outside the caller's scope: nothing of theirs
     with unavailable_on_outage(), services.engine.connect() as conn:
         found = settlement_list(
             conn,
-            organiser=organiser,
+            organisers=organisers,
             provider=provider,
-            month=None if month is None else parse_month(month),
+            month=wanted,
             limit=limit,
         )
     return {"settlements": found}
 
 
-def _scoped(sender: Sender, organiser: str | None, provider: str | None) -> tuple[str | None, str | None]:
-    """The organiser and provider to list, narrowed to the caller's scope; "" where the caller
-    asked for another's."""
+def _month(value: str) -> date:
+    """The `month` filter as a date; 422 naming the field for a month the calendar lacks (0000-01)."""
+    try:
+        return parse_month(value)
+    except ValueError as exc:
+        raise InvalidInput("month", str(exc)) from None
+
+
+def _scoped(
+    sender: Sender, organiser: str | None, provider: str | None
+) -> tuple[tuple[str, ...] | None, str | None]:
+    """The organisers (None: any) and provider to list, narrowed to the caller's scope: () or ""
+    where the caller asked for another's."""
+    asked = None if organiser is None else (organiser,)
     if sender.is_admin:
-        return organiser, provider
+        return asked, provider
     if sender.role == "system":
-        own = sender.organiser or ""
-        return (own if organiser in (None, own) else ""), provider
+        return tuple(o for o in sender.organisers if organiser in (None, o)), provider
     own = sender.provider or ""
-    return organiser, (own if provider in (None, own) else "")
+    return asked, (own if provider in (None, own) else "")
 
 
 @router.get("/settlements/{settlement_id}")

@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from lxml import etree
 from lxml.builder import ElementMaker
+from starlette.requests import ClientDisconnect
 
 from psop_hub.adapters.intake import prepare
 from psop_hub.api.accesslog import note_sender
@@ -111,7 +112,12 @@ async def soap(request: Request) -> Response:
     services = services_of(request)
     try:
         body = await read_body(request, services.settings.max_body_bytes)
-        operation, sender_hint = _operation(request, body, services.settings.max_xml_nodes)
+        settings = services.settings
+        operation, sender_hint = _operation(request, body, settings.max_xml_nodes, settings.max_xml_depth)
+        if await request.is_disconnected():
+            # Gone while its body was read or parsed: validating it (up to HUB_MAX_XML_NODES
+            # nodes, tens of ms of CPU) and storing it would answer nobody.
+            raise ClientDisconnect
         name = etree.QName(operation).localname
         if name in SUBMIT_OPERATIONS:
             return await _submit(services, request, sender_hint, operation)
@@ -135,6 +141,8 @@ async def soap(request: Request) -> Response:
         return fault_response(
             SoapFault("Server", "the hub cannot take the message durably right now; send it again")
         )
+    except ClientDisconnect:
+        raise  # nobody to answer: one debug line (api/problems.py), not a traceback
     except Exception:
         # Still a SOAP answer: the sender's stack expects a fault, not a plain 500 page.
         log.exception("SOAP call failed")
@@ -143,13 +151,13 @@ async def soap(request: Request) -> Response:
         )
 
 
-def _operation(request: Request, body: bytes, max_nodes: int) -> tuple[Any, Any]:
+def _operation(request: Request, body: bytes, max_nodes: int, max_depth: int) -> tuple[Any, Any]:
     """The operation element of the Body, and the Header (for WS-Security)."""
     if "application/soap+xml" in request.headers.get("content-type", ""):
         raise SoapFault(
             "VersionMismatch", "this endpoint speaks SOAP 1.1: send text/xml with a SOAP 1.1 envelope"
         )
-    root = parse_xml(body, max_nodes)
+    root = parse_xml(body, max_nodes, max_depth)
     if root.tag == f"{{{SOAP12}}}Envelope":
         raise SoapFault(
             "VersionMismatch", "this endpoint speaks SOAP 1.1: use the envelope namespace " + SOAP11

@@ -174,7 +174,7 @@ def _apply_one(conn: Connection, hub_id: uuid.UUID, attempt: int) -> Result:
         type=row.type,
         message_id=row.message_id,
         sender_role=row.sender_role,
-        sender_organiser=row.sender_organiser,
+        sender_organisers=tuple(row.sender_organisers or ()),
     )
     outcome = _handle(conn, ctx, row.payload)
     store.finish(conn, hub_id, outcome.status, outcome.detail, attempt)

@@ -20,11 +20,12 @@ class Context:
     message_id: str
     # Who sent it, as registered (None if the client was deleted since).
     sender_role: str | None = None
-    sender_organiser: str | None = None
+    sender_organisers: tuple[str, ...] = ()
 
     def by_organisers_system(self, organiser: str) -> bool:
-        """Whether the message came from a client system of `organiser` (its own decision)."""
-        return self.sender_role == "system" and self.sender_organiser == organiser
+        """Whether the message came from a client system of `organiser` (its own decision): a
+        system client acting for it, among the one or more organisers it acts for."""
+        return self.sender_role == "system" and organiser in self.sender_organisers
 
 
 @dataclass(frozen=True)

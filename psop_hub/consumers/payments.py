@@ -1,6 +1,7 @@
 """Payments: the organiser's ERP confirms that it paid a settlement (`payment.confirmed`).
 
-A settlement is paid once, by a message of its own organiser's system, with its amount to the cent.
+A settlement is paid once, by a message of a system of its organiser (a system client acts for
+one or more organisers), with its amount to the cent.
 Another organiser's settlement is answered exactly like a missing one: its existence is not theirs.
 """
 
@@ -17,17 +18,20 @@ from psop_hub.mappings.payloads import PaymentConfirmed
 
 
 def confirmed(conn: Connection, ctx: Context, p: PaymentConfirmed) -> Outcome:
-    """payment.confirmed: mark the sender's organiser's settlement paid, if the amount matches."""
-    organiser = conn.execute(
-        select(clients.c.organiser).where(clients.c.name == ctx.sender)
+    """payment.confirmed: mark a settlement of the sender's organisers paid, if the amount matches."""
+    organisers = conn.execute(
+        select(clients.c.organisers).where(clients.c.name == ctx.sender)
     ).scalar_one_or_none()
     # Locked so that two payments of one settlement applied at once cannot both pass the checks.
     s = conn.execute(
         select(settlements)
-        .where(settlements.c.settlement_id == p.settlement_id, settlements.c.organiser == organiser)
+        .where(
+            settlements.c.settlement_id == p.settlement_id,
+            settlements.c.organiser.in_(list(organisers or ())),
+        )
         .with_for_update()
     ).one_or_none()
-    if organiser is None or s is None:
+    if not organisers or s is None:
         raise RuleBroken(
             "settlement_exists",
             f"no settlement {p.settlement_id} for this organiser",

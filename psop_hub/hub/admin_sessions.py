@@ -84,7 +84,7 @@ def session_of(engine: Engine, token: str, idle_minutes: int, max_minutes: int) 
                 admin_sessions.c.last_seen_at < _ago(seconds=TOUCH_AFTER_S),
                 clients.c.name,
                 clients.c.role,
-                clients.c.organiser,
+                clients.c.organisers,
                 clients.c.provider,
             )
             .join(clients, clients.c.name == admin_sessions.c.client)
@@ -105,7 +105,7 @@ def session_of(engine: Engine, token: str, idle_minutes: int, max_minutes: int) 
                 .values(last_seen_at=func.now())
             )
     return AdminSession(
-        Sender(row.name, row.role, row.organiser, row.provider), row.csrf_token, row.created_at
+        Sender(row.name, row.role, tuple(row.organisers), row.provider), row.csrf_token, row.created_at
     )
 
 

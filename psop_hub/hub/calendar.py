@@ -37,4 +37,7 @@ def parse_month(value: str) -> date:
     match = _MONTH.fullmatch(value.strip())
     if match is None:
         raise ValueError(f"{value!r} is not a month in the form YYYY-MM, e.g. 2026-11")
-    return date(int(match.group(1)), int(match.group(2)), 1)
+    year = int(match.group(1))
+    if year < 1:  # the calendar has no year 0 (date() refuses it)
+        raise ValueError(f"{value!r} is not a month: years start at 0001")
+    return date(year, int(match.group(2)), 1)

@@ -191,7 +191,7 @@ def original_of(engine: Engine, hub_id: uuid.UUID) -> Original:
                 messages.c.status,
                 messages.c.sender,
                 clients.c.role,
-                clients.c.organiser,
+                clients.c.organisers,
                 clients.c.provider,
             )
             .select_from(messages.outerjoin(clients, clients.c.name == messages.c.sender))
@@ -208,7 +208,7 @@ def original_of(engine: Engine, hub_id: uuid.UUID) -> Original:
         payload=dict(row.payload),
         status=row.status,
         # A sender removed from the register keeps no scope: the caller's checks then refuse.
-        sender=Sender(row.sender, row.role or "unknown", row.organiser, row.provider),
+        sender=Sender(row.sender, row.role or "unknown", tuple(row.organisers or ()), row.provider),
     )
 
 

@@ -8,7 +8,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,17 +43,45 @@ PROVIDER_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class Sender:
-    """An authenticated caller and what it is scoped to."""
+    """An authenticated caller and what it is scoped to: a `system` client acts for one or more
+    organisers (`organisers`, empty for the other roles), a `provider` as one business ID."""
 
     name: str
     role: str
-    organiser: str | None
+    organisers: tuple[str, ...]
     provider: str | None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.organisers, str):  # one business ID is not a sequence of them
+            raise TypeError("Sender.organisers is a tuple of business IDs, not one string")
+        object.__setattr__(self, "organisers", tuple(self.organisers or ()))
 
     @property
     def is_admin(self) -> bool:
         """Admins search, inspect and replay; they do not send messages."""
         return self.role == "admin"
+
+    def acts_for(self, organiser: str | None) -> bool:
+        """Whether this is a `system` client of `organiser`."""
+        return self.role == "system" and organiser is not None and organiser in self.organisers
+
+    @property
+    def sole_organiser(self) -> str | None:
+        """The organiser of a system client that acts for exactly one, else None."""
+        return self.organisers[0] if self.role == "system" and len(self.organisers) == 1 else None
+
+
+def organisers_of(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Business IDs as a client's `organisers`: one or many, in order, each once."""
+    if value is None:
+        return ()
+    given = (value,) if isinstance(value, str) else tuple(value)
+    return tuple(dict.fromkeys(given))
+
+
+def organisers_text(organisers: Iterable[str]) -> str:
+    """`A` or `A, B` (for messages and listings)."""
+    return ", ".join(organisers)
 
 
 def _digest(secret: str) -> str:
@@ -102,22 +130,30 @@ def issue_client(
     engine: Engine,
     name: str,
     role: str,
-    organiser: str | None,
+    organisers: str | Iterable[str] | None,
     provider: str | None,
     lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> Issued:
     """Register a sender with a new secret that works for `lifetime`; `AlreadyExists` if a client
-    has that name."""
+    has that name. A `system` client acts for one or more organisers (a business ID or several),
+    a `provider` as one business ID; an admin has neither."""
     if role not in ROLES:
         raise InvalidInput("role", f"role must be one of {', '.join(ROLES)}")
-    if role == "system" and not organiser:
-        raise InvalidInput("organiser", "a system client needs --organiser")
+    acts_for = organisers_of(organisers)
+    if role == "system" and not acts_for:
+        raise InvalidInput("organiser", "a system client needs --organiser (one or more)")
+    if role != "system" and acts_for:
+        raise InvalidInput("organiser", f"only a system client acts for organisers, not a {role} client")
     if role == "provider" and not provider:
         raise InvalidInput("provider", "a provider client needs --provider")
+    if role != "provider" and provider:
+        raise InvalidInput("provider", f"only a provider client acts as a provider, not a {role} client")
     secret = new_secret()
     taken = already_exists("pk_clients", reason=f"a client named {name!r} exists already")
     with unavailable_on_outage(), taken, engine.begin() as conn:
-        conn.execute(insert(clients).values(name=name, role=role, organiser=organiser, provider=provider))
+        conn.execute(
+            insert(clients).values(name=name, role=role, organisers=list(acts_for), provider=provider)
+        )
         expires = conn.execute(
             insert(client_secrets)
             .values(secret_sha256=_digest(secret), client=name, expires_at=func.now() + _seconds(lifetime))
@@ -130,12 +166,12 @@ def add_client(
     engine: Engine,
     name: str,
     role: str,
-    organiser: str | None,
+    organisers: str | Iterable[str] | None,
     provider: str | None,
     lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> str:
     """Register a sender and return its new secret (only its hash is stored)."""
-    return issue_client(engine, name, role, organiser, provider, lifetime).secret
+    return issue_client(engine, name, role, organisers, provider, lifetime).secret
 
 
 def rotate_client(
@@ -182,11 +218,11 @@ def by_name(engine: Engine, name: str) -> Sender | None:
     """The enabled sender with this client name (the file drop's folder name), or None."""
     with unavailable_on_outage(), engine.connect() as conn:
         row = conn.execute(
-            select(clients.c.name, clients.c.role, clients.c.organiser, clients.c.provider).where(
+            select(clients.c.name, clients.c.role, clients.c.organisers, clients.c.provider).where(
                 clients.c.name == name, clients.c.disabled_at.is_(None)
             )
         ).one_or_none()
-    return Sender(row.name, row.role, row.organiser, row.provider) if row else None
+    return Sender(row.name, row.role, tuple(row.organisers), row.provider) if row else None
 
 
 @dataclass(frozen=True)
@@ -195,7 +231,7 @@ class ClientInfo:
 
     name: str
     role: str
-    organiser: str | None
+    organisers: tuple[str, ...]
     provider: str | None
     created_at: datetime
     revoked_at: datetime | None
@@ -230,7 +266,7 @@ def list_clients(engine: Engine) -> list[ClientInfo]:
             select(
                 clients.c.name,
                 clients.c.role,
-                clients.c.organiser,
+                clients.c.organisers,
                 clients.c.provider,
                 clients.c.created_at,
                 clients.c.disabled_at,
@@ -245,7 +281,7 @@ def list_clients(engine: Engine) -> list[ClientInfo]:
         ClientInfo(
             r.name,
             r.role,
-            r.organiser,
+            tuple(r.organisers),
             r.provider,
             r.created_at,
             r.disabled_at,
@@ -303,7 +339,7 @@ def secret_figures(engine: Engine, warning: timedelta = DEFAULT_WARNING) -> Secr
 
 # Every request's look-up: a named raw statement (see hub.database.raw), one primary-key probe.
 LOOKUP = """
-SELECT c.name, c.role, c.organiser, c.provider, s.secret_sha256, s.expires_at, s.replaced_at,
+SELECT c.name, c.role, c.organisers, c.provider, s.secret_sha256, s.expires_at, s.replaced_at,
        extract(epoch FROM s.expires_at - now()) AS left
 FROM client_secrets s JOIN clients c ON c.name = s.client
 WHERE s.secret_sha256 = ANY(%s) AND c.disabled_at IS NULL
@@ -400,7 +436,7 @@ class Authenticator:
         rows = raw(conn).execute(LOOKUP, (list(set(digests)),)).fetchall()
         return {
             r.secret_sha256: _Found(
-                Sender(r.name, r.role, r.organiser, r.provider),
+                Sender(r.name, r.role, tuple(r.organisers or ()), r.provider),
                 r.secret_sha256,
                 r.expires_at,
                 float(r.left),
@@ -430,8 +466,11 @@ def check_may_send(sender: Sender, message_type: str, organiser: str | None, pro
     if sender.role == "system":
         if message_type not in SYSTEM_TYPES:
             raise NotAllowed(f"a client system may not send {message_type}")
-        if organiser is not None and organiser != sender.organiser:
-            raise NotAllowed(f"this client may only send messages for organiser {sender.organiser}")
+        if organiser is not None and not sender.acts_for(organiser):
+            many = "organisers" if len(sender.organisers) > 1 else "organiser"
+            raise NotAllowed(
+                f"this client may only send messages for {many} {organisers_text(sender.organisers)}"
+            )
         return
     if message_type not in PROVIDER_TYPES:
         raise NotAllowed(f"a provider may not send {message_type}")
@@ -451,20 +490,20 @@ def may_read_message(sender: Sender, message_sender: str) -> bool:
 
 def may_read(sender: Sender, organiser: str | None, provider: str | None) -> bool:
     """A voucher, order, settlement or approval of `organiser` with `provider`: the organiser's
-    systems, that provider, and admins."""
+    systems (each system client acts for one or more organisers), that provider, and admins."""
     if sender.is_admin:
         return True
     if sender.role == "system":
-        return organiser is not None and sender.organiser == organiser
+        return sender.acts_for(organiser)
     return provider is not None and sender.provider == provider
 
 
 def may_manage_party(sender: Sender, business_id: str) -> bool:
     """A party's invoicing details (read and set): admins for anyone, a provider for itself, an
-    organiser's systems for their organiser. Decided on the business ID alone, before any read,
+    organiser's systems for their organisers. Decided on the business ID alone, before any read,
     so a refusal tells nothing about whether details are stored."""
     if sender.is_admin:
         return True
     if sender.role == "system":
-        return sender.organiser is not None and sender.organiser == business_id
+        return sender.acts_for(business_id)
     return sender.role == "provider" and sender.provider is not None and sender.provider == business_id

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # Most XML elements and attributes, together, one SOAP message may hold (a call needs ~40).
     max_xml_nodes: int = Field(default=10_000, ge=100, le=10_000_000)
+    # Deepest nesting of XML elements, the root being level 1, of a SOAP message (a call needs 6:
+    # Envelope, Body, operation, record, Client, Hetu) and of a batch file (a record needs 4).
+    # libxml2 itself refuses more than 256 levels.
+    max_xml_depth: int = Field(default=32, ge=3, le=256)
     # Requests per sender per minute, over all API replicas (PostgreSQL counts them); over it:
     # 429 with Retry-After (SOAP: a Client fault). 0: no limit (the default, so that benchmarks
     # and bulk loads are not throttled unless an operator chooses to).

@@ -2,9 +2,9 @@
 
 - `settlement_view(conn, settlement_id)`: a settlement, its rows and its payment, as
   `GET /api/v1/settlements/{settlement_id}` shows it.
-- `settlement_list(conn, organiser=, provider=, month=, limit=)`: settlements without their rows,
+- `settlement_list(conn, organisers=, provider=, month=, limit=)`: settlements without their rows,
   newest month first, as `GET /api/v1/settlements` lists them (the caller's scope decides the
-  organiser or provider given).
+  organisers or provider given).
 - `settlements_waiting_for_details(engine, limit=None) -> list[WaitingInvoice]`: every settlement
   whose Finvoice invoice is not written because a party's invoicing details are missing, oldest
   first, each with whose details (`provider`, `organiser`) and which fields (`missing_details` of
@@ -82,17 +82,18 @@ def settlement_view(conn: Connection, settlement_id: str) -> dict[str, Any] | No
 def settlement_list(
     conn: Connection,
     *,
-    organiser: str | None = None,
+    organisers: tuple[str, ...] | None = None,
     provider: str | None = None,
     month: date | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Settlements (without rows) of this organiser, provider and month (None: any), newest first."""
+    """Settlements (without rows) of these organisers, this provider and month (None: any),
+    newest first."""
     query = select(settlements).order_by(
         settlements.c.month.desc(), settlements.c.organiser, settlements.c.provider
     )
-    if organiser is not None:
-        query = query.where(settlements.c.organiser == organiser)
+    if organisers is not None:
+        query = query.where(settlements.c.organiser.in_(organisers))
     if provider is not None:
         query = query.where(settlements.c.provider == provider)
     if month is not None:

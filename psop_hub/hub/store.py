@@ -240,7 +240,7 @@ def enter_inbox(conn: Connection, hub_id: uuid.UUID, outcome: str, consumer: str
     return cur.fetchone() is not None
 
 
-# The sender's role and organiser come along, so that rules which depend on who sent a message
+# The sender's role and organisers come along, so that rules which depend on who sent a message
 # (an assignment by the organiser's own system or by a provider) need no query of their own.
 ENTER_INBOX_AND_LOAD = """
 WITH c AS (
@@ -250,7 +250,7 @@ WITH c AS (
     RETURNING hub_id
 )
 SELECT m.hub_id, m.sender, m.type, m.message_id, m.payload,
-       s.role AS sender_role, s.organiser AS sender_organiser
+       s.role AS sender_role, s.organisers AS sender_organisers
 FROM messages m JOIN c USING (hub_id) LEFT JOIN clients s ON s.name = m.sender
 """
 

@@ -48,7 +48,8 @@ clients = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("role", String(20), nullable=False),
-    Column("organiser", String(9)),
+    # The organisers a `system` client acts for (one or more; empty for the other roles).
+    Column("organisers", ARRAY(String(9)), nullable=False, server_default=text("'{}'")),
     Column("provider", String(9)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("disabled_at", DateTime(timezone=True)),

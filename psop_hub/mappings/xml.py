@@ -56,9 +56,10 @@ def iterparse(stream: BinaryIO) -> Iterator[tuple[str, Any]]:
 MAX_XML_ERRORS = 100
 
 
-def parse_xml(body: bytes, max_nodes: int | None = None) -> Any:
+def parse_xml(body: bytes, max_nodes: int | None = None, max_depth: int | None = None) -> Any:
     """Parse untrusted XML; DTDs are refused outright (billion laughs, external entities), and so
-    is a document of more than `max_nodes` elements and attributes together."""
+    is a document of more than `max_nodes` elements and attributes together, or of elements
+    nested more than `max_depth` levels (the root is level 1; libxml2 refuses more than 256)."""
     if re.search(rb"<!DOCTYPE", body[:4096], re.IGNORECASE) or b"<!ENTITY" in body:
         raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
     try:
@@ -69,13 +70,28 @@ def parse_xml(body: bytes, max_nodes: int | None = None) -> Any:
         raise XmlRejected("the body is empty")
     if root.getroottree().docinfo.doctype:  # past the byte check (UTF-16, a long prolog): still no
         raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
-    if max_nodes is not None:
-        nodes = 0
-        for element in root.iter():
-            nodes += 1 + len(element.attrib)
-            if nodes > max_nodes:
-                raise XmlRejected(f"the message holds more than {max_nodes} XML elements and attributes")
+    if max_nodes is not None or max_depth is not None:
+        _check_limits(root, max_nodes, max_depth)
     return root
+
+
+def _check_limits(root: Any, max_nodes: int | None, max_depth: int | None) -> None:
+    nodes = depth = 0
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        if event == "end":
+            depth -= 1
+            continue
+        depth += 1
+        nodes += 1 + len(element.attrib)
+        if max_nodes is not None and nodes > max_nodes:
+            raise XmlRejected(f"the message holds more than {max_nodes} XML elements and attributes")
+        if max_depth is not None and depth > max_depth:
+            raise XmlRejected(depth_text("the message", max_depth))
+
+
+def depth_text(what: str, max_depth: int) -> str:
+    """The refusal of XML nested too deep, in the same words for SOAP and files."""
+    return f"{what} nests XML elements deeper than {max_depth} levels, the XML depth limit"
 
 
 _SCHEMAS = threading.local()

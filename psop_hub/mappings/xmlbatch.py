@@ -3,8 +3,9 @@ ProviderApprovalBatch root (namespace urn:psop-hub:file:v1) with one record afte
 
 `read_batch` reads the stream twice. A first pass checks the whole file: well-formed XML, no DTD
 (so no entities: no XXE, billion laughs or quadratic blowup), a known root, at least one record and
-at most `max_records`, no record of more than `max_nodes` elements and attributes (the SOAP
-limit), no deeper than libxml2's 256 levels; otherwise it raises UnreadableFile before any record
+at most `max_records`, no record of more than `max_nodes` elements and attributes and no
+element deeper than `max_depth` levels (the SOAP limits; libxml2 refuses more than 256 levels in
+any case); otherwise it raises UnreadableFile before any record
 is taken.
 The second pass, lazily, yields one `Record` per child of the root, the same type the CSV reader
 yields. Both passes use lxml's iterparse with the hardened configuration of `mappings/xml.py` and
@@ -29,7 +30,7 @@ from psop_hub.hub.errors import FieldError, ValidationFailed
 from psop_hub.hub.privacy import mask_text
 from psop_hub.mappings.records import PLACEHOLDER_ID, Record, UnreadableFile
 from psop_hub.mappings.soap import NS, record_to_message
-from psop_hub.mappings.xml import iterparse
+from psop_hub.mappings.xml import depth_text, iterparse
 
 FILE_NS = "urn:psop-hub:file:v1"
 # Each batch root and the record it holds.
@@ -44,26 +45,33 @@ _FILE_PREFIX = f"{{{FILE_NS}}}"
 
 
 def read_batch(
-    stream: BinaryIO, *, max_records: int | None = None, max_nodes: int | None = None
+    stream: BinaryIO,
+    *,
+    max_records: int | None = None,
+    max_nodes: int | None = None,
+    max_depth: int | None = None,
 ) -> tuple[str, Iterator[Record]]:
     """Check the whole file (UnreadableFile if it cannot be read, or holds more than `max_records`
-    records or a record of more than `max_nodes` elements and attributes), then stream its records
-    lazily.
+    records, a record of more than `max_nodes` elements and attributes, or elements nested more
+    than `max_depth` levels, the root being level 1), then stream its records lazily.
 
     Returns the record name (`VoucherDecision`, ...) and the records. The stream must be seekable:
     it is read to the end once before the records, then again from where it was.
     """
     start = stream.tell()
-    record_name = _check(stream, max_records, max_nodes)
+    record_name = _check(stream, max_records, max_nodes, max_depth)
     stream.seek(start)
     return record_name, (_record(index, element, record_name) for index, element in _children(stream))
 
 
-def _top_level(stream: BinaryIO, max_nodes: int | None = None) -> Iterator[tuple[Any, Any]]:
+def _top_level(
+    stream: BinaryIO, max_nodes: int | None = None, max_depth: int | None = None
+) -> Iterator[tuple[Any, Any]]:
     """(root, child) for every direct child of the root, streamed: each child is cleared and
     dropped after the caller is done with it, whatever its name, so memory stays flat. With
     `max_nodes`, a child (or the root's own attributes) of more elements and attributes is
-    refused while it is read, before it is whole in memory."""
+    refused while it is read, before it is whole in memory; with `max_depth`, so is an element
+    nested deeper."""
     depth = 0
     root = None
     nodes = 0  # elements and attributes of the child being read
@@ -76,9 +84,11 @@ def _top_level(stream: BinaryIO, max_nodes: int | None = None) -> Iterator[tuple
                 # Any encoding, anywhere before the root: the parser saw the DOCTYPE, if any.
                 if element.getroottree().docinfo.doctype:
                     raise UnreadableFile("DTDs and entity declarations are not allowed in a batch file")
+            if depth == 2:
+                nodes, line = 0, element.sourceline
+            if max_depth is not None and depth > max_depth:
+                raise UnreadableFile(depth_text(f"the record on line {line}", max_depth))
             if max_nodes is not None:
-                if depth == 2:
-                    nodes, line = 0, element.sourceline
                 nodes += 1 + len(element.attrib)
                 if nodes > max_nodes:
                     where = "the root element" if depth == 1 else f"the record on line {line}"
@@ -95,14 +105,19 @@ def _top_level(stream: BinaryIO, max_nodes: int | None = None) -> Iterator[tuple
                 del root[0]  # type: ignore[union-attr]
 
 
-def _check(stream: BinaryIO, max_records: int | None = None, max_nodes: int | None = None) -> str:
+def _check(
+    stream: BinaryIO,
+    max_records: int | None = None,
+    max_nodes: int | None = None,
+    max_depth: int | None = None,
+) -> str:
     """The first pass: well-formed to the end, no DTD, a known root, within the limits. Returns
     the record name."""
     record_name = None
     records = 0
     etree.clear_error_log()  # the thread's log: what an error names is then this file's
     try:
-        for root, _ in _top_level(stream, max_nodes):
+        for root, _ in _top_level(stream, max_nodes, max_depth):
             record_name = record_name or BATCHES.get(root.tag)
             if record_name is None:
                 raise UnreadableFile(

@@ -27,7 +27,16 @@ from tests.e2e.conftest import ROOT, Hub, hub_cli, wait_for_status
 from tests.messages import HETU, envelope, new_business_id, uid
 
 DOC = ROOT / "docs" / "authorization.md"
-ACTORS = ("anonymous", "system", "other system", "provider", "other provider", "admin")
+ACTORS = (
+    "anonymous",
+    "system",
+    "other system",
+    "shared system",
+    "other shared system",
+    "provider",
+    "other provider",
+    "admin",
+)
 MARKS = {"yes", "401", "403", "404", "fault", "error", "rejected", "no", "sign-in", "refused", "-"}
 SOAP_NS = "urn:psop-hub:soap:v1"
 FILE_NS = "urn:psop-hub:file:v1"
@@ -187,10 +196,13 @@ def paid(settlement: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(hub: Hub) -> World:
     """Fresh business IDs and clients of the matrix's own, and O's records with P."""
-    o, o2, p, p2 = (new_business_id() for _ in range(4))
+    o, o2, o3, o4, p, p2 = (new_business_id() for _ in range(6))
     names = {actor: uid("mx-" + actor.replace(" ", "-")) for actor in ACTORS}
     hub.add_client(names["system"], "--role", "system", "--organiser", o)
     hub.add_client(names["other system"], "--role", "system", "--organiser", o2)
+    # O is the second of the shared system's organisers; the other shares none with O.
+    hub.add_client(names["shared system"], "--role", "system", "--organiser", o3, "--organiser", o)
+    hub.add_client(names["other shared system"], "--role", "system", "--organiser", o2, "--organiser", o4)
     hub.add_client(names["provider"], "--role", "provider", "--provider", p)
     hub.add_client(names["other provider"], "--role", "provider", "--provider", p2)
     hub.add_client(names["admin"], "--role", "admin")
@@ -210,7 +222,7 @@ def world(hub: Hub) -> World:
         for number in assignable:
             applied(system, granted(o, number))
         applied(system, placed(o, order, p))
-        for day in ("2025-03-10", "2025-04-10"):
+        for day in ("2025-03-10", "2025-04-10", "2025-01-10", "2025-02-10"):
             applied(provider, reported(o, voucher, p, day))
         # Rejected messages (a delivery in the wrong unit), for the replay rows.
         rejected = []
@@ -219,11 +231,14 @@ def world(hub: Hub) -> World:
             body = wait_for_status(provider, answer.json()["hub_id"], FINAL, timeout=60)
             assert body["status"] == "rejected", body
             rejected.append(str(body["hub_id"]))
-    settlements = []
-    for month in ("2025-03", "2025-04"):
+    # Month by month (an earlier month's deliveries would join a later one's settlement):
+    # settlements[0] and [1] are the system's to pay (REST and file), [2] and [3] the shared system's.
+    by_month = {}
+    for month in ("2025-01", "2025-02", "2025-03", "2025-04"):
         out = hub_cli(hub.env, "settle", "--month", month)
         line = next(ln for ln in out.splitlines() if f"provider {p}" in ln and o in ln)
-        settlements.append(line.split()[0])
+        by_month[month] = line.split()[0]
+    settlements = [by_month[m] for m in ("2025-03", "2025-04", "2025-01", "2025-02")]
     return World(
         hub,
         names,
@@ -329,17 +344,20 @@ def outcome_of(w: World, hub_id: str) -> str:
 
 @probe("rest.send.payment")
 def _rest_payment(w: World, actors: Sequence[str]) -> dict[str, str]:
-    settlement = settlement_of(w, 0)
+    settlement, own = settlement_of(w, 0), settlement_of(w, 2)
     marks = {}
     for actor in actors:
         with w.http(actor) as client:
-            answer = client.post("/api/v1/messages", json=paid(settlement))
+            answer = client.post(
+                "/api/v1/messages", json=paid(own if actor == "shared system" else settlement)
+            )
         marks[actor] = rest_mark(answer)
         if answer.status_code == 202:
             marks[actor] = outcome_of(w, answer.json()["hub_id"])
-    if marks.get("system") == "yes":
-        with w.http("admin") as admin:
-            assert admin.get(f"/api/v1/settlements/{w.settlements[0]}").json()["status"] == "paid"
+    with w.http("admin") as admin:
+        for actor, index in (("system", 0), ("shared system", 2)):
+            if marks.get(actor) == "yes":
+                assert admin.get(f"/api/v1/settlements/{w.settlements[index]}").json()["status"] == "paid"
     return marks
 
 
@@ -753,12 +771,14 @@ def _file_deliveries(w: World, actors: Sequence[str]) -> dict[str, str]:
 
 @probe("file.payments")
 def _file_payments(w: World, actors: Sequence[str]) -> dict[str, str]:
-    s = settlement_of(w, 1)
-    amount = s["amount"].replace(".", ",")
-    row = f"{s['settlement_id']};20.06.2025;{amount};{s['reference']}"
-    csv = f"settlement_id;paid_date;amount;reference\r\n{row}\r\n"
+    def csv(actor: str) -> bytes:
+        s = settlement_of(w, 3 if actor == "shared system" else 1)
+        amount = s["amount"].replace(".", ",")
+        row = f"{s['settlement_id']};20.06.2025;{amount};{s['reference']}"
+        return f"settlement_id;paid_date;amount;reference\r\n{row}\r\n".encode()
+
     marks = {}
-    for actor, receipt in drop_all(w, actors, ".csv", lambda _: csv.encode()).items():
+    for actor, receipt in drop_all(w, actors, ".csv", csv).items():
         marks[actor] = file_mark(receipt)
         if marks[actor] == "yes":
             marks[actor] = outcome_of(w, receipt["messages"][0]["hub_id"])
@@ -1063,3 +1083,65 @@ def test_every_cell(world: World, admin_page: Page, row: Row) -> None:
         actor: (row.cells[actor], seen.get(actor)) for actor in ACTORS if seen.get(actor) != row.cells[actor]
     }
     assert wrong == {}, f"{row.id} ({row.action}): cells as (table, hub): {wrong}"
+
+
+def test_a_shared_system_acts_for_each_of_its_organisers_and_no_other(world: World) -> None:
+    """A system client of A and B (`--organiser A --organiser B`) against a system of C: it sends
+    and reads A's and B's records, its assignments are each one's own decision (no approval
+    needed), it lists and pays their settlements; C's it neither sends, reads nor lists."""
+    hub = world.hub
+    a, b, c = (new_business_id() for _ in range(3))
+    shared, third = uid("mx-ab"), uid("mx-c")
+    hub.add_client(shared, "--role", "system", "--organiser", a, "--organiser", b)
+    hub.add_client(third, "--role", "system", "--organiser", c)
+    listing = hub_cli(hub.env, "clients", "list")
+    assert next(ln.split() for ln in listing.splitlines() if ln.startswith(f"{shared} "))[1:3] == [
+        "system",
+        f"{a},{b}",
+    ]
+    p = world.provider
+    numbers = {org: uid("MX-AB") for org in (a, b, c)}
+
+    def http(name: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {hub.secrets[name]}"}
+        return httpx.Client(base_url=hub.url, headers=headers, timeout=30)
+
+    with http(shared) as s, http(third) as t, world.http("provider") as provider:
+        for org, client in ((a, s), (b, s), (c, t)):
+            applied(client, granted(org, numbers[org]))
+            # P is approved by none of them: the organiser's own system needs no approval.
+            applied(client, assigned(org, numbers[org], p))
+            applied(provider, reported(org, numbers[org], p, "2025-06-10"))
+        for org in (a, b):
+            assert s.get(f"/api/v1/vouchers/{org}/{numbers[org]}").status_code == 200
+            assert t.get(f"/api/v1/vouchers/{org}/{numbers[org]}").status_code == 404
+            assert s.get(f"/api/v1/parties/{org}").status_code in (200, 404)  # may, details or not
+        assert s.get(f"/api/v1/vouchers/{c}/{numbers[c]}").status_code == 404
+        assert s.get(f"/api/v1/parties/{c}").status_code == 403
+        refused = s.post("/api/v1/messages", json=granted(c, uid("MX-AB")))
+        assert refused.status_code == 403 and f"organisers {a}, {b}" in refused.json()["detail"]
+
+        out = hub_cli(hub.env, "settle", "--month", "2025-06")
+        ids = {}
+        for org in (a, b, c):
+            line = next(ln for ln in out.splitlines() if f"provider {p}" in ln and org in ln)
+            ids[org] = line.split()[0]
+        listed = {
+            x["settlement_id"]
+            for x in s.get("/api/v1/settlements", params={"limit": "1000"}).json()["settlements"]
+        }
+        assert {ids[a], ids[b]} <= listed and ids[c] not in listed
+        only_c = s.get("/api/v1/settlements", params={"organiser": c}).json()["settlements"]
+        assert only_c == []
+        assert s.get(f"/api/v1/settlements/{ids[c]}").status_code == 404
+        for org in (a, b, c):
+            answer = s.post("/api/v1/messages", json=paid(settlement_of_id(world, ids[org])))
+            assert answer.status_code == 202, answer.text
+            assert outcome_of(world, answer.json()["hub_id"]) == ("404" if org == c else "yes")
+
+
+def settlement_of_id(w: World, settlement_id: str) -> dict[str, Any]:
+    with w.http("admin") as admin:
+        answer = admin.get(f"/api/v1/settlements/{settlement_id}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())

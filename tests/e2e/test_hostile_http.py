@@ -225,6 +225,29 @@ def test_clients_that_vanish_mid_body_leave_no_traceback(strict_hub: Hub) -> Non
     assert written.count("\n") <= 2, written[-3000:]
 
 
+def test_soap_clients_that_vanish_mid_body_or_before_the_answer_leave_no_traceback(strict_hub: Hub) -> None:
+    before = strict_hub.log.stat().st_size
+    body = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        + b"<x>131052-308T</x>" * 20_000
+        + b"</soap:Body></soap:Envelope>"
+    )
+    head = (
+        f"POST /soap/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    for cut in [len(body) // 2] * 15 + [len(body)] * 15:  # mid-body, then whole but never read
+        with connect(strict_hub) as sock:
+            sock.sendall(head + body[:cut])
+            time.sleep(0.02)
+    time.sleep(1)
+    assert httpx.get(f"{strict_hub.url}/health/live", timeout=10).status_code == 200
+    with strict_hub.log.open("rb") as log:
+        log.seek(before)
+        written = log.read().decode("utf-8", "replace")
+    assert "Traceback" not in written and "ERROR" not in written, written[-3000:]
+    assert written.count("\n") <= 2, written[-3000:]
+
+
 def test_over_the_connection_limit_a_request_is_503_until_connections_close(strict_hub: Hub) -> None:
     idle = [connect(strict_hub) for _ in range(20)]
     try:

@@ -13,4 +13,4 @@ from tests.integration.helpers import PROVIDER_SENDER, SYSTEM
 def registered_senders(engine: Engine) -> None:
     """Register SYSTEM and PROVIDER_SENDER: the handlers look a sender's role up by its name."""
     for sender in (SYSTEM, PROVIDER_SENDER):
-        add_client(engine, sender.name, sender.role, sender.organiser, sender.provider)
+        add_client(engine, sender.name, sender.role, sender.organisers, sender.provider)

@@ -14,8 +14,8 @@ from psop_hub.hub.tables import messages, vouchers
 from psop_hub.mappings.canonical import parse_message
 from tests.messages import ORGANISER, PROVIDER
 
-SYSTEM = Sender("county-system", "system", ORGANISER, None)
-PROVIDER_SENDER = Sender("provider-system", "provider", None, PROVIDER)
+SYSTEM = Sender("county-system", "system", (ORGANISER,), None)
+PROVIDER_SENDER = Sender("provider-system", "provider", (), PROVIDER)
 
 
 def stored(engine: Engine, raw: dict[str, Any], sender: Sender = SYSTEM) -> uuid.UUID:

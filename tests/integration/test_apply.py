@@ -83,7 +83,7 @@ def test_broken_rule_rejects_and_changes_nothing(
     if "provider" in change:
         from psop_hub.hub.senders import Sender
 
-        sender = Sender("other-provider", "provider", None, OTHER_PROVIDER)
+        sender = Sender("other-provider", "provider", (), OTHER_PROVIDER)
     hub_id = stored(engine, raw, sender)
     result = apply(engine, hub_id, 1)
     assert result.status == "rejected"

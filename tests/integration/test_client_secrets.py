@@ -23,7 +23,7 @@ from psop_hub.hub.senders import (
     secret_figures,
 )
 from psop_hub.hub.tables import client_secrets
-from tests.messages import ORGANISER, uid
+from tests.messages import ORGANISER, OTHER_ORGANISER, PROVIDER, uid
 
 
 def expire_in(engine: Engine, client: str, seconds: float, current: bool = True) -> None:
@@ -154,3 +154,34 @@ def test_a_warning_once_per_secret_before_expiry_and_the_figures(
     assert after.expiring >= 1
     revoke_client(engine, expired)
     assert expired not in secret_figures(engine).expires_in_s
+
+
+def test_a_system_client_acts_for_the_organisers_it_was_added_with(engine: Engine) -> None:
+    name = uid("shared")
+    # Repeated once by mistake: each organiser once, in the order given.
+    secret = issue_client(engine, name, "system", [OTHER_ORGANISER, ORGANISER, OTHER_ORGANISER], None).secret
+    sender = Authenticator(engine).by_secret(secret)
+    assert sender.organisers == (OTHER_ORGANISER, ORGANISER)
+    [listed] = [c for c in list_clients(engine) if c.name == name]
+    assert listed.organisers == (OTHER_ORGANISER, ORGANISER)
+
+
+@pytest.mark.parametrize(
+    ("role", "organisers", "provider", "field", "words"),
+    [
+        ("system", [], None, "organiser", "a system client needs --organiser"),
+        ("system", None, None, "organiser", "a system client needs --organiser"),
+        ("provider", [ORGANISER], PROVIDER, "organiser", "only a system client acts for organisers"),
+        ("admin", [ORGANISER], None, "organiser", "only a system client acts for organisers"),
+        ("system", [ORGANISER], PROVIDER, "provider", "only a provider client acts as a provider"),
+        ("provider", None, None, "provider", "a provider client needs --provider"),
+    ],
+)
+def test_a_client_scope_that_does_not_fit_its_role_is_refused(
+    engine: Engine, role: str, organisers: list[str] | None, provider: str | None, field: str, words: str
+) -> None:
+    name = uid("misfit")
+    with pytest.raises(InvalidInput, match=words) as caught:
+        issue_client(engine, name, role, organisers, provider)
+    assert caught.value.errors[0].field == field
+    assert name not in {c.name for c in list_clients(engine)}

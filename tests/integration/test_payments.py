@@ -106,6 +106,20 @@ def test_unknown_and_another_organisers_settlements_are_answered_alike(engine: E
     assert row(engine, s.settlement_id).status == "open"
 
 
+def test_a_system_of_several_organisers_pays_each_ones_settlement_and_no_other(engine: Engine) -> None:
+    first, _ = settlement(engine)
+    second, _ = settlement(engine)
+    third, _ = settlement(engine)
+    shared = uid("shared-erp")
+    add_client(engine, shared, "system", (first.organiser, second.organiser), None)
+    with pytest.raises(RuleBroken, match=r"no settlement .* for this organiser"):
+        pay(engine, shared, payload(third.settlement_id, "123.45", third.reference))
+    for s in (first, second):
+        outcome = pay(engine, shared, payload(s.settlement_id, "123.45", s.reference))
+        assert outcome == Outcome("applied", f"settlement {s.settlement_id} paid: 123.45")
+    assert [row(engine, s.settlement_id).status for s in (first, second, third)] == ["paid", "paid", "open"]
+
+
 def test_a_second_payment_is_rejected(engine: Engine) -> None:
     s, erp = settlement(engine)
     pay(engine, erp, payload(s.settlement_id, "123.45"))
@@ -133,7 +147,7 @@ def test_through_apply_a_wrong_amount_ends_rejected_with_the_field(
 ) -> None:
     monkeypatch.setitem(HANDLERS, "payment.confirmed", payments.confirmed)
     s, erp = settlement(engine)
-    sender = Sender(erp, "system", s.organiser, None)
+    sender = Sender(erp, "system", (s.organiser,), None)
     wrong = stored(engine, envelope("payment.confirmed", payload(s.settlement_id, "123.40")), sender)
     assert apply(engine, wrong, 1).status == "rejected"
     message = status_of(engine, wrong)

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from psop_hub.consumers.apply import apply
-from psop_hub.hub.errors import Waiting
-from psop_hub.hub.senders import Sender
-from psop_hub.hub.tables import deliveries, orders, provider_approvals
+from psop_hub.hub.errors import NotAllowed, Waiting
+from psop_hub.hub.senders import Sender, add_client
+from psop_hub.hub.tables import deliveries, orders, provider_approvals, vouchers
 from tests.integration.helpers import PROVIDER_SENDER, SYSTEM, status_of, stored, voucher_row
 from tests.messages import (
     ORGANISER,
@@ -39,7 +39,7 @@ from tests.messages import (
     uid,
 )
 
-OTHER = Sender("other-provider", "provider", None, OTHER_PROVIDER)
+OTHER = Sender("other-provider", "provider", (), OTHER_PROVIDER)
 Step = tuple[dict[str, Any], Sender]
 Scenario = Callable[[str], tuple[list[Step], Step]]
 
@@ -72,10 +72,10 @@ def self_assigned(n: str, provider: str, start_date: str = "2026-11-01") -> Step
     """voucher.assigned sent by the provider itself (a client of its own, made up for the test)."""
     raw = assigned(n, provider=provider)
     raw["payload"]["start_date"] = start_date
-    return raw, Sender(uid("provider"), "provider", None, provider)
+    return raw, Sender(uid("provider"), "provider", (), provider)
 
 
-OTHER_COUNTY = Sender("other-county-system", "system", OTHER_ORGANISER, None)
+OTHER_COUNTY = Sender("other-county-system", "system", (OTHER_ORGANISER,), None)
 
 
 def _unapproved(make: Callable[[str], list[Step]], start_date: str = "2026-11-01") -> Scenario:
@@ -416,7 +416,7 @@ def test_provider_cannot_take_over_a_voucher_assigned_to_another(engine: Engine)
     number = uid("T")
     # approved, so that it is the provider change, not the approval, that stops it
     run(engine, [*voucher_ready(number), (approval(other), SYSTEM)])  # assigned to PROVIDER, no deliveries
-    hub_id = stored(engine, assigned(number, provider=other), Sender(name, "provider", None, other))
+    hub_id = stored(engine, assigned(number, provider=other), Sender(name, "provider", (), other))
     result = apply(engine, hub_id, 1)
     assert result.status == "rejected"
     assert result.detail.startswith("provider_change_by_organiser: ")
@@ -459,11 +459,45 @@ def test_the_organisers_own_system_assigns_an_unapproved_provider(engine: Engine
     assert _approvals_of(engine, provider) == []
 
 
+@pytest.mark.parametrize("organiser", [OTHER_ORGANISER, ORGANISER], ids=["first", "second"])
+def test_a_system_of_several_organisers_is_each_ones_own_system(engine: Engine, organiser: str) -> None:
+    """A shared client system acts for each of its organisers: its assignment of an unapproved
+    provider is that organiser's own decision, whichever of its organisers the voucher is of."""
+    name = uid("shared-system")
+    add_client(engine, name, "system", (OTHER_ORGANISER, ORGANISER), None)
+    shared = Sender(name, "system", (OTHER_ORGANISER, ORGANISER), None)
+    number, provider = uid("AP"), new_business_id()
+    assignment = assigned(number, provider=provider)
+    assignment["payload"]["organiser"] = organiser
+    run(engine, [(granted(number, organiser=organiser), shared), (assignment, shared)])
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(vouchers.c.provider).where(
+                vouchers.c.organiser == organiser, vouchers.c.voucher_number == number
+            )
+        ).one()
+    assert row.provider == provider
+    assert _approvals_of(engine, provider) == []
+
+
+def test_a_system_of_other_organisers_needs_the_approval(engine: Engine) -> None:
+    """A system client of two other organisers is not this organiser's system: a provider it
+    assigns needs the approval (and it may not even send for the organiser, at the door)."""
+    name = uid("shared-elsewhere")
+    elsewhere = (OTHER_ORGANISER, new_business_id())
+    add_client(engine, name, "system", elsewhere, None)
+    number, provider = uid("AP"), new_business_id()
+    run(engine, [(granted(number), SYSTEM)])
+    with pytest.raises(NotAllowed, match="organisers"):
+        stored(engine, assigned(number, provider=provider), Sender(name, "system", elsewhere, None))
+    assert voucher_row(engine, number).provider is None
+
+
 def test_a_sender_that_is_not_the_organisers_system_needs_the_approval(engine: Engine) -> None:
     # fails closed: a sender without a client row is never taken for the organiser's system
     number, provider = uid("AP"), new_business_id()
     run(engine, [(granted(number), SYSTEM)])
-    ghost = Sender(uid("gone"), "system", ORGANISER, None)
+    ghost = Sender(uid("gone"), "system", (ORGANISER,), None)
     result = apply(engine, stored(engine, assigned(number, provider=provider), ghost), 1)
     assert result.status == "rejected" and result.detail.startswith("approved_provider: ")
     assert voucher_row(engine, number).provider is None

@@ -248,6 +248,8 @@ RESULT_TABLES = {"file_results"}
 RESULT_INDEXES = {"file_results", "messages"}
 RESULT_COLUMNS = {("settlement_rows", "service_month")}
 RESULT_OPS = {"add_table", "add_index", "add_column"}
+# What 0013 changes: clients.organiser (one business ID) becomes clients.organisers (an array).
+ORGANISERS_OPS = {"add_column", "remove_column"}
 
 
 def _columns(diff: list[Any], operation: str) -> set[tuple[str, str]]:
@@ -270,15 +272,48 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
                 assert differences(conn, metadata) == []
                 assert catalog(conn) == named_in(metadata)
 
+            # The revision before 0013 has clients.organiser instead of clients.organisers; its
+            # clients keep their one organiser as an array of one, and a downgrade keeps the first.
+            _migrate_to(eng, "0013-1")
+            with eng.connect() as conn:
+                diff = differences(conn, metadata)
+            assert _operations(diff) == ORGANISERS_OPS
+            assert _columns(diff, "add_column") == {("clients", "organisers")}
+            assert _columns(diff, "remove_column") == {("clients", "organiser")}
+            with eng.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO clients (name, role, organiser, provider) VALUES "
+                        "('old-system', 'system', '2077474-0', NULL), ('old-provider', 'provider', NULL, "
+                        "'1572860-0'), ('old-admin', 'admin', NULL, NULL)"
+                    )
+                )
+            migrate(eng)
+            with eng.begin() as conn:
+                migrated = {
+                    r.name: r.organisers for r in conn.execute(text("SELECT name, organisers FROM clients"))
+                }
+                assert migrated == {"old-system": ["2077474-0"], "old-provider": [], "old-admin": []}
+                conn.execute(
+                    text("UPDATE clients SET organisers = '{0201256-6,2077474-0}' WHERE name = 'old-system'")
+                )
+            _migrate_to(eng, "0013-1")
+            with eng.begin() as conn:
+                back = {
+                    r.name: r.organiser for r in conn.execute(text("SELECT name, organiser FROM clients"))
+                }
+                assert back == {"old-system": "0201256-6", "old-provider": None, "old-admin": None}
+                conn.execute(text("DELETE FROM clients"))
+
             # The revision before 0012 lacks exactly the file results, the waiting index and the
-            # rows' service month.
+            # rows' service month (and has clients.organiser).
             _migrate_to(eng, "0012-1")
             with eng.connect() as conn:
                 diff = differences(conn, metadata)
-            assert _operations(diff) == RESULT_OPS
+            assert _operations(diff) == RESULT_OPS | ORGANISERS_OPS
             assert {d[1].name for d in diff if d[0] == "add_table"} == RESULT_TABLES
             assert {d[1].table.name for d in diff if d[0] == "add_index"} == RESULT_INDEXES
-            assert _columns(diff, "add_column") == RESULT_COLUMNS
+            assert _columns(diff, "add_column") == RESULT_COLUMNS | {("clients", "organisers")}
 
             # The revision before 0011 lacks the secrets' table too and still has clients.secret_sha256.
             _migrate_to(eng, "0011-1")
@@ -287,8 +322,8 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
             assert _operations(diff) == SECRET_OPS | RESULT_OPS
             assert {d[1].name for d in diff if d[0] == "add_table"} == SECRET_TABLES | RESULT_TABLES
             assert {d[1].table.name for d in diff if d[0] == "add_index"} == SECRET_TABLES | RESULT_INDEXES
-            assert _columns(diff, "remove_column") == {("clients", "secret_sha256")}
-            assert _columns(diff, "add_column") == RESULT_COLUMNS
+            assert _columns(diff, "remove_column") == {("clients", "secret_sha256"), ("clients", "organiser")}
+            assert _columns(diff, "add_column") == RESULT_COLUMNS | {("clients", "organisers")}
 
             # The revision before 0010 lacks the rate limit's table too.
             _migrate_to(eng, "0010-1")

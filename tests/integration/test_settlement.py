@@ -269,6 +269,40 @@ def test_rest_shows_a_settlement_to_its_organiser_provider_and_admins_only(
         assert client.get(f"/api/v1/settlements/{s.settlement_id}").status_code == 401
 
 
+def test_rest_lists_a_shared_systems_settlements_of_each_of_its_organisers_only(
+    engine: Engine, settings: Settings
+) -> None:
+    a, b, c, prov = business_id(), business_id(), business_id(), business_id()
+    for org in (a, b, c):
+        add_delivery(engine, org, prov, date(2026, 10, 2), "2", "25.00")
+    build_settlements(engine, date(2026, 10, 1))
+    ids = {org: settlements_of(engine, org, prov)[0].settlement_id for org in (a, b, c)}
+    secret = add_client(engine, uid("shared"), "system", (a, b), None)
+    with TestClient(create_app(api_services(settings))) as client:
+
+        def listed(**params: str) -> set[str]:
+            answer = client.get(
+                "/api/v1/settlements",
+                params={"limit": "1000", **params},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            assert answer.status_code == 200, answer.text
+            return {x["settlement_id"] for x in answer.json()["settlements"]}
+
+        everything = listed()
+        assert {ids[a], ids[b]} <= everything and ids[c] not in everything
+        assert listed(organiser=b, month="2026-10") == {ids[b]}
+        assert listed(organiser=c) == set()
+        assert listed(provider=prov) & set(ids.values()) == {ids[a], ids[b]}
+        # A month the calendar lacks is a 422 naming the field, never a 500.
+        answer = client.get(
+            "/api/v1/settlements", params={"month": "0000-01"}, headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == "month"
+        assert "years start at 0001" in answer.json()["errors"][0]["message"]
+
+
 def _hub(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "psop_hub.cli", *args],

@@ -48,7 +48,7 @@ def test_same_message_id_with_other_payload_is_a_conflict(engine: Engine) -> Non
 
 def test_same_message_id_from_another_sender_is_a_new_message(engine: Engine) -> None:
     raw = granted(uid("V"))
-    other = Sender("other-system", "system", SYSTEM.organiser, None)
+    other = Sender("other-system", "system", SYSTEM.organisers, None)
     assert stored(engine, raw) != stored(engine, raw, other)
 
 
@@ -67,4 +67,4 @@ def test_provider_may_only_report_as_itself(engine: Engine) -> None:
 
 def test_admin_may_not_send(engine: Engine) -> None:
     with pytest.raises(NotAllowed):
-        stored(engine, granted(uid("V")), Sender("root", "admin", None, None))
+        stored(engine, granted(uid("V")), Sender("root", "admin", (), None))

@@ -121,15 +121,18 @@ def test_missing_details_as_seller_and_buyer() -> None:
 @pytest.mark.parametrize(
     ("sender", "business_id", "allowed"),
     [
-        (Sender("admin", "admin", None, None), PROVIDER, True),
-        (Sender("admin", "admin", None, None), ORGANISER, True),
-        (Sender("p", "provider", None, PROVIDER), PROVIDER, True),
-        (Sender("p", "provider", None, PROVIDER), OTHER_PROVIDER, False),
-        (Sender("p", "provider", None, PROVIDER), ORGANISER, False),
-        (Sender("s", "system", ORGANISER, None), ORGANISER, True),
-        (Sender("s", "system", ORGANISER, None), OTHER_ORGANISER, False),
-        (Sender("s", "system", ORGANISER, None), PROVIDER, False),
-        (Sender("odd", "system", None, None), ORGANISER, False),
+        (Sender("admin", "admin", (), None), PROVIDER, True),
+        (Sender("admin", "admin", (), None), ORGANISER, True),
+        (Sender("p", "provider", (), PROVIDER), PROVIDER, True),
+        (Sender("p", "provider", (), PROVIDER), OTHER_PROVIDER, False),
+        (Sender("p", "provider", (), PROVIDER), ORGANISER, False),
+        (Sender("s", "system", (ORGANISER,), None), ORGANISER, True),
+        (Sender("s", "system", (ORGANISER,), None), OTHER_ORGANISER, False),
+        (Sender("s", "system", (ORGANISER,), None), PROVIDER, False),
+        (Sender("odd", "system", (), None), ORGANISER, False),
+        (Sender("shared", "system", (OTHER_ORGANISER, ORGANISER), None), ORGANISER, True),
+        (Sender("shared", "system", (OTHER_ORGANISER, ORGANISER), None), OTHER_ORGANISER, True),
+        (Sender("shared", "system", (OTHER_ORGANISER, ORGANISER), None), PROVIDER, False),
     ],
 )
 def test_who_may_manage_a_party(sender: Sender, business_id: str, allowed: bool) -> None:

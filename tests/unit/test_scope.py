@@ -7,9 +7,9 @@ import pytest
 from psop_hub.hub.errors import NotAllowed
 from psop_hub.hub.senders import Sender, check_may_send, may_read, may_read_message
 
-SYSTEM = Sender("county", "system", "2077474-0", None)
-PROVIDER = Sender("care-oy", "provider", None, "1572860-0")
-ADMIN = Sender("ops", "admin", None, None)
+SYSTEM = Sender("county", "system", ("2077474-0",), None)
+PROVIDER = Sender("care-oy", "provider", (), "1572860-0")
+ADMIN = Sender("ops", "admin", (), None)
 
 
 @pytest.mark.parametrize(
@@ -48,8 +48,8 @@ def test_refused(sender: Sender, type_: str, organiser: str | None, provider: st
 
 # --- who may read: every cell of INTERFACES §3's "who" column ---------------------------------
 
-OTHER_SYSTEM = Sender("other-county", "system", "0201256-6", None)
-OTHER_PROVIDER = Sender("other-oy", "provider", None, "0116297-6")
+OTHER_SYSTEM = Sender("other-county", "system", ("0201256-6",), None)
+OTHER_PROVIDER = Sender("other-oy", "provider", (), "0116297-6")
 ORG, PROV = "2077474-0", "1572860-0"
 
 
@@ -89,3 +89,33 @@ def test_may_read_a_record(
 )
 def test_may_read_a_message(sender: Sender, message_sender: str, allowed: bool) -> None:
     assert may_read_message(sender, message_sender) is allowed
+
+
+# --- a system acting for several organisers (a shared client information system) -------------
+
+THIRD = "0116297-6"
+SHARED = Sender("shared-kanta", "system", ("0201256-6", ORG), None)
+
+
+@pytest.mark.parametrize("organiser", ["0201256-6", ORG])
+def test_a_shared_system_sends_and_reads_for_each_of_its_organisers(organiser: str) -> None:
+    for type_ in ("voucher.granted", "order.placed", "provider.approved", "voucher.assigned"):
+        check_may_send(SHARED, type_, organiser, PROV)
+    assert may_read(SHARED, organiser, PROV) and may_read(SHARED, organiser, None)
+
+
+def test_a_shared_system_sends_and_reads_nothing_of_another_organiser() -> None:
+    with pytest.raises(NotAllowed, match=f"organisers 0201256-6, {ORG}"):
+        check_may_send(SHARED, "voucher.granted", THIRD, None)
+    assert not may_read(SHARED, THIRD, PROV)
+    assert not may_read(SHARED, None, PROV)
+    # Its organisers are its scope, never a provider's: it reports no deliveries.
+    with pytest.raises(NotAllowed, match=r"may not send delivery\.reported"):
+        check_may_send(SHARED, "delivery.reported", ORG, PROV)
+
+
+def test_organisers_are_a_tuple_never_one_string() -> None:
+    with pytest.raises(TypeError):
+        Sender("typo", "system", ORG, None)  # type: ignore[arg-type]
+    assert Sender("x", "system", [ORG, ORG], None).organisers == (ORG, ORG)  # type: ignore[arg-type]
+    assert SHARED.sole_organiser is None and SYSTEM.sole_organiser == ORG and ADMIN.sole_organiser is None

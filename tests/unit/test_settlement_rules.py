@@ -104,3 +104,9 @@ def test_summary_line_names_id_reference_and_amount() -> None:
         "PS-1-2-202611", "2077474-0", "1572860-0", date(2026, 11, 1), "2026110000014", D("80.05"), 2, 3
     )
     assert s.line().startswith("PS-1-2-202611 reference 2026110000014 amount 80.05 (")
+
+
+def test_parse_month_refuses_the_year_zero_in_its_own_words() -> None:
+    with pytest.raises(ValueError, match="years start at 0001"):
+        parse_month("0000-01")
+    assert parse_month("0001-01") == date(1, 1, 1)

@@ -38,3 +38,39 @@ def test_thousands_of_disallowed_attributes_are_reported_capped_and_counted_quic
     assert last.field == "VoucherDecision"
     assert "more problems with the schema, not listed" in last.message
     assert int(last.message.split()[0]) >= 5000 - MAX_XML_ERRORS
+
+
+# --- the depth limit (HUB_MAX_XML_DEPTH), the same for SOAP bodies and batch files -----------
+
+
+def nested(levels: int) -> bytes:
+    """A document of exactly `levels` levels of elements (the root is level 1)."""
+    return (f'<r xmlns="{NS}">' + "<e>" * (levels - 1) + "</e>" * (levels - 1) + "</r>").encode()
+
+
+@pytest.mark.parametrize("limit", [3, 6, 32])
+def test_a_document_at_the_depth_limit_is_read_and_one_level_more_is_refused(limit: int) -> None:
+    assert parse_xml(nested(limit), max_depth=limit) is not None
+    with pytest.raises(XmlRejected, match=f"deeper than {limit} levels, the XML depth limit"):
+        parse_xml(nested(limit + 1), max_depth=limit)
+
+
+def test_a_soap_call_needs_six_levels() -> None:
+    call = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"'
+        b' xmlns:t="urn:psop-hub:soap:v1"><soap:Body><t:SubmitVoucherDecision><t:VoucherDecision>'
+        b"<t:Client><t:Hetu>131052-308T</t:Hetu></t:Client></t:VoucherDecision></t:SubmitVoucherDecision>"
+        b"</soap:Body></soap:Envelope>"
+    )
+    assert parse_xml(call, max_depth=6) is not None
+    with pytest.raises(XmlRejected, match="deeper than 5 levels"):
+        parse_xml(call, max_depth=5)
+
+
+def test_depth_and_node_limits_are_checked_together() -> None:
+    wide_and_shallow = (f'<r xmlns="{NS}">' + "<e/>" * 500 + "</r>").encode()
+    assert parse_xml(wide_and_shallow, max_nodes=1000, max_depth=4) is not None
+    with pytest.raises(XmlRejected, match="more than 100 XML elements"):
+        parse_xml(wide_and_shallow, max_nodes=100, max_depth=4)
+    with pytest.raises(XmlRejected, match="deeper than 4 levels"):
+        parse_xml(nested(40), max_nodes=1000, max_depth=4)

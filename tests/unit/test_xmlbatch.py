@@ -296,3 +296,19 @@ def test_entities_and_dtds_are_refused_unexpanded(prolog: str) -> None:
 def test_deeper_than_libxml2_allows_is_not_well_formed() -> None:
     reason = unreadable(batch(granted("V-1", Extra="<v:X>" * 300 + "</v:X>" * 300)))
     assert "well-formed" in reason and "depth" in reason.lower()
+
+
+def test_a_batch_file_deeper_than_its_depth_limit_is_refused_naming_the_record() -> None:
+    # Root, record, Client, Hetu: four levels; a limit of four reads it, three refuses it.
+    data = batch(granted("V-1"), granted("V-2"))
+    name, records = read_batch(io.BytesIO(data), max_depth=4)
+    assert name == "VoucherDecision" and len(list(records)) == 2
+    with pytest.raises(UnreadableFile) as caught:
+        read_batch(io.BytesIO(data), max_depth=3)
+    assert (
+        caught.value.reason
+        == "the record on line 3 nests XML elements deeper than 3 levels, the XML depth limit"
+    )
+    deep = batch(granted("V-1"), granted("V-2", Extra="<v:X>" * 30 + "</v:X>" * 30))
+    with pytest.raises(UnreadableFile, match="the record on line 4 nests XML elements deeper than 32 levels"):
+        read_batch(io.BytesIO(deep), max_depth=32)
