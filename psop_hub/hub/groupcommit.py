@@ -30,7 +30,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection, Engine
@@ -146,7 +146,7 @@ class GroupCommit:
             if not isinstance(exc, Unavailable):
                 log.exception("storing a group of %d messages failed", len(items))
             for _, future in items:
-                future.set_exception(exc)
+                _settle(future, exc)
             return
         fresh = [
             a.answer.hub_id for a in answers if isinstance(a.answer, Accepted) and not a.answer.duplicate
@@ -156,7 +156,7 @@ class GroupCommit:
         except Exception:  # they are committed with their outbox rows: the relay sends them
             log.exception("handing %d stored messages to the dispatcher failed", len(fresh))
         for (_, future), answer in zip(items, answers, strict=True):
-            future.set_result(answer)
+            _settle(future, answer)
 
     def start(self) -> None:
         """Start the committer threads."""
@@ -224,6 +224,19 @@ class GroupCommit:
             return [None] * len(intakes)
         verdicts = {name: iter(count_in(conn, name, n, self.rate_limit)) for name, n in per_sender.items()}
         return [None if name is None else next(verdicts[name]) for name in looked_up]
+
+
+def _settle(future: Future[Stored], outcome: Stored | BaseException) -> None:
+    """Answer one request. Its future is cancelled when the client went away while it waited
+    (the message may be stored all the same: a retry finds it a duplicate); answering it then
+    must not stop the committer thread."""
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except InvalidStateError:
+        log.debug("a request left before its group was committed")
 
 
 def _same(name: str, given: str) -> bool:

@@ -236,3 +236,15 @@ def test_the_rate_limit_counts_a_group_in_turn(engine: Engine) -> None:
     # The next group goes on counting the same minute.
     again = _gathered(engine, [_by_secret(provider_secret, delivery(uid("V"), "1"))], rate_limit=3)
     assert isinstance(again[0].answer, RateLimited)
+
+
+def test_a_request_that_left_before_its_commit_does_not_stop_the_committer(engine: Engine) -> None:
+    intake = _committer(engine, threads=1)
+    left = intake.submit(_known(_submission()))
+    assert left.cancel()  # what asyncio.wrap_future does when the client disconnects
+    intake.start()
+    try:
+        after = intake.submit(_known(_submission())).result(timeout=30)
+        assert not after.accepted().duplicate
+    finally:
+        intake.stop()
