@@ -26,30 +26,6 @@ FINAL_STATUSES = frozenset({"applied", "rejected", "superseded", "failed", "repl
 STATE_CONSUMER = "state"
 
 
-# received_at is the moment of the insert, not the transaction's start: the records of one file,
-# stored in one transaction, are received one after the other, and waiting messages are applied
-# in that order (consumers/apply.py).
-ACCEPT = """
-WITH m AS (
-    INSERT INTO messages (hub_id, sender, message_id, type, sent_at, correlation_id, payload, payload_sha256,
-                          organiser, provider, reference, channel, status, replay_of, received_at, updated_at)
-    VALUES (%(hub_id)s, %(sender)s, %(message_id)s, %(type)s, %(sent_at)s, %(correlation_id)s, %(payload)s,
-            %(sha)s, %(organiser)s, %(provider)s, %(reference)s, %(channel)s, 'accepted', %(replay_of)s,
-            clock_timestamp(), clock_timestamp())
-    ON CONFLICT ON CONSTRAINT uq_messages_sender_message_id DO NOTHING
-    RETURNING hub_id
-), pending AS (
-    INSERT INTO outbox (hub_id) SELECT hub_id FROM m
-), steps AS (
-    INSERT INTO journey (hub_id, step, detail)
-    SELECT m.hub_id, s.step, s.detail
-    FROM m, (VALUES (1, 'received', %(received)s), (2, 'validated', %(type)s)) AS s(n, step, detail)
-    ORDER BY s.n
-)
-SELECT hub_id FROM m
-"""
-
-
 def _accept_params(submission: Submission, fingerprint: str) -> dict[str, Any]:
     return {
         "hub_id": submission.hub_id,
@@ -89,8 +65,10 @@ def accept_many(engine: Engine, submissions: Sequence[Submission]) -> list[Accep
         return accept_rows(conn, submissions)
 
 
-# Many messages in one statement (group commit at intake, file batches): the rows in the order
-# given, each received at the moment of its own insert, as ACCEPT stores one.
+# Messages in one statement (one, a group at intake, a file batch): the rows in the order given.
+# received_at is the moment of each row's insert, not the transaction's start: the records of one
+# file, stored in one transaction, are received one after the other, and waiting messages are
+# applied in that order (consumers/apply.py).
 ACCEPT_MANY = """
 WITH v AS (
     SELECT * FROM unnest(%(hub_id)s::uuid[], %(sender)s::text[], %(message_id)s::text[], %(type)s::text[],
@@ -144,12 +122,8 @@ def accept_rows(conn: Connection, submissions: Sequence[Submission]) -> list[Acc
 def accept_in(conn: Connection, item: Submission) -> Accepted | ConflictError:
     """Store one message inside the caller's transaction (an edited replay stores its copy with
     the original's change); the answer as in `accept_many`."""
-    cur = raw(conn)
-    fingerprint = item.payload_sha256()
-    cur.execute(ACCEPT, _accept_params(item, fingerprint))
-    if cur.fetchone() is not None:
-        return Accepted(hub_id=item.hub_id, duplicate=False)
-    return _first_copy(conn, item, fingerprint)
+    [answer] = accept_rows(conn, [item])
+    return answer
 
 
 def _first_copy(conn: Connection, item: Submission, fingerprint: str) -> Accepted | ConflictError:
