@@ -296,7 +296,9 @@ class FileDrop:
     def _finish(self, client: str, path: Path, name: str, receipt: Receipt, destination: Path) -> None:
         receipts = self.root / "outbox" / client / "receipts"
         body = receipt.as_json()
-        written = write_new(receipts, name, json.dumps(body, indent=2, ensure_ascii=False).encode())
+        # Archived first, then the receipt, then out of work/: a sender who sees the receipt
+        # finds the file in done/ or error/. When the receipt cannot be written, the archived
+        # link is taken back and the file stays claimed in work/ alone.
         destination.mkdir(parents=True, exist_ok=True)
         n, target = 0, destination / name
         while True:  # os.link fails if the name is taken, even by another adapter at this instant
@@ -306,6 +308,11 @@ class FileDrop:
             except FileExistsError:
                 n += 1
                 target = destination / f"{name}.{n}"
+        try:
+            written = write_new(receipts, name, json.dumps(body, indent=2, ensure_ascii=False).encode())
+        except OSError:
+            target.unlink(missing_ok=True)
+            raise
         os.unlink(path)
         with self.engine.begin() as conn:
             conn.execute(
@@ -331,9 +338,9 @@ class FileDrop:
             )
             if receipt.error is None or receipt.records:
                 # Its result follows once every record is final (`adapters/results.py`). The
-                # receipt and the move come first, so that a sender who sees the receipt finds the
-                # file archived; an adapter killed in the moment between the move and this commit
-                # leaves that one file without a result (never without its receipt or a record).
+                # archive and the receipt come first; an adapter killed in the moment between
+                # them and this commit leaves that one file without a result (never without its
+                # receipt or a record).
                 record_pending(conn, self.root, client, written.name, body)
         log.info(
             "file %s of %s: %d records, %d accepted (%d duplicates), %d rejected%s",
