@@ -491,6 +491,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
     print(f"messages last changed before {report.cutoff.isoformat()}:")
     print(f"  {verb} {report.total} messages ({removed}) and {report.journey_steps} journey steps")
     print(f"  kept {sum(report.kept.values())} (unresolved, or edits whose copy is kept: {kept})")
+    masked = "would mask" if report.dry_run else "masked"
+    print(
+        f"service ended before {report.cutoff.date().isoformat()}: {masked} the client's HETU of "
+        f"{report.erased.get('vouchers', 0)} vouchers and {report.erased.get('orders', 0)} orders"
+    )
     return 0
 
 
@@ -601,7 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dry-run", action="store_true", help="count and show a sample; replay nothing")
     rep.add_argument("--reason", help="why (required for a bulk replay; kept in the audit log)")
     rep.set_defaults(func=cmd_replay)
-    pur = sub.add_parser("purge", help="remove resolved messages older than DAYS (never failures)")
+    pur = sub.add_parser(
+        "purge",
+        help="remove resolved messages older than DAYS (never failures); mask ended services' clients",
+    )
     pur.add_argument("--older-than", type=int, required=True, metavar="DAYS")
     pur.add_argument("--dry-run", action="store_true", help="say what would be removed")
     pur.set_defaults(func=cmd_purge)

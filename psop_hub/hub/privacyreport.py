@@ -71,7 +71,8 @@ PLACES: tuple[Place, ...] = (
         "HETU",
         ("client_hetu", "home_municipality", "service_code", "service_name", "revoked_reason"),
         "the service state of each voucher: whose it is, which service, how much is used",
-        FOREVER + "; settlements and reconciliation are built from it",
+        FOREVER + "; settlements and reconciliation are built from it; the client's HETU is masked "
+        "to the birth date once the voucher ended longer ago than the retention (" + RETENTION + ")",
     ),
     Place(
         "table",
@@ -79,7 +80,8 @@ PLACES: tuple[Place, ...] = (
         "HETU",
         ("client_hetu", "home_municipality", "service_code", "service_name"),
         "the service state of each purchased-service order",
-        FOREVER + "; settlements are built from it",
+        FOREVER + "; settlements are built from it; the client's HETU is masked to the birth date "
+        "once the order's end_date is longer ago than the retention (" + RETENTION + ")",
     ),
     Place(
         "table",

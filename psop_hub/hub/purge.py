@@ -8,6 +8,13 @@ message's journey, inbox and outbox rows go with it; the service state (vouchers
 settlements), the audit log and the replay jobs stay. Work is done in batches, one transaction
 each, so a purge of millions never holds long locks. The purge itself is audited.
 
+The service state stays, but not whose it was: a voucher whose service ended (its `valid_to`,
+or a revocation's effective date) or an order whose `end_date` passed before the same cutoff has
+its client's HETU masked to the birth date (`131052-****`, as everywhere else in the hub). Nothing
+reads it after the decision (settlements, views and invoices never carry it), and the person's
+messages are gone by then, so an old voucher is no longer a register of who received which
+service. The amounts, quantities and deliveries stay for settlements and reconciliation.
+
 Retention is a setting too: `HUB_RETENTION_DAYS` (400 by default; 0 keeps everything), which the
 scheduler applies once a day with `apply_retention` (actor `scheduler`), so that payloads, which
 carry HETUs, are kept only as long as replay and reconciliation need them.
@@ -64,6 +71,27 @@ SELECT status, count(*) AS n FROM messages WHERE updated_at < %(cutoff)s GROUP B
 """
 CUTOFF = "SELECT now() - make_interval(days => %s) AS cutoff"
 
+# The client of a voucher or order whose service ended before the cutoff: masked to the birth
+# date. A masked HETU ends in `****`, which no real one does (its check character is [0-9A-Y]).
+ERASE = """
+WITH v AS (
+    UPDATE vouchers SET client_hetu = left(client_hetu, 6) || '-****'
+    WHERE (organiser, voucher_number) IN (
+        SELECT organiser, voucher_number FROM vouchers
+        WHERE right(client_hetu, 4) <> '****' AND least(valid_to, effective_end) < %(cutoff)s::date
+        LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), o AS (
+    UPDATE orders SET client_hetu = left(client_hetu, 6) || '-****'
+    WHERE (organiser, order_number) IN (
+        SELECT organiser, order_number FROM orders
+        WHERE right(client_hetu, 4) <> '****' AND end_date < %(cutoff)s::date
+        LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM o) AS orders
+"""
+
 
 @dataclass(frozen=True)
 class PurgeReport:
@@ -74,6 +102,8 @@ class PurgeReport:
     removed: dict[str, int] = field(default_factory=dict)
     journey_steps: int = 0
     kept: dict[str, int] = field(default_factory=dict)
+    # vouchers and orders whose service ended before the cutoff, their client's HETU masked
+    erased: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -88,6 +118,7 @@ class PurgeReport:
             "removed": self.removed,
             "journey_steps": self.journey_steps,
             "kept": self.kept,
+            "clients_masked": self.erased,
         }
 
 
@@ -96,6 +127,12 @@ def _remove_batch(conn: Any, cutoff: datetime) -> tuple[dict[str, int], int] | N
     assert row is not None
     counts = {s: int(n) for s, n in row.removed.items()}
     return (counts, int(row.steps)) if counts else None
+
+
+def _erase_batch(conn: Any, cutoff: datetime) -> tuple[int, int]:
+    row = raw(conn).execute(ERASE, {"cutoff": cutoff, "batch": BATCH}).fetchone()
+    assert row is not None
+    return int(row.vouchers), int(row.orders)
 
 
 def _add(removed: dict[str, int], batch: tuple[dict[str, int], int]) -> int:
@@ -114,12 +151,16 @@ def purge(engine: Engine, actor: str, older_than_days: int, dry_run: bool = Fals
         old = {r.status: int(r.n) for r in raw(conn).execute(COUNT, {"cutoff": cutoff})}
         conn.rollback()
     removed: dict[str, int] = {}
+    erased = {"vouchers": 0, "orders": 0}
     steps = 0
     if dry_run:
         # Exactly what a purge would do (edit chains too), in one transaction rolled back.
         with unavailable_on_outage(), engine.connect() as conn:
             while batch := _remove_batch(conn, cutoff):
                 steps += _add(removed, batch)
+            while any(masked := _erase_batch(conn, cutoff)):
+                erased["vouchers"] += masked[0]
+                erased["orders"] += masked[1]
             conn.rollback()
     else:
         while True:
@@ -128,8 +169,15 @@ def purge(engine: Engine, actor: str, older_than_days: int, dry_run: bool = Fals
             if not batch:
                 break
             steps += _add(removed, batch)
+        while True:
+            with unavailable_on_outage(), engine.begin() as conn:
+                masked = _erase_batch(conn, cutoff)
+            if not any(masked):
+                break
+            erased["vouchers"] += masked[0]
+            erased["orders"] += masked[1]
     kept = {s: n - removed.get(s, 0) for s, n in old.items() if n - removed.get(s, 0) > 0}
-    report = PurgeReport(cutoff, dry_run, removed, steps, kept)
+    report = PurgeReport(cutoff, dry_run, removed, steps, kept, erased)
     with unavailable_on_outage(), engine.begin() as conn:
         audit.record(
             conn,
@@ -149,11 +197,14 @@ def apply_retention(engine: Engine, retention_days: int) -> PurgeReport | None:
     report = purge(engine, SCHEDULER, retention_days)
     # Said at INFO when it removed something; a daily "removed 0" is noise (DEBUG).
     log.log(
-        logging.INFO if report.total else logging.DEBUG,
-        "retention (%d days): removed %d resolved messages last changed before %s; kept %d unresolved",
+        logging.INFO if report.total or any(report.erased.values()) else logging.DEBUG,
+        "retention (%d days): removed %d resolved messages last changed before %s; kept %d "
+        "unresolved; masked the client of %d vouchers and %d orders that ended before it",
         retention_days,
         report.total,
         report.cutoff.isoformat(),
         sum(report.kept.values()),
+        report.erased.get("vouchers", 0),
+        report.erased.get("orders", 0),
     )
     return report

@@ -14,9 +14,9 @@ from psop_hub.adapters.replays import replay_edited
 from psop_hub.consumers.apply import apply, record_failure
 from psop_hub.hub import audit, purge
 from psop_hub.hub.errors import InvalidInput, Waiting
-from psop_hub.hub.tables import audit_log, journey, messages
+from psop_hub.hub.tables import audit_log, journey, messages, orders, vouchers
 from tests.integration.helpers import PROVIDER_SENDER, stored
-from tests.messages import assigned, delivery, granted, uid
+from tests.messages import HETU, assigned, delivery, granted, placed, uid
 
 
 def _age(engine: Engine, ids: list[uuid.UUID], days: int) -> None:
@@ -79,3 +79,67 @@ def test_purge_removes_resolved_old_messages_and_keeps_failures(engine: Engine) 
 def _payload(engine: Engine, hub_id: uuid.UUID) -> dict[str, object]:
     with engine.connect() as conn:
         return dict(conn.execute(select(messages.c.payload).where(messages.c.hub_id == hub_id)).scalar_one())
+
+
+def test_purge_masks_the_client_of_services_that_ended_before_the_cutoff(engine: Engine) -> None:
+    # Service dates are moved back in the rows themselves: a voucher that ended eleven years ago,
+    # one revoked then (its valid_to still ahead), one still running; an order ended then, one
+    # open-ended from then on.
+    ended_v, revoked_v, running_v = uid("V"), uid("V"), uid("V")
+    ended_o, open_o = uid("O"), uid("O")
+    for number in (ended_v, revoked_v, running_v):
+        apply(engine, stored(engine, granted(number)), 1)
+    for number in (ended_o, open_o):
+        apply(engine, stored(engine, placed(number)), 1)
+    long_ago = func.current_date() - 4000
+    with engine.begin() as conn:
+        conn.execute(
+            update(vouchers)
+            .where(vouchers.c.voucher_number == ended_v)
+            .values(valid_from=long_ago - 30, valid_to=long_ago)
+        )
+        conn.execute(
+            update(vouchers).where(vouchers.c.voucher_number == revoked_v).values(effective_end=long_ago)
+        )
+        conn.execute(update(orders).where(orders.c.order_number == ended_o).values(end_date=long_ago))
+        conn.execute(
+            update(orders).where(orders.c.order_number == open_o).values(start_date=long_ago, end_date=None)
+        )
+    mine = [ended_v, revoked_v, running_v, ended_o, open_o]
+    before = _state(engine, mine)
+
+    dry = purge.purge(engine, "ops", 3650, dry_run=True)
+    assert dry.erased["vouchers"] >= 2 and dry.erased["orders"] >= 1, dry
+    assert _state(engine, mine) == before  # a dry run only counts
+    report = purge.purge(engine, "ops", 3650)
+    assert report.erased == dry.erased
+    after = _state(engine, mine)
+    masked = HETU[:6] + "-****"
+    assert {n: after[n]["client_hetu"] for n in before} == {
+        ended_v: masked,
+        revoked_v: masked,
+        running_v: HETU,
+        ended_o: masked,
+        open_o: HETU,
+    }
+    # Only whose it was changes: the amounts, quantities, dates and status stay.
+    for number, row in before.items():
+        assert {**after[number], "client_hetu": row["client_hetu"]} == row, number
+    with engine.connect() as conn:
+        audited = conn.execute(
+            select(audit_log).where(audit_log.c.action == audit.PURGE).order_by(audit_log.c.id.desc())
+        ).first()
+    assert audited is not None and audited.detail["clients_masked"] == report.erased
+    assert purge.purge(engine, "ops", 3650).erased == {"vouchers": 0, "orders": 0}  # masked once
+
+
+def _state(engine: Engine, numbers: list[str]) -> dict[str, dict[str, object]]:
+    """These vouchers and orders by number, every column."""
+    with engine.connect() as conn:
+        found = [
+            r._asdict() for r in conn.execute(select(vouchers).where(vouchers.c.voucher_number.in_(numbers)))
+        ]
+        state = {r["voucher_number"]: r for r in found}
+        for r in conn.execute(select(orders).where(orders.c.order_number.in_(numbers))):
+            state[r.order_number] = r._asdict()
+    return state
