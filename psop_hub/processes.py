@@ -51,7 +51,7 @@ def api_app() -> FastAPI:
 
     settings = load_settings()
     configure_logging(settings.log_level)  # uvicorn's worker processes start without it
-    connection.configure(settings.header_timeout_s)
+    connection.configure(settings.header_timeout_s, settings.max_header_bytes)
     return create_app(api_services(settings))
 
 
@@ -59,7 +59,7 @@ def run_api(settings: Settings) -> None:
     """`hub api`: REST, SOAP, health and metrics, and the publishing relay."""
     import uvicorn
 
-    from psop_hub.api.connection import HubH11Protocol
+    from psop_hub.api.connection import HubHttpProtocol
 
     # uvicorn's own start-up lines (four per process) are left to HUB_LOG_LEVEL=DEBUG: this is the one.
     log.info(
@@ -75,9 +75,8 @@ def run_api(settings: Settings) -> None:
         host=settings.http_host,
         port=settings.http_port,
         workers=settings.api_workers,
-        # h11, not httptools: it bounds the size of request headers (431 beyond the limit).
-        http=HubH11Protocol,
-        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # httptools with the header limit and deadline it lacks (api/connection.py).
+        http=HubHttpProtocol,
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.api_max_connections,
         log_level=None,  # the levels are set by configure_logging (uvicorn's start-up chatter off)

@@ -1,12 +1,19 @@
-"""The HTTP/1.1 connection the API serves: uvicorn's h11 protocol with the limits it lacks.
+"""The HTTP/1.1 connection the API serves: uvicorn's httptools protocol with the limits it lacks.
 
-uvicorn's default parser (httptools) reads request headers of any size, and neither parser times
-out a client that sends its headers slowly. Here, on top of h11:
-- a request whose headers pass `h11_max_incomplete_event_size` bytes is answered 431 problem+json
-  (h11 alone answers a text/plain 400), any other unparsable request 400 problem+json;
+httptools (llhttp, in C) parses a request at a fraction of h11's cost, but uvicorn lets it read
+request headers of any size, and neither parser times out a client that sends its headers
+slowly. Here, on top of it:
+- a request whose headers pass `max_header_bytes` is answered 431 problem+json, as soon as that
+  many bytes of an unfinished head have arrived (not after the whole head is buffered), and any
+  other unparsable request 400 problem+json;
 - a connection that has not sent complete headers within `header_timeout_s` of its first byte
   (or of opening) is closed: a half-sent request cannot hold a connection for ever.
 The body has its own deadline (`api.deps.read_body`).
+
+How the head is measured: the bytes of every chunk that arrives while a request's head is
+unfinished count, from the chunk after the one its first byte came in (that one may also carry
+the end of the request before it); a head that completes is measured from its parsed request
+line and headers. So nothing over the limit is buffered beyond one read of the socket.
 """
 
 from __future__ import annotations
@@ -15,18 +22,20 @@ import asyncio
 import json
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["HubH11Protocol", "configure"]
+__all__ = ["HubHttpProtocol", "configure"]
 
 _header_timeout_s = 10.0
+_max_header_bytes = 32_768
 
 
-def configure(header_timeout_s: float) -> None:
-    """Set, for this process, how long a client may take to send a request's headers."""
-    global _header_timeout_s
+def configure(header_timeout_s: float, max_header_bytes: int) -> None:
+    """Set, for this process, how long a client may take to send a request's headers and how
+    large they may be."""
+    global _header_timeout_s, _max_header_bytes
     _header_timeout_s = header_timeout_s
+    _max_header_bytes = max_header_bytes
 
 
 def _problem(status: int, title: str, detail: str) -> bytes:
@@ -42,13 +51,22 @@ def _problem(status: int, title: str, detail: str) -> bytes:
     ).encode()
 
 
-class HubH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a header deadline and problem+json answers to bad requests."""
+class HeadersTooLarge(Exception):
+    """Raised from the parser's callback: the head just completed is over the limit."""
+
+
+class HubHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header size limit, a header deadline and problem+json
+    answers to requests that cannot be parsed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_limit = self.conn._max_incomplete_event_size  # h11 keeps the limit there
+        self._header_limit = _max_header_bytes
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._in_head = False  # a request's head has begun and is not complete yet
+        self._head_began_now = False  # ... and it began in the chunk being fed
+        self._head_bytes = 0  # bytes of that head counted so far
+        self._too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """A new connection: its first request's headers are due within the deadline."""
@@ -61,20 +79,45 @@ class HubH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """Feed h11; while the headers of a request are incomplete, their deadline runs."""
-        super().data_received(data)
+        """Feed the parser; count the bytes of an unfinished head; while one is unfinished, its
+        deadline runs."""
+        counted = self._in_head  # a head unfinished before this chunk: all of it is head so far
+        self._head_began_now = False
+        super().data_received(data)  # a parse error is answered by send_400_response below
         if self.transport.is_closing():
             self._disarm_header_deadline()
-        elif self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
-            self._arm_header_deadline()
-        else:
+            return
+        if not self._in_head:
             self._disarm_header_deadline()
+            return
+        if counted and not self._head_began_now:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._header_limit:
+                self._too_large = True
+                self.send_400_response("")
+                return
+        self._arm_header_deadline()
+
+    # Parser callbacks
+    def on_message_begin(self) -> None:
+        """A request's first byte: its head is counted from here."""
+        super().on_message_begin()
+        self._in_head, self._head_began_now, self._head_bytes = True, True, 0
+
+    def on_headers_complete(self) -> None:
+        """The head is complete: measured, and refused (431) when over the limit."""
+        self._in_head = False
+        size = len(self.url) + 16 + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self._header_limit:
+            self._too_large = True
+            raise HeadersTooLarge  # the parser stops; data_received answers with send_400_response
+        super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
-        """Answer a request h11 could not parse with problem+json: 431 when its headers were
+        """Answer a request that cannot be parsed with problem+json: 431 when its headers were
         over the limit, 400 otherwise; then close (the rest of the stream is unreadable)."""
         self._disarm_header_deadline()
-        if len(self.conn.trailing_data[0]) > self._header_limit:
+        if self._too_large:
             status, reason, title = 431, b"Request Header Fields Too Large", "Request header fields too large"
             detail = f"the request's headers are over the limit of {self._header_limit} bytes"
         else:
@@ -85,7 +128,6 @@ class HubH11Protocol(H11Protocol):
             b"HTTP/1.1 %d %s\r\ncontent-type: application/problem+json\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n" % (status, reason, len(body))
         )
-        # h11 is in its ERROR state and sends nothing more: write the answer directly.
         self.transport.write(head + body)
         self.transport.close()
 
@@ -100,7 +142,8 @@ class HubH11Protocol(H11Protocol):
 
     def _headers_overdue(self) -> None:
         self._header_deadline = None
-        # IDLE: no request's headers are complete, so no request of this connection is running.
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        # Armed only while no request's head is complete: no request of this connection runs.
+        running = self.cycle is not None and not self.cycle.response_complete
+        if not self.transport.is_closing() and not running:
             self.logger.debug("closing a connection that sent no complete request headers in time")
             self.transport.close()

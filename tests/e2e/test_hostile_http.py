@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -25,7 +26,11 @@ def connect(hub: Hub, timeout: float = 10) -> socket.socket:
 
 
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    stream = sock.makefile("rb")
+    return read_from(sock.makefile("rb"))
+
+
+def read_from(stream: BinaryIO) -> tuple[int, dict[str, str], bytes]:
+    """One answer from `stream` (one reader for all the answers of a connection)."""
     status_line = stream.readline()
     assert status_line.startswith(b"HTTP/1.1 "), f"no answer: {status_line!r}"
     headers: dict[str, str] = {}
@@ -100,6 +105,27 @@ def test_headers_over_the_limit_are_431_and_a_few_kilobytes_are_fine(hub: Hub) -
     assert headers["content-type"] == PROBLEM
     assert "over the limit" in json.loads(answer)["detail"]
     assert httpx.get(f"{hub.url}/health/live", timeout=10).status_code == 200
+
+
+def test_a_whole_head_over_the_limit_in_one_write_is_431(hub: Hub) -> None:
+    # The head arrives complete in one piece (measured when parsed, not while it comes in).
+    body = json.dumps(granted(uid("V"))).encode()
+    big = post_raw(hub, body).replace(b"Host: x\r\n", b"Host: x\r\nX-Pad: " + b"a" * 40_000 + b"\r\n")
+    status, headers, answer = http_exchange(hub, [big])[0]
+    assert status == 431 and headers["content-type"] == PROBLEM, answer
+    assert "over the limit of 32768 bytes" in json.loads(answer)["detail"]
+
+
+def test_pipelined_requests_with_large_bodies_are_not_taken_for_a_large_head(hub: Hub) -> None:
+    # Three requests in one write: the bodies before the last head are not head bytes. The
+    # first two bodies are 200 KB (over no limit of their own: a 422 is the right answer).
+    filler = json.dumps({**granted(uid("V")), "padding": "x" * 200_000}).encode()
+    last = json.dumps(granted(uid("V"))).encode()
+    with connect(hub, timeout=30) as sock:
+        sock.sendall(post_raw(hub, filler) + post_raw(hub, filler) + post_raw(hub, last))
+        stream = sock.makefile("rb")
+        answers = [read_from(stream) for _ in range(3)]
+    assert [a[0] for a in answers] == [422, 422, 202], [a[2][:300] for a in answers]
 
 
 def test_a_chunked_body_over_the_limit_is_413(hub: Hub) -> None:
