@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -26,21 +27,23 @@ FINAL_STATUSES = frozenset({"applied", "rejected", "superseded", "failed", "repl
 STATE_CONSUMER = "state"
 
 
-def _accept_params(submission: Submission, fingerprint: str) -> dict[str, Any]:
+def _accept_row(submission: Submission, fingerprint: str, n: int) -> dict[str, Any]:
+    """One message as a row of ACCEPT_MANY's JSON document (`n`: its place in the group)."""
     return {
-        "hub_id": submission.hub_id,
+        "n": n,
+        "hub_id": str(submission.hub_id),
         "sender": submission.sender,
         "message_id": submission.message_id,
         "type": submission.type,
-        "sent_at": submission.sent_at,
+        "sent_at": submission.sent_at.isoformat(),
         "correlation_id": submission.correlation_id,
-        "payload": Jsonb(submission.payload),
+        "payload": submission.payload,
         "sha": fingerprint,
         "organiser": submission.organiser,
         "provider": submission.provider,
         "reference": submission.reference,
         "channel": submission.channel,
-        "replay_of": submission.replay_of,
+        "replay_of": str(submission.replay_of) if submission.replay_of is not None else None,
         "received": f"{submission.channel} from {submission.sender}",
     }
 
@@ -71,12 +74,10 @@ def accept_many(engine: Engine, submissions: Sequence[Submission]) -> list[Accep
 # applied in that order (consumers/apply.py).
 ACCEPT_MANY = """
 WITH v AS (
-    SELECT * FROM unnest(%(hub_id)s::uuid[], %(sender)s::text[], %(message_id)s::text[], %(type)s::text[],
-                         %(sent_at)s::timestamptz[], %(correlation_id)s::text[], %(payload)s::jsonb[],
-                         %(sha)s::text[], %(organiser)s::text[], %(provider)s::text[], %(reference)s::text[],
-                         %(channel)s::text[], %(replay_of)s::uuid[], %(received)s::text[])
-    WITH ORDINALITY AS v(hub_id, sender, message_id, type, sent_at, correlation_id, payload, sha, organiser,
-                         provider, reference, channel, replay_of, received, n)
+    SELECT * FROM jsonb_to_recordset(%s::jsonb)
+    AS v(n int, hub_id uuid, sender text, message_id text, type text, sent_at timestamptz,
+         correlation_id text, payload jsonb, sha text, organiser text, provider text, reference text,
+         channel text, replay_of uuid, received text)
 ), m AS (
     INSERT INTO messages (hub_id, sender, message_id, type, sent_at, correlation_id, payload, payload_sha256,
                           organiser, provider, reference, channel, status, replay_of, received_at, updated_at)
@@ -95,10 +96,6 @@ WITH v AS (
 )
 SELECT hub_id FROM m
 """
-_COLUMNS = (
-    *("hub_id", "sender", "message_id", "type", "sent_at", "correlation_id", "payload", "sha"),
-    *("organiser", "provider", "reference", "channel", "replay_of", "received"),
-)
 
 
 def accept_rows(conn: Connection, submissions: Sequence[Submission]) -> list[Accepted | ConflictError]:
@@ -107,10 +104,13 @@ def accept_rows(conn: Connection, submissions: Sequence[Submission]) -> list[Acc
     if not submissions:
         return []
     fingerprints = [item.payload_sha256() for item in submissions]
-    rows = [_accept_params(item, sha) for item, sha in zip(submissions, fingerprints, strict=True)]
-    columns = {name: [row[name] for row in rows] for name in _COLUMNS}
+    # One JSON document for the whole group: psycopg quotes every element of an array parameter
+    # with a regular expression (~70 us a message for the payloads), a document is one json.dumps.
+    rows = [
+        _accept_row(item, sha, n) for n, (item, sha) in enumerate(zip(submissions, fingerprints, strict=True))
+    ]
     cur = raw(conn)
-    stored = {r.hub_id for r in cur.execute(ACCEPT_MANY, columns)}
+    stored = {r.hub_id for r in cur.execute(ACCEPT_MANY, (json.dumps(rows),))}
     return [
         Accepted(hub_id=item.hub_id, duplicate=False)
         if item.hub_id in stored
