@@ -4,8 +4,9 @@ The unique `(consumer, hub_id)` key of the inbox decides whether a message was a
 not a read-then-write: a redelivered message inserts nothing and changes nothing.
 
 A batch (the hub_ids of one AMQP message) is applied in one transaction, so it costs one commit,
-first all together behind one savepoint (the usual case: three statements per message, inbox and
-load, the state change, status and journey). If any message breaks a rule or must wait, the batch
+first all together behind one savepoint (the usual case: one statement enters the whole batch
+in the inbox and loads it, each message changes the state, one statement writes every status and
+journey step). If any message breaks a rule or must wait, the batch
 goes back to that savepoint and is applied again one savepoint per message: a broken rule rolls
 its message back to its savepoint (nothing half-applied) and records it as `rejected`; a message
 that must wait (or hits an unexpected error) is rolled back to its savepoint and handed back to
@@ -108,13 +109,12 @@ def apply_batch(
         ordered = (
             [r.hub_id for r in cur.execute(LOCK_ORDER, (list(hub_ids),))] if len(hub_ids) > 1 else hub_ids
         )
-        # The usual case first: every message of the batch applies. One savepoint for the whole
-        # batch instead of two statements per message; if any message breaks a rule or must wait,
-        # the batch goes back to it and is applied message by message (`_one_by_one`).
+        # The usual case first: every message of the batch applies (`_all_together`), behind one
+        # savepoint; if any message breaks a rule or must wait, the batch goes back to it and is
+        # applied message by message (`_one_by_one`).
         cur.execute("SAVEPOINT batch")
         try:
-            for hub_id in ordered:
-                results[hub_id] = _apply_one(conn, hub_id, attempts[hub_id])
+            results = _all_together(conn, ordered, attempts)
         except Exception as exc:
             if is_unavailable(exc):
                 raise  # the connection is gone: the whole batch is retried
@@ -132,6 +132,26 @@ def apply_batch(
     # Those of this very batch that must wait again are on their own way already.
     applied.waiting = [(h, n) for h, n in waiting if h not in applied]
     return applied
+
+
+def _all_together(
+    conn: Connection, ordered: Sequence[uuid.UUID], attempts: Mapping[uuid.UUID, int]
+) -> dict[uuid.UUID, Result | Exception]:
+    """The usual case: every message of the batch applies. One statement enters them all in the
+    inbox and loads them, each changes the state, one statement records every outcome."""
+    rows = store.enter_inbox_and_load_many(conn, ordered) if len(ordered) > 1 else None
+    results: dict[uuid.UUID, Result | Exception] = {}
+    finished: list[tuple[uuid.UUID, str, str, int]] = []
+    for hub_id in ordered:
+        row = rows.get(hub_id) if rows is not None else store.enter_inbox_and_load(conn, hub_id)
+        if row is None:
+            results[hub_id] = _done_before(conn, hub_id)
+            continue
+        result = _change_state(conn, row)
+        finished.append((hub_id, result.status, result.detail, attempts[hub_id]))
+        results[hub_id] = result
+    store.finish_many(conn, finished)
+    return results
 
 
 def _one_by_one(
@@ -168,8 +188,15 @@ def _apply_one(conn: Connection, hub_id: uuid.UUID, attempt: int) -> Result:
     row = store.enter_inbox_and_load(conn, hub_id)
     if row is None:
         return _done_before(conn, hub_id)
+    result = _change_state(conn, row)
+    store.finish(conn, hub_id, result.status, result.detail, attempt)
+    return result
+
+
+def _change_state(conn: Connection, row: Any) -> Result:
+    """Apply one message just entered in the inbox (`row`: it and its sender) to the state."""
     ctx = Context(
-        hub_id=hub_id,
+        hub_id=row.hub_id,
         sender=row.sender,
         type=row.type,
         message_id=row.message_id,
@@ -177,7 +204,6 @@ def _apply_one(conn: Connection, hub_id: uuid.UUID, attempt: int) -> Result:
         sender_organisers=tuple(row.sender_organisers or ()),
     )
     outcome = _handle(conn, ctx, row.payload)
-    store.finish(conn, hub_id, outcome.status, outcome.detail, attempt)
     releases = None
     if ctx.type in RELEASING and outcome.status == "applied":
         number = row.payload.get("voucher_number") or row.payload.get("order_number")

@@ -45,13 +45,15 @@ RETURNING event_id
 # An earlier delivery of the same voucher or order that still waits (for the voucher, its
 # assignment, or an earlier delivery in turn): this one waits behind it, so that deliveries take
 # a voucher's or an order's quantity in the order they were received. One retried after an error
-# (a crash, not a wait) holds nothing up.
+# (a crash, not a wait) holds nothing up, nor does one entered in the inbox already (applied in
+# this very batch, its status written at the batch's end).
 EARLIER_WAITING = """
 SELECT w.hub_id FROM messages m JOIN messages w
   ON w.status = 'retrying' AND w.organiser = m.organiser AND w.reference = m.reference
  AND w.type = 'delivery.reported' AND w.errors @> '[{"waiting": true}]'
  AND (w.payload->>'voucher_number') IS NOT DISTINCT FROM (m.payload->>'voucher_number')
  AND (w.received_at, w.hub_id) < (m.received_at, m.hub_id)
+ AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.consumer = 'state' AND i.hub_id = w.hub_id)
 WHERE m.hub_id = %s
 ORDER BY w.received_at, w.hub_id
 LIMIT 1

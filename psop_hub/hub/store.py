@@ -235,6 +235,31 @@ def enter_inbox_and_load(conn: Connection, hub_id: uuid.UUID, consumer: str = ST
     return raw(conn).execute(ENTER_INBOX_AND_LOAD, {"consumer": consumer, "hub_id": hub_id}).fetchone()
 
 
+# The same for a batch, in the order given (so that two batches take the inbox keys in one order).
+ENTER_INBOX_AND_LOAD_MANY = """
+WITH c AS (
+    INSERT INTO inbox (consumer, hub_id, outcome)
+    SELECT %(consumer)s, m.hub_id, 'applied'
+    FROM unnest(%(hub_ids)s::uuid[]) WITH ORDINALITY AS i(hub_id, n) JOIN messages m USING (hub_id)
+    ORDER BY i.n
+    ON CONFLICT ON CONSTRAINT pk_inbox DO NOTHING
+    RETURNING hub_id
+)
+SELECT m.hub_id, m.sender, m.type, m.message_id, m.payload,
+       s.role AS sender_role, s.organisers AS sender_organisers
+FROM messages m JOIN c USING (hub_id) LEFT JOIN clients s ON s.name = m.sender
+"""
+
+
+def enter_inbox_and_load_many(
+    conn: Connection, hub_ids: Sequence[uuid.UUID], consumer: str = STATE_CONSUMER
+) -> dict[uuid.UUID, Any]:
+    """`enter_inbox_and_load` for several messages in one statement: the rows of those entered
+    now, by hub_id (one not among them was dealt with before, or is not in the store)."""
+    cur = raw(conn).execute(ENTER_INBOX_AND_LOAD_MANY, {"consumer": consumer, "hub_ids": list(hub_ids)})
+    return {row.hub_id: row for row in cur}
+
+
 # The status and its journey steps carry one time, of the moment it was decided: not the
 # transaction's start (`now()`), which for a worker's batch can lie before the `queued` step that
 # the publisher recorded while the worker was already at work.
@@ -279,6 +304,42 @@ def finish(
             "at": at,
         },
     )
+
+
+# FINISH for the messages of a batch that all applied (no errors), in one statement: one time for
+# the batch, each message's two steps in the batch's order.
+FINISH_MANY = """
+WITH f AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+    AS f(n int, hub_id uuid, status text, detail text, attempts int)
+), t AS (SELECT clock_timestamp() AS at
+), u AS (
+    UPDATE messages m SET status = f.status, errors = '[]'::jsonb, attempts = f.attempts, updated_at = t.at
+    FROM f, t WHERE m.hub_id = f.hub_id
+), o AS (
+    UPDATE inbox i SET outcome = f.status
+    FROM f WHERE i.consumer = %(consumer)s AND i.hub_id = f.hub_id AND i.outcome <> f.status
+)
+INSERT INTO journey (hub_id, step, detail, at)
+SELECT f.hub_id, CASE s.k WHEN 1 THEN 'attempt' ELSE f.status END,
+       CASE s.k WHEN 1 THEN 'attempt ' || f.attempts ELSE f.detail END, t.at
+FROM f, t, (VALUES (1), (2)) AS s(k)
+ORDER BY f.n, s.k
+"""
+
+
+def finish_many(
+    conn: Connection, outcomes: Sequence[tuple[uuid.UUID, str, str, int]], consumer: str = STATE_CONSUMER
+) -> None:
+    """`finish` (no errors) for several messages just entered in the inbox, in one statement:
+    each (hub_id, status, detail, attempts)."""
+    if not outcomes:
+        return
+    rows = [
+        {"n": n, "hub_id": str(hub_id), "status": status, "detail": detail, "attempts": attempts}
+        for n, (hub_id, status, detail, attempts) in enumerate(outcomes)
+    ]
+    raw(conn).execute(FINISH_MANY, {"rows": json.dumps(rows), "consumer": consumer})
 
 
 def fail(engine: Engine, hub_id: uuid.UUID, attempts: int | None, reason: str, detail: str) -> bool:

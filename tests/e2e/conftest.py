@@ -76,9 +76,23 @@ class Hub:
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self._dump_stacks()
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+    def _dump_stacks(self) -> None:
+        """A hub that does not stop in time: every one of its processes' Python stacks (py-spy)
+        at the end of its log, to tell where it hangs."""
+        spy = Path(sys.executable).with_name("py-spy")
+        tree = [self.process.pid] + [c.pid for c in psutil.Process(self.process.pid).children(recursive=True)]
+        with self.log.open("ab") as out:
+            out.write(b"\n--- the hub did not stop in time: py-spy dump of each process ---\n")
+            for pid in tree:
+                out.flush()
+                subprocess.run(
+                    [str(spy), "dump", "--pid", str(pid)], stdout=out, stderr=out, timeout=30, check=False
+                )
 
 
 def start_hub(hub_env: dict[str, str], log: Path, **extra: str) -> Hub:
@@ -123,7 +137,7 @@ def hub(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
     running.add_client("admin", "--role", "admin")
     yield running
     code = running.stop()
-    assert code == 0, running.log.read_text()[-3000:]
+    assert code == 0, running.log.read_text()[-8000:]
 
 
 def wait_for_status(
