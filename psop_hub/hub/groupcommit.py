@@ -11,8 +11,11 @@ answered none of the group.
   every sender up in one statement inside its transaction (a revoked secret is refused at once,
   as on every request) and counts the rate limit per sender; a request whose sender is unknown,
   expired, over its limit or out of scope gets that error, and the rest of the group goes on.
-* Back-pressure: the queue is bounded; a request that finds it full is answered at once with
-  `Busy` (503 with Retry-After), not left to wait without limit.
+* Back-pressure: the queue is bounded (`waiting` messages); a request that finds it full is
+  answered at once with `Busy` (503 with Retry-After), not left to wait without limit.
+* Few hand-overs between threads: the requests of one turn of an event loop are handed to the
+  committers together, and the answers of a group go back to that loop in one call, instead of a
+  wake-up of a thread per message each way.
 * One request's bad data never fails the others: if the group's statement meets a data error
   (a value the columns cannot hold), the group is stored again one message at a time, each in a
   savepoint of its own, and only the bad one gets the error.
@@ -100,63 +103,96 @@ class GroupCommit:
         self.rate_limit = rate_limit
         self.group = group
         self.threads = threads
-        self._queue: queue.Queue[tuple[Intake, Future[Stored]] | None] = queue.Queue(maxsize=waiting)
+        self.waiting = waiting
+        # Each entry: one message from a thread, or the messages of one turn of an event loop.
+        self._queue: queue.Queue[_Entry | None] = queue.Queue()
+        self._held = 0  # messages queued and not yet taken by a committer (at most `waiting`)
+        self._held_lock = threading.Lock()
+        self._gathering: dict[asyncio.AbstractEventLoop, list[tuple[Intake, asyncio.Future[Stored]]]] = {}
         self._workers: list[threading.Thread] = []
+
+    def _reserve(self) -> None:
+        with self._held_lock:
+            if self._held >= self.waiting:
+                raise Busy("the hub is taking in more messages than it can store right now; send again")
+            self._held += 1
 
     def submit(self, intake: Intake) -> Future[Stored]:
         """Queue one message; its future gets its Stored once its group is committed, or the
         group's error (Unavailable) if the group failed whole. `Busy` at once if full."""
+        self._reserve()
         answer: Future[Stored] = Future()
-        try:
-            self._queue.put_nowait((intake, answer))
-        except queue.Full:
-            raise Busy("the hub is taking in more messages than it can store right now; send again") from None
+        self._queue.put_nowait([(intake, answer)])
         return answer
 
     async def accept_async(self, intake: Intake) -> Stored:
-        """Store one message without holding a thread while its group commits."""
-        return await asyncio.wrap_future(self.submit(intake))
+        """Store one message without holding a thread while its group commits. The requests of
+        this turn of the loop are handed over together at its end (`_hand_over`)."""
+        self._reserve()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Stored] = loop.create_future()
+        gathered = self._gathering.get(loop)
+        if gathered is None:
+            gathered = self._gathering[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathered.append((intake, answer))
+        return await answer
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        gathered = self._gathering.pop(loop, None)
+        if gathered:
+            self._queue.put_nowait(_LoopEntry(loop, gathered))
 
     def run(self) -> None:
         """Commit groups until an end marker arrives."""
+        carry: list[_Item] = []  # taken from the queue beyond the last group's room
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            items = [first]
+            if not carry:
+                first = self._queue.get()
+                if first is None:
+                    return
+                carry = _items(first)
+            items, carry = carry[: self.group], carry[self.group :]
             ended = False
-            while len(items) < self.group:
+            while len(items) < self.group and not carry:
                 try:
-                    item = self._queue.get_nowait()
+                    entry = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
+                if entry is None:
                     ended = True
                     break
-                items.append(item)
+                more = _items(entry)
+                room = self.group - len(items)
+                items, carry = items + more[:room], more[room:]
             self._commit(items)
             if ended:
+                while carry:
+                    items, carry = carry[: self.group], carry[self.group :]
+                    self._commit(items)
                 return
 
-    def _commit(self, items: list[tuple[Intake, Future[Stored]]]) -> None:
+    def _commit(self, items: list[_Item]) -> None:
+        with self._held_lock:
+            self._held -= len(items)
         try:
-            answers = self.store_group([i for i, _ in items])
+            answers: Sequence[Stored | Exception] = self.store_group([i for i, _ in items])
         except Exception as exc:
             # The whole group failed (an outage, a failed commit): nothing of it is stored.
             if not isinstance(exc, Unavailable):
                 log.exception("storing a group of %d messages failed", len(items))
-            for _, future in items:
-                _settle(future, exc)
+            _answer([answer for _, answer in items], [exc] * len(items))
             return
         fresh = [
-            a.answer.hub_id for a in answers if isinstance(a.answer, Accepted) and not a.answer.duplicate
+            a.answer.hub_id
+            for a in answers
+            if isinstance(a, Stored) and isinstance(a.answer, Accepted) and not a.answer.duplicate
         ]
         try:
             self.stored(fresh)
         except Exception:  # they are committed with their outbox rows: the relay sends them
             log.exception("handing %d stored messages to the dispatcher failed", len(fresh))
-        for (_, future), answer in zip(items, answers, strict=True):
-            _settle(future, answer)
+        _answer([answer for _, answer in items], answers)
 
     def start(self) -> None:
         """Start the committer threads."""
@@ -167,6 +203,8 @@ class GroupCommit:
 
     def stop(self) -> None:
         """Store what was handed over, then stop every thread."""
+        for loop in list(self._gathering):
+            self._hand_over(loop)
         for _ in self._workers:
             self._queue.put(None)
         for thread in self._workers:
@@ -224,6 +262,60 @@ class GroupCommit:
             return [None] * len(intakes)
         verdicts = {name: iter(count_in(conn, name, n, self.rate_limit)) for name, n in per_sender.items()}
         return [None if name is None else next(verdicts[name]) for name in looked_up]
+
+
+@dataclass(frozen=True)
+class _LoopEntry:
+    """The messages of one turn of an event loop, answered on that loop."""
+
+    loop: asyncio.AbstractEventLoop
+    items: list[tuple[Intake, asyncio.Future[Stored]]]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """Where one message's answer goes: a thread's future, or a future of an event loop."""
+
+    future: Future[Stored] | asyncio.Future[Stored]
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+_Item = tuple[Intake, _Answer]
+_Entry = list[tuple[Intake, Future[Stored]]] | _LoopEntry
+
+
+def _items(entry: _Entry) -> list[_Item]:
+    if isinstance(entry, _LoopEntry):
+        return [(intake, _Answer(future, entry.loop)) for intake, future in entry.items]
+    return [(intake, _Answer(future)) for intake, future in entry]
+
+
+def _answer(answers: Sequence[_Answer], outcomes: Sequence[Stored | BaseException]) -> None:
+    """Answer each request: a thread's future at once, a loop's futures in one call per loop."""
+    on_loops: dict[
+        asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Stored], Stored | BaseException]]
+    ] = {}
+    for answer, outcome in zip(answers, outcomes, strict=True):
+        if answer.loop is None:
+            _settle(answer.future, outcome)  # type: ignore[arg-type]
+        else:
+            on_loops.setdefault(answer.loop, []).append((answer.future, outcome))  # type: ignore[arg-type]
+    for loop, pairs in on_loops.items():
+        try:
+            loop.call_soon_threadsafe(_settle_on_loop, pairs)
+        except RuntimeError:  # the loop is closed: its requests are gone
+            log.debug("%d answers for an event loop that has closed", len(pairs))
+
+
+def _settle_on_loop(pairs: list[tuple[asyncio.Future[Stored], Stored | BaseException]]) -> None:
+    """On the loop: answer each request still waiting (one whose client left is cancelled)."""
+    for future, outcome in pairs:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _settle(future: Future[Stored], outcome: Stored | BaseException) -> None:

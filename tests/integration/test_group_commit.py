@@ -3,6 +3,7 @@ each answered after its group commits, one request's bad data never failing the 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 
@@ -244,6 +245,60 @@ def test_a_request_that_left_before_its_commit_does_not_stop_the_committer(engin
     assert left.cancel()  # what asyncio.wrap_future does when the client disconnects
     intake.start()
     try:
+        after = intake.submit(_known(_submission())).result(timeout=30)
+        assert not after.accepted().duplicate
+    finally:
+        intake.stop()
+
+
+# --- requests on an event loop (REST and SOAP): handed over per turn of the loop ------------------
+
+
+def test_one_turn_of_an_event_loop_is_one_hand_over_and_each_request_gets_its_own_answer(
+    engine: Engine,
+) -> None:
+    # 250 requests in one turn of the loop, groups of 100: three commits, each answer its own.
+    intake = _committer(engine, group=100, threads=1)
+    entries: list[int] = []
+    real_put = intake._queue.put_nowait
+
+    def counted(entry: object) -> None:
+        entries.append(1)
+        real_put(entry)  # type: ignore[arg-type]
+
+    intake._queue.put_nowait = counted  # type: ignore[method-assign]
+    items = [_submission() for _ in range(250)]
+
+    async def send_all() -> list[Stored]:
+        return await asyncio.gather(*(intake.accept_async(_known(i)) for i in items))
+
+    intake.start()
+    try:
+        answers = asyncio.run(send_all())
+    finally:
+        intake.stop()
+    assert [a.accepted().hub_id for a in answers] == [i.hub_id for i in items]
+    assert len(entries) == 1  # one hand-over for the whole turn
+    assert len(_commits_of(engine, [str(i.hub_id) for i in items])) == 3
+
+
+def test_on_a_loop_busy_is_at_once_and_a_request_that_left_does_not_stop_the_others(engine: Engine) -> None:
+    intake = _committer(engine, waiting=3, threads=1)
+    items = [_submission() for _ in range(4)]
+
+    async def send_all() -> list[object]:
+        tasks = [asyncio.ensure_future(intake.accept_async(_known(i))) for i in items]
+        await asyncio.sleep(0)  # every task has queued its message (or heard Busy)
+        tasks[0].cancel()  # its client went away while it waited
+        intake.start()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        answers = asyncio.run(send_all())
+        assert isinstance(answers[0], asyncio.CancelledError)
+        assert [a.accepted().hub_id for a in answers[1:3]] == [i.hub_id for i in items[1:3]]  # type: ignore[union-attr]
+        assert isinstance(answers[3], Busy)
+        # The committer lives on, and what waited is free again: a new request is stored.
         after = intake.submit(_known(_submission())).result(timeout=30)
         assert not after.accepted().duplicate
     finally:
