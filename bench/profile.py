@@ -2,7 +2,7 @@
 
 Run from the repository root (it prints figures and asserts nothing):
 
-    .venv/bin/python bench/profile.py [--messages 3000] [--senders 32] [--top 25] [--out DIR]
+    .venv/bin/python bench/profile.py [--messages 3000] [--senders 32] [--top 25] [--out DIR] [--soap]
 
 One `hub run` (bench/run.py's Hub), `--messages` voucher.granted through REST from `--senders`
 async senders, while `py-spy record --gil --idle=false` samples every API and worker process.
@@ -30,8 +30,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 import loadgen  # noqa: E402
 from ingest import wait_final  # noqa: E402
 from meter import CpuMeter, table  # noqa: E402
-from run import Hub, applied_row, rest_ids  # noqa: E402
+from run import Hub, applied_row, rest_ids, soap_ids  # noqa: E402
 
+from tests.e2e.test_soap import decision_envelope, soap_headers  # noqa: E402
+from tests.e2e.test_soap import granted as soap_granted  # noqa: E402
 from tests.messages import granted, uid  # noqa: E402
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
@@ -98,6 +100,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "psop-profile")
     parser.add_argument("--wait", type=float, default=300.0)
+    parser.add_argument("--soap", action="store_true", help="SubmitVoucherDecision through SOAP instead")
     a = parser.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
@@ -113,12 +116,17 @@ def main() -> int:
                 spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 spies.append((part, out, spy))
         time.sleep(1.0)  # py-spy attaches
-        bodies = [json.dumps(granted(uid("prof-v"))).encode() for _ in range(a.messages)]
+        if a.soap:
+            bodies = [decision_envelope(soap_granted(uid("prof-s")), hub.soap) for _ in range(a.messages)]
+            url, headers, ok, name = f"{hub.base}/soap/v1", soap_headers(), (200,), "hub SOAP"
+        else:
+            bodies = [json.dumps(granted(uid("prof-v"))).encode() for _ in range(a.messages)]
+            url, headers, ok, name = f"{hub.base}/api/v1/messages", hub.headers, (202,), "hub REST"
         with CpuMeter(hub.groups) as meter:
-            load = loadgen.send(f"{hub.base}/api/v1/messages", bodies, hub.headers, a.senders)
-            ids = rest_ids(load)
+            load = loadgen.send(url, bodies, headers, a.senders, ok=ok)
+            ids = soap_ids(load) if a.soap else rest_ids(load)
             wait_final(hub.db, ids, a.wait)
-        row = applied_row(hub, "hub REST: voucher.granted (profiled)", load, ids, meter, a.wait)
+        row = applied_row(hub, f"{name}: voucher.granted (profiled)", load, ids, meter, a.wait)
         for _, _, spy in spies:
             spy.send_signal(2)  # SIGINT: py-spy writes its file
         for _, _, spy in spies:
