@@ -297,7 +297,7 @@ class FileDrop:
         receipts = self.root / "outbox" / client / "receipts"
         body = receipt.as_json()
         # Archived first, then the receipt, then out of work/: a sender who sees the receipt
-        # finds the file in done/ or error/. When the receipt cannot be written, the archived
+        # finds the file in archive/ or error/. When the receipt cannot be written, the archived
         # link is taken back and the file stays claimed in work/ alone.
         destination.mkdir(parents=True, exist_ok=True)
         n, target = 0, destination / name
