@@ -139,11 +139,11 @@ def _all_together(
 ) -> dict[uuid.UUID, Result | Exception]:
     """The usual case: every message of the batch applies. One statement enters them all in the
     inbox and loads them, each changes the state, one statement records every outcome."""
-    rows = store.enter_inbox_and_load_many(conn, ordered) if len(ordered) > 1 else None
+    rows = store.enter_inbox_and_load_many(conn, ordered)
     results: dict[uuid.UUID, Result | Exception] = {}
     finished: list[tuple[uuid.UUID, str, str, int]] = []
     for hub_id in ordered:
-        row = rows.get(hub_id) if rows is not None else store.enter_inbox_and_load(conn, hub_id)
+        row = rows.get(hub_id)
         if row is None:
             results[hub_id] = _done_before(conn, hub_id)
             continue

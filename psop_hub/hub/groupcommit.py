@@ -297,7 +297,7 @@ def _answer(answers: Sequence[_Answer], outcomes: Sequence[Stored | BaseExceptio
     ] = {}
     for answer, outcome in zip(answers, outcomes, strict=True):
         if answer.loop is None:
-            _settle(answer.future, outcome)  # type: ignore[arg-type]
+            _settle(answer.future, outcome)
         else:
             on_loops.setdefault(answer.loop, []).append((answer.future, outcome))  # type: ignore[arg-type]
     for loop, pairs in on_loops.items():
@@ -308,17 +308,12 @@ def _answer(answers: Sequence[_Answer], outcomes: Sequence[Stored | BaseExceptio
 
 
 def _settle_on_loop(pairs: list[tuple[asyncio.Future[Stored], Stored | BaseException]]) -> None:
-    """On the loop: answer each request still waiting (one whose client left is cancelled)."""
+    """On the loop: answer each request still waiting."""
     for future, outcome in pairs:
-        if future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+        _settle(future, outcome)
 
 
-def _settle(future: Future[Stored], outcome: Stored | BaseException) -> None:
+def _settle(future: Future[Stored] | asyncio.Future[Stored], outcome: Stored | BaseException) -> None:
     """Answer one request. Its future is cancelled when the client went away while it waited
     (the message may be stored all the same: a retry finds it a duplicate); answering it then
     must not stop the committer thread."""
@@ -327,7 +322,7 @@ def _settle(future: Future[Stored], outcome: Stored | BaseException) -> None:
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
-    except InvalidStateError:
+    except (InvalidStateError, asyncio.InvalidStateError):
         log.debug("a request left before its group was committed")
 
 

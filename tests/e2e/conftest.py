@@ -85,7 +85,11 @@ class Hub:
         """A hub that does not stop in time: every one of its processes' Python stacks (py-spy)
         at the end of its log, to tell where it hangs."""
         spy = Path(sys.executable).with_name("py-spy")
-        tree = [self.process.pid] + [c.pid for c in psutil.Process(self.process.pid).children(recursive=True)]
+        try:
+            children = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return  # it stopped after all
+        tree = [self.process.pid] + [c.pid for c in children]
         with self.log.open("ab") as out:
             out.write(b"\n--- the hub did not stop in time: py-spy dump of each process ---\n")
             for pid in tree:
