@@ -28,6 +28,18 @@ def test_a_document_within_the_limit_is_read() -> None:
     assert parse_xml(operation(10), max_nodes=1000) is not None
 
 
+@pytest.mark.parametrize("limit", [3, 100, 1000])
+def test_a_document_at_the_node_limit_is_read_and_one_node_more_is_refused(limit: int) -> None:
+    # operation(k): three elements and k attributes (namespace declarations are not attributes).
+    assert parse_xml(operation(limit - 3), max_nodes=limit) is not None
+    with pytest.raises(XmlRejected, match=f"more than {limit} XML elements and attributes"):
+        parse_xml(operation(limit - 2), max_nodes=limit)
+    siblings = f'<r xmlns="{NS}">' + "<e/>" * (limit - 1) + "</r>"
+    assert parse_xml(siblings.encode(), max_nodes=limit) is not None
+    with pytest.raises(XmlRejected, match=f"more than {limit} XML elements and attributes"):
+        parse_xml((f'<r xmlns="{NS}">' + "<e/>" * limit + "</r>").encode(), max_nodes=limit)
+
+
 def test_thousands_of_disallowed_attributes_are_reported_capped_and_counted_quickly() -> None:
     root = parse_xml(operation(5000), max_nodes=20_000)
     started = time.monotonic()
