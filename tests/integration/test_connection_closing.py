@@ -42,7 +42,7 @@ APP = Starlette(routes=[Route("/", endpoint, methods=["POST"])])
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, int]]:
-    config = uvicorn.Config(APP, host="127.0.0.1", port=0, http=HubHttpProtocol, log_level="warning")
+    config = uvicorn.Config(APP, host="127.0.0.1", port=0, http=HubHttpProtocol, log_config=None)
     served = uvicorn.Server(config)
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()
