@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from psop_hub.consumers.handlers import HANDLERS
+from psop_hub.consumers.handlers import BATCH_HANDLERS, HANDLERS
 from psop_hub.consumers.outcome import Context, Outcome
 from psop_hub.hub import store
 from psop_hub.hub.database import bad_data, is_unavailable, raw, unavailable_on_outage
@@ -138,16 +138,26 @@ def _all_together(
     conn: Connection, ordered: Sequence[uuid.UUID], attempts: Mapping[uuid.UUID, int]
 ) -> dict[uuid.UUID, Result | Exception]:
     """The usual case: every message of the batch applies. One statement enters them all in the
-    inbox and loads them, each changes the state, one statement records every outcome."""
+    inbox and loads them, each changes the state (a batch of one type that has a set-based
+    handler, as the new deliveries of a file, all together: `BATCH_HANDLERS`), one statement
+    records every outcome."""
     rows = store.enter_inbox_and_load_many(conn, ordered)
     results: dict[uuid.UUID, Result | Exception] = {}
     finished: list[tuple[uuid.UUID, str, str, int]] = []
+    fresh = [rows[hub_id] for hub_id in ordered if hub_id in rows]
+    types = {row.type for row in fresh}
+    batch = BATCH_HANDLERS.get(fresh[0].type) if len(fresh) > 1 and len(types) == 1 else None
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    if batch is not None:
+        items = [(_context(row), parse_payload(row.type, row.payload)) for row in fresh]
+        outcomes = dict(zip([row.hub_id for row in fresh], batch(conn, items), strict=True))
     for hub_id in ordered:
         row = rows.get(hub_id)
         if row is None:
             results[hub_id] = _done_before(conn, hub_id)
             continue
-        result = _change_state(conn, row)
+        outcome = outcomes.get(hub_id)
+        result = _change_state(conn, row) if outcome is None else _result(row, outcome)
         finished.append((hub_id, result.status, result.detail, attempts[hub_id]))
         results[hub_id] = result
     store.finish_many(conn, finished)
@@ -195,7 +205,11 @@ def _apply_one(conn: Connection, hub_id: uuid.UUID, attempt: int) -> Result:
 
 def _change_state(conn: Connection, row: Any) -> Result:
     """Apply one message just entered in the inbox (`row`: it and its sender) to the state."""
-    ctx = Context(
+    return _result(row, _handle(conn, _context(row), row.payload))
+
+
+def _context(row: Any) -> Context:
+    return Context(
         hub_id=row.hub_id,
         sender=row.sender,
         type=row.type,
@@ -203,9 +217,11 @@ def _change_state(conn: Connection, row: Any) -> Result:
         sender_role=row.sender_role,
         sender_organisers=tuple(row.sender_organisers or ()),
     )
-    outcome = _handle(conn, ctx, row.payload)
+
+
+def _result(row: Any, outcome: Outcome) -> Result:
     releases = None
-    if ctx.type in RELEASING and outcome.status == "applied":
+    if row.type in RELEASING and outcome.status == "applied":
         number = row.payload.get("voucher_number") or row.payload.get("order_number")
         releases = (row.payload["organiser"], number)
     return Result(outcome.status, outcome.detail, releases=releases)

@@ -8,6 +8,9 @@ the rest; an order pays `min(price, unit_price)` and has no client share here.
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -20,7 +23,7 @@ from psop_hub.consumers.vouchers import require_voucher
 from psop_hub.hub.database import raw
 from psop_hub.hub.errors import RuleBroken, Waiting
 from psop_hub.hub.money import cents, number_text
-from psop_hub.hub.tables import column_list, deliveries
+from psop_hub.hub.tables import column_list, deliveries, orders, vouchers
 from psop_hub.mappings.payloads import DeliveryCancelled, DeliveryCorrected, DeliveryReported
 
 # Every statement of a delivery's path is a named raw statement (see hub.database.raw).
@@ -58,6 +61,53 @@ WHERE m.hub_id = %s
 ORDER BY w.received_at, w.hub_id
 LIMIT 1
 """
+# The same for a batch of new deliveries (`reported_many`).
+LOCK_VOUCHERS = f"""
+SELECT {column_list(vouchers)} FROM vouchers
+WHERE (organiser, voucher_number) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+ORDER BY organiser, voucher_number
+FOR UPDATE
+"""
+LOCK_ORDERS = f"""
+SELECT {column_list(orders)} FROM orders
+WHERE (organiser, order_number) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+ORDER BY organiser, order_number
+FOR UPDATE
+"""
+ANY_EARLIER_WAITING = """
+SELECT w.hub_id FROM messages m JOIN messages w
+  ON w.status = 'retrying' AND w.organiser = m.organiser AND w.reference = m.reference
+ AND w.type = 'delivery.reported' AND w.errors @> '[{"waiting": true}]'
+ AND (w.payload->>'voucher_number') IS NOT DISTINCT FROM (m.payload->>'voucher_number')
+ AND (w.received_at, w.hub_id) < (m.received_at, m.hub_id)
+ AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.consumer = 'state' AND i.hub_id = w.hub_id)
+WHERE m.hub_id = ANY(%s)
+LIMIT 1
+"""
+INSERT_DELIVERIES = """
+INSERT INTO deliveries (provider, event_id, organiser, voucher_number, order_number, service_date, unit,
+                        quantity, price, unit_paid, voucher_share, client_share, status, version, hub_id,
+                        service_code, service_name)
+SELECT provider, event_id, organiser, voucher_number, order_number, service_date, unit, quantity, price,
+       unit_paid, organiser_share, client_share, 'reported', 1, hub_id, service_code, service_name
+FROM jsonb_to_recordset(%s::jsonb)
+AS d(n int, provider text, event_id text, organiser text, voucher_number text, order_number text,
+     service_date date, unit text, quantity numeric, price numeric, unit_paid numeric,
+     organiser_share numeric, client_share numeric, hub_id uuid, service_code text, service_name text)
+ORDER BY n
+ON CONFLICT ON CONSTRAINT pk_deliveries DO NOTHING
+RETURNING provider, event_id
+"""
+ADD_USED_VOUCHERS = """
+UPDATE vouchers v SET quantity_used = v.quantity_used + d.delta, updated_at = now()
+FROM unnest(%s::text[], %s::text[], %s::numeric[]) AS d(organiser, number, delta)
+WHERE v.organiser = d.organiser AND v.voucher_number = d.number
+"""
+ADD_USED_ORDERS = """
+UPDATE orders o SET quantity_used = o.quantity_used + d.delta, updated_at = now()
+FROM unnest(%s::text[], %s::text[], %s::numeric[]) AS d(organiser, number, delta)
+WHERE o.organiser = d.organiser AND o.order_number = d.number
+"""
 FIND_DELIVERY = (
     "SELECT organiser, voucher_number, order_number FROM deliveries WHERE provider = %s AND event_id = %s"
 )
@@ -90,10 +140,11 @@ class Target:
         sql = ADD_USED_VOUCHER if self.kind == "voucher" else ADD_USED_ORDER
         raw(conn).execute(sql, (delta, self.row.organiser, self.number))
 
-    def check_room(self, used_after: Decimal, field: str) -> None:
-        """`within_quantity`: the delivered total may not go over the cap."""
+    def check_room(self, used: Decimal, more: Decimal, field: str) -> None:
+        """`within_quantity`: the delivered total (`used` now) may not go over the cap by `more`."""
+        used_after = used + more
         if self.cap is not None and used_after > self.cap:
-            remaining = max(Decimal(0), self.cap - self.row.quantity_used)
+            remaining = max(Decimal(0), self.cap - used)
             raise RuleBroken(
                 "within_quantity",
                 f"this would take {self.kind} {self.number} to {number_text(used_after)} {self.row.unit}, "
@@ -153,15 +204,46 @@ def _check_order(o: Any, p: DeliveryReported) -> None:
         )
 
 
-def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
-    """delivery.reported: checks every rule, then books the units and the shares (version 1)."""
-    target = _target_of(conn, p.organiser, p.voucher_number, p.order_number)
-    earlier = raw(conn).execute(EARLIER_WAITING, (ctx.hub_id,)).fetchone()
-    if earlier is not None:
-        raise Waiting(
-            f"an earlier delivery on {target.kind} {target.number} ({earlier.hub_id}) waits: "
-            "deliveries are applied in the order they were received"
+@dataclass(frozen=True)
+class Booking:
+    """What a new delivery books: its price, what the organiser pays a unit, the two shares."""
+
+    price: Decimal
+    unit_paid: Decimal
+    paid: Decimal
+    client: Decimal
+
+    def row(self, hub_id: uuid.UUID, p: DeliveryReported, target: Target) -> dict[str, Any]:
+        """The values of its deliveries row (INSERT_DELIVERY's parameters)."""
+        return {
+            "provider": p.provider,
+            "event_id": p.event_id,
+            "organiser": p.organiser,
+            "voucher_number": p.voucher_number,
+            "order_number": p.order_number,
+            "service_date": p.service_date,
+            "unit": p.unit,
+            "quantity": p.quantity,
+            "price": self.price,
+            "unit_paid": self.unit_paid,
+            "organiser_share": self.paid,
+            "client_share": self.client,
+            "hub_id": hub_id,
+            "service_code": target.row.service_code,
+            "service_name": target.row.service_name,
+        }
+
+    def outcome(self, p: DeliveryReported, target: Target) -> Outcome:
+        return Outcome(
+            "applied",
+            f"{number_text(p.quantity)} {p.unit} on {target.kind} {target.number}: "
+            f"organiser pays {number_text(self.paid)}, client {number_text(self.client)}",
         )
+
+
+def _book(target: Target, used: Decimal, p: DeliveryReported) -> Booking:
+    """Every rule of a new delivery on its locked voucher or order, whose delivered total is
+    `used` now; what it books."""
     row = target.row
     if target.kind == "voucher":
         _check_voucher(row, p)
@@ -181,45 +263,87 @@ def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
             f"unit {p.unit} differs from the {target.kind}'s unit {row.unit}",
             "payload.unit",
         )
-    target.check_room(row.quantity_used + p.quantity, "payload.quantity")
+    target.check_room(used, p.quantity, "payload.quantity")
     paid = cents(unit_paid * p.quantity)
     client = cents(price * p.quantity) - paid if target.kind == "voucher" else Decimal("0.00")
-    inserted = (
-        raw(conn)
-        .execute(
-            INSERT_DELIVERY,
-            {
-                "provider": p.provider,
-                "event_id": p.event_id,
-                "organiser": p.organiser,
-                "voucher_number": p.voucher_number,
-                "order_number": p.order_number,
-                "service_date": p.service_date,
-                "unit": p.unit,
-                "quantity": p.quantity,
-                "price": price,
-                "unit_paid": unit_paid,
-                "organiser_share": paid,
-                "client_share": client,
-                "hub_id": ctx.hub_id,
-                "service_code": row.service_code,
-                "service_name": row.service_name,
-            },
-        )
-        .fetchone()
+    return Booking(price, unit_paid, paid, client)
+
+
+def _event_id_taken(p: DeliveryReported) -> RuleBroken:
+    return RuleBroken(
+        "event_id_unique",
+        f"event_id {p.event_id} was already reported by provider {p.provider} in another message",
+        "payload.event_id",
     )
+
+
+def reported(conn: Connection, ctx: Context, p: DeliveryReported) -> Outcome:
+    """delivery.reported: checks every rule, then books the units and the shares (version 1)."""
+    target = _target_of(conn, p.organiser, p.voucher_number, p.order_number)
+    earlier = raw(conn).execute(EARLIER_WAITING, (ctx.hub_id,)).fetchone()
+    if earlier is not None:
+        raise Waiting(
+            f"an earlier delivery on {target.kind} {target.number} ({earlier.hub_id}) waits: "
+            "deliveries are applied in the order they were received"
+        )
+    booking = _book(target, target.row.quantity_used, p)
+    inserted = raw(conn).execute(INSERT_DELIVERY, booking.row(ctx.hub_id, p, target)).fetchone()
     if inserted is None:
-        raise RuleBroken(
-            "event_id_unique",
-            f"event_id {p.event_id} was already reported by provider {p.provider} in another message",
-            "payload.event_id",
-        )
+        raise _event_id_taken(p)
     target.add_used(conn, p.quantity)
-    return Outcome(
-        "applied",
-        f"{number_text(p.quantity)} {p.unit} on {target.kind} {target.number}: "
-        f"organiser pays {number_text(paid)}, client {number_text(client)}",
-    )
+    return booking.outcome(p, target)
+
+
+def _key(p: DeliveryReported) -> tuple[str, str, str]:
+    """The voucher or order a new delivery books on: (kind, organiser, number)."""
+    if p.voucher_number is not None:
+        return "voucher", p.organiser, p.voucher_number
+    assert p.order_number is not None
+    return "order", p.organiser, p.order_number
+
+
+def reported_many(conn: Connection, items: Sequence[tuple[Context, Any]]) -> list[Outcome]:
+    """`reported` for a batch of new deliveries, set-based: one statement locks every voucher
+    (then every order) they book on, in the lock order of `consumers.apply.LOCK_ORDER`; one
+    checks that none waits behind an earlier delivery; the rules run in memory, each delivery
+    seeing the totals the ones before it booked; one statement inserts the deliveries and one per
+    kind adds the totals. It raises at the first message that `reported` would not apply (a broken
+    rule, a wait, an event_id taken): the caller rolls the batch back and applies it one by one,
+    which then gives each message its own outcome."""
+    cur = raw(conn)
+    keys = [_key(p) for _, p in items]
+    targets: dict[tuple[str, str, str], Target] = {}
+    for kind, sql in (("voucher", LOCK_VOUCHERS), ("order", LOCK_ORDERS)):
+        wanted = sorted({(organiser, number) for k, organiser, number in keys if k == kind})
+        if wanted:
+            for row in cur.execute(sql, ([w[0] for w in wanted], [w[1] for w in wanted])):
+                number = row.voucher_number if kind == "voucher" else row.order_number
+                targets[kind, row.organiser, number] = Target(kind, number, row)
+    if cur.execute(ANY_EARLIER_WAITING, ([ctx.hub_id for ctx, _ in items],)).fetchone() is not None:
+        raise Waiting("an earlier delivery on a voucher or order of this batch waits")
+    used = {key: target.row.quantity_used for key, target in targets.items()}
+    rows: list[dict[str, Any]] = []
+    outcomes: list[Outcome] = []
+    for (ctx, p), key in zip(items, keys, strict=True):
+        target = targets.get(key)
+        if target is None:
+            raise Waiting(f"{key[0]} {key[2]} of organiser {key[1]} has not arrived yet")
+        booking = _book(target, used[key], p)
+        used[key] += p.quantity
+        rows.append({"n": len(rows), **booking.row(ctx.hub_id, p, target)})
+        outcomes.append(booking.outcome(p, target))
+    inserted = {
+        (r.provider, r.event_id) for r in cur.execute(INSERT_DELIVERIES, (json.dumps(rows, default=str),))
+    }
+    for _, p in items:
+        if (p.provider, p.event_id) not in inserted:
+            raise _event_id_taken(p)  # in the store before, or a second time in this batch
+        inserted.discard((p.provider, p.event_id))
+    for kind, sql in (("voucher", ADD_USED_VOUCHERS), ("order", ADD_USED_ORDERS)):
+        moved = [(key, used[key] - t.row.quantity_used) for key, t in targets.items() if key[0] == kind]
+        if moved:
+            cur.execute(sql, ([k[1] for k, _ in moved], [k[2] for k, _ in moved], [d for _, d in moved]))
+    return outcomes
 
 
 def _locked_delivery(conn: Connection, p: DeliveryCorrected | DeliveryCancelled) -> tuple[Any, Target]:
@@ -266,7 +390,7 @@ def corrected(conn: Connection, ctx: Context, p: DeliveryCorrected) -> Outcome:
         raise RuleBroken("delivery_cancelled", f"delivery {p.event_id} is cancelled", "payload.event_id")
     delta = p.quantity - d.quantity
     if delta > 0:
-        target.check_room(target.row.quantity_used + delta, "payload.quantity")
+        target.check_room(target.row.quantity_used, delta, "payload.quantity")
     paid = cents(d.unit_paid * p.quantity)
     client = cents(d.price * p.quantity) - paid if target.kind == "voucher" else Decimal("0.00")
     _set_delivery(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,3 +44,5 @@ def superseded(kind: str, number: str, version: int, current: int) -> Outcome | 
 
 
 Handler = Callable[[Connection, Context, Any], Outcome]
+# A batch's messages of one type, each with its parsed payload: their outcomes, in that order.
+BatchHandler = Callable[[Connection, Sequence[tuple[Context, Any]]], list[Outcome]]

@@ -3,14 +3,14 @@ first among 1,000 others on the same voucher, is retried on its own while the re
 the usual rate, and parked as `failed` (payload, error and every attempt kept) after its allowed
 attempts; once parked it blocks nothing, not even its own voucher's next message.
 
-The crash is injected (the handler table is patched in this process, where the worker runs): no
+The crash is injected (the handler tables are patched in this process, where the worker runs): no
 valid message crashes a handler on purpose. Figures are printed (run with -s to see them)."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +46,15 @@ def poison_worker(settings: Settings, engine: Engine, monkeypatch: pytest.Monkey
             raise RuntimeError("the handler crashed")
         return real(conn, ctx, payload)
 
+    real_batch = handlers.BATCH_HANDLERS["delivery.reported"]
+
+    def crashing_batch(conn: Connection, items: Sequence[tuple[Context, Any]]) -> list[Outcome]:
+        if any(payload.event_id.startswith("POISON") for _, payload in items):
+            raise RuntimeError("the handler crashed")  # the batch is then applied one by one
+        return real_batch(conn, items)
+
     monkeypatch.setitem(handlers.HANDLERS, "delivery.reported", crashing)
+    monkeypatch.setitem(handlers.BATCH_HANDLERS, "delivery.reported", crashing_batch)
     mine = settings.model_copy(
         update={"queue_name": uid("poison"), "min_backoff_ms": 3000, "max_backoff_ms": 6000, "max_retries": 3}
     )
