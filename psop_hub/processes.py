@@ -122,13 +122,18 @@ def run_files(settings: Settings) -> None:
     from psop_hub.adapters.filewatch import watch
     from psop_hub.adapters.invoices import Backlog, write_pending
     from psop_hub.adapters.results import write_ready
+    from psop_hub.hub.publishing import Dispatcher
 
-    with engine_for(settings, pool_size=2) as engine:
+    # A connection each for the scan, its storing thread, the publishing thread and the relay.
+    with engine_for(settings, pool_size=4) as engine:
         publisher, relay = publishing(settings, engine)
-        drop = FileDrop(settings, engine, publisher)
+        # One publishing thread: a file's batches go to the workers in the order they were read.
+        dispatcher = Dispatcher(publisher, threads=1, linger_ms=0)
+        drop = FileDrop(settings, engine, dispatcher.submit)
         wake = threading.Event()
         stopping = until_stopped(wake)
         observer = watch(drop.root, wake)
+        dispatcher.start()
         relay.start()
         backlog = Backlog()
         log.info("file adapter watching %s (%s)", drop.root / "inbox", "inotify" if observer else "polling")
@@ -148,6 +153,7 @@ def run_files(settings: Settings) -> None:
             wake.wait(settings.files_poll_s)
         if observer is not None:
             observer.stop()
+        dispatcher.stop()
         relay.stop()
         publisher.broker.close()
 

@@ -22,7 +22,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -37,9 +38,9 @@ from psop_hub.adapters.intake import submit_many
 from psop_hub.adapters.results import record_pending
 from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError
 from psop_hub.hub.privacy import mask_text
-from psop_hub.hub.publishing import Publisher
 from psop_hub.hub.senders import Sender, by_name
 from psop_hub.hub.settings import Settings
+from psop_hub.hub.submission import Accepted
 from psop_hub.hub.tables import files
 from psop_hub.mappings.canonical import Envelope
 from psop_hub.mappings.csvfiles import read_records
@@ -48,6 +49,14 @@ from psop_hub.mappings.xmlbatch import read_batch
 
 log = logging.getLogger(__name__)
 CLAIM = re.compile(r"^[0-9a-f]{32}__(?P<name>.+)$")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A batch of valid records on its way into the store, and what the store will answer."""
+
+    pending: list[tuple[int, int | None, Envelope]]
+    results: Future[list[Accepted | PermanentError]]
 
 
 @dataclass
@@ -72,7 +81,8 @@ class Receipt:
             "records": self.records,
             "accepted": self.accepted,
             "duplicates": self.duplicates,
-            "rejected": self.rejected,
+            # in record order: a batch's refusals by the store come after later records' own
+            "rejected": sorted(self.rejected, key=lambda r: int(r["record"])),
             "messages": self.messages,
         }
         if self.error is not None:
@@ -147,10 +157,14 @@ def _messages(
 class FileDrop:
     """One file adapter: scans the inboxes, claims files, turns them into messages."""
 
-    def __init__(self, settings: Settings, engine: Engine, publisher: Publisher) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, hand_over: Callable[[list[uuid.UUID]], None]
+    ) -> None:
         self.settings = settings
         self.engine = engine
-        self.publisher = publisher
+        # Publishes stored records' hub_ids in their order, off this thread (a `Dispatcher`'s
+        # submit): the next batch is read while the broker confirms this one.
+        self.hand_over = hand_over
         self.root = Path(settings.data_dir)
         self.batch = settings.files_batch
 
@@ -238,25 +252,42 @@ class FileDrop:
         records: Iterator[tuple[int, int | None, Envelope | list[FieldError]]],
         receipt: Receipt,
     ) -> None:
+        """Store the valid records in batches, each in one transaction, one batch behind the
+        reading: the next batch is read and validated while the last one commits."""
         pending: list[tuple[int, int | None, Envelope]] = []
-        for index, line, outcome in records:
-            receipt.records += 1
-            if isinstance(outcome, list):
-                receipt.reject(index, line, outcome)
-            else:
-                pending.append((index, line, outcome))
-            if len(pending) >= self.batch:
-                self._flush(sender, path, pending, receipt)
-        self._flush(sender, path, pending, receipt)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-files-store") as storing:
+            in_flight: Stored | None = None
+            try:
+                for index, line, outcome in records:
+                    receipt.records += 1
+                    if isinstance(outcome, list):
+                        receipt.reject(index, line, outcome)
+                    else:
+                        pending.append((index, line, outcome))
+                    if len(pending) >= self.batch:
+                        previous, in_flight = in_flight, None
+                        self._settle(previous, path, receipt)
+                        in_flight = Stored(pending, storing.submit(self._submit, sender, pending))
+                        pending = []
+            finally:
+                # A batch in flight is stored or fails; either way the receipt says so, also when
+                # the reading stopped at an unreadable part of the file.
+                self._settle(in_flight, path, receipt)
+            if pending:
+                self._settle(Stored(pending, storing.submit(self._submit, sender, pending)), path, receipt)
 
-    def _flush(
-        self, sender: Sender, path: Path, pending: list[tuple[int, int | None, Envelope]], receipt: Receipt
-    ) -> None:
-        if not pending:
+    def _submit(
+        self, sender: Sender, pending: list[tuple[int, int | None, Envelope]]
+    ) -> list[Accepted | PermanentError]:
+        return submit_many(self.engine, sender, [envelope for _, _, envelope in pending], "file")
+
+    def _settle(self, stored: Stored | None, path: Path, receipt: Receipt) -> None:
+        """Wait for a stored batch; count its records in the receipt and hand its new messages
+        over for publishing."""
+        if stored is None:
             return
-        results = submit_many(self.engine, sender, [envelope for _, _, envelope in pending], "file")
         fresh: list[tuple[tuple[str, str], uuid.UUID]] = []
-        for (index, line, envelope), result in zip(pending, results, strict=True):
+        for (index, line, envelope), result in zip(stored.pending, stored.results.result(), strict=True):
             if isinstance(result, ConflictError):
                 receipt.reject(index, line, [FieldError("", f"{result.reason} (hub_id {result.hub_id})")])
             elif isinstance(result, PermanentError):
@@ -270,9 +301,8 @@ class FileDrop:
         # then lock vouchers that hardly overlap, instead of every worker thread queueing for the
         # same voucher rows behind each other's transactions.
         fresh.sort(key=lambda item: item[0])
-        self.publisher.try_publish([hub_id for _, hub_id in fresh])
+        self.hand_over([hub_id for _, hub_id in fresh])
         os.utime(path)  # renew the lease: this adapter is alive and at work on the file
-        pending.clear()
 
     def _finish_or_leave(
         self, client: str, path: Path, name: str, receipt: Receipt, destination: Path
