@@ -25,5 +25,6 @@ HANDLERS: dict[str, Handler] = {
 # outcomes: tests/integration/test_batch_deliveries.py) and raises where that would not apply a
 # message, so that the batch is applied one by one through HANDLERS.
 BATCH_HANDLERS: dict[str, BatchHandler] = {
+    "voucher.granted": vouchers.granted_many,
     "delivery.reported": deliveries.reported_many,
 }

@@ -18,6 +18,8 @@ delivery is rejected by `within_quantity` until the quantity is raised again.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +51,21 @@ ON CONFLICT ON CONSTRAINT pk_vouchers DO NOTHING
 RETURNING voucher_number
 """
 
+GRANT_MANY = """
+INSERT INTO vouchers (organiser, voucher_number, status, version, decision_date, client_hetu,
+                      home_municipality, service_code, service_name, unit, unit_value, quantity,
+                      valid_from, valid_to)
+SELECT organiser, voucher_number, 'granted', 1, decision_date, client_hetu, home_municipality,
+       service_code, service_name, unit, unit_value, quantity, valid_from, valid_to
+FROM jsonb_to_recordset(%s::jsonb)
+AS g(n int, organiser text, voucher_number text, decision_date date, client_hetu text,
+     home_municipality text, service_code text, service_name text, unit text, unit_value numeric,
+     quantity numeric, valid_from date, valid_to date)
+ORDER BY n
+ON CONFLICT ON CONSTRAINT pk_vouchers DO NOTHING
+RETURNING organiser, voucher_number
+"""
+
 
 def lock_voucher(conn: Connection, organiser: str, voucher_number: str) -> Any:
     """The voucher row, locked until commit so that writers of one voucher serialise; None if absent."""
@@ -71,41 +88,60 @@ def _update(conn: Connection, v: Any, **values: Any) -> None:
     )
 
 
-def granted(conn: Connection, ctx: Context, p: VoucherGranted) -> Outcome:
-    """voucher.granted: a new voucher, version 1."""
-    inserted = (
-        raw(conn)
-        .execute(
-            GRANT,
-            {
-                "organiser": p.organiser,
-                "voucher_number": p.voucher_number,
-                "decision_date": p.decision_date,
-                "client_hetu": p.client.hetu,
-                "home_municipality": p.client.home_municipality,
-                "service_code": p.service.code,
-                "service_name": p.service.name,
-                "unit": p.unit,
-                "unit_value": p.unit_value,
-                "quantity": p.quantity,
-                "valid_from": p.valid_from,
-                "valid_to": p.valid_to,
-            },
-        )
-        .fetchone()
+def _grant_row(p: VoucherGranted) -> dict[str, Any]:
+    """The values of a new voucher's row (GRANT's parameters)."""
+    return {
+        "organiser": p.organiser,
+        "voucher_number": p.voucher_number,
+        "decision_date": p.decision_date,
+        "client_hetu": p.client.hetu,
+        "home_municipality": p.client.home_municipality,
+        "service_code": p.service.code,
+        "service_name": p.service.name,
+        "unit": p.unit,
+        "unit_value": p.unit_value,
+        "quantity": p.quantity,
+        "valid_from": p.valid_from,
+        "valid_to": p.valid_to,
+    }
+
+
+def _granted_before(p: VoucherGranted) -> RuleBroken:
+    return RuleBroken(
+        "voucher_granted_once",
+        f"voucher {p.voucher_number} of organiser {p.organiser} was granted already; "
+        "send voucher.amended to change it",
+        "payload.voucher_number",
     )
-    if inserted is None:
-        raise RuleBroken(
-            "voucher_granted_once",
-            f"voucher {p.voucher_number} of organiser {p.organiser} was granted already; "
-            "send voucher.amended to change it",
-            "payload.voucher_number",
-        )
+
+
+def _grant_outcome(p: VoucherGranted) -> Outcome:
     return Outcome(
         "applied",
         f"voucher {p.voucher_number} granted: {number_text(p.quantity)} {p.unit} "
         f"at {number_text(p.unit_value)}",
     )
+
+
+def granted(conn: Connection, ctx: Context, p: VoucherGranted) -> Outcome:
+    """voucher.granted: a new voucher, version 1."""
+    if raw(conn).execute(GRANT, _grant_row(p)).fetchone() is None:
+        raise _granted_before(p)
+    return _grant_outcome(p)
+
+
+def granted_many(conn: Connection, items: Sequence[tuple[Context, Any]]) -> list[Outcome]:
+    """`granted` for a batch, in one statement (the vouchers inserted in the batch's order, the
+    lock order); raises `voucher_granted_once` for the first voucher granted before or twice in
+    the batch, so that the batch is applied one by one."""
+    rows = [{"n": n, **_grant_row(p)} for n, (_, p) in enumerate(items)]
+    cur = raw(conn).execute(GRANT_MANY, (json.dumps(rows, default=str),))
+    inserted = {(r.organiser, r.voucher_number) for r in cur}
+    for _, p in items:
+        if (p.organiser, p.voucher_number) not in inserted:
+            raise _granted_before(p)
+        inserted.discard((p.organiser, p.voucher_number))
+    return [_grant_outcome(p) for _, p in items]
 
 
 def amended(conn: Connection, ctx: Context, p: VoucherAmended) -> Outcome:

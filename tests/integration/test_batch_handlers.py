@@ -1,10 +1,12 @@
-"""A batch of new deliveries (what a file brings) is applied set-based (`deliveries.reported_many`:
-one statement locks its vouchers and orders, one inserts the deliveries, one per kind adds the
-totals). Property-based: whatever the batch holds (over the quantity, outside the validity, the
-wrong unit, an event_id taken before or twice in the batch, a voucher with no provider yet), each
-message gets exactly the outcome, and the state exactly the values, that applying the same
-messages one at a time in the batch's order gives in a twin world; and a batch of valid ones
-does take the set-based path."""
+"""Batches of one type with a set-based handler (`consumers.handlers.BATCH_HANDLERS`) are applied
+all together: new deliveries (what a file brings: one statement locks their vouchers and orders,
+one inserts the deliveries, one per kind adds the totals) and grants (one insert).
+Property-based for deliveries: whatever the batch holds (over the quantity, outside the
+validity, the wrong unit, an event_id taken before or twice in the batch, a voucher with no
+provider yet), each message gets exactly the outcome, and the state exactly the values, that
+applying the same messages one at a time in the batch's order gives in a twin world; and a
+batch of valid ones does take the set-based path. Grants likewise, with vouchers granted before
+or twice in the batch."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from psop_hub.consumers import deliveries as deliveries_rules
 from psop_hub.consumers import handlers
+from psop_hub.consumers import vouchers as voucher_rules
 from psop_hub.consumers.apply import LOCK_ORDER, Result, apply, apply_batch
 from psop_hub.hub.database import raw
 from psop_hub.hub.tables import deliveries, orders, vouchers
@@ -147,19 +150,23 @@ def lock_order(engine: Engine, ids: list[uuid.UUID]) -> list[uuid.UUID]:
 def bulk_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """How each call of the set-based path ended: "applied" or the exception's name."""
     calls: list[str] = []
-    original: Callable[..., Any] = handlers.BATCH_HANDLERS["delivery.reported"]
-    assert original is deliveries_rules.reported_many
+    assert handlers.BATCH_HANDLERS["delivery.reported"] is deliveries_rules.reported_many
+    assert handlers.BATCH_HANDLERS["voucher.granted"] is voucher_rules.granted_many
 
-    def spy(*args: Any) -> Any:
-        try:
-            outcomes = original(*args)
-        except Exception as exc:
-            calls.append(type(exc).__name__)
-            raise
-        calls.append("applied")
-        return outcomes
+    def spy(original: Callable[..., Any]) -> Callable[..., Any]:
+        def spying(*args: Any) -> Any:
+            try:
+                outcomes = original(*args)
+            except Exception as exc:
+                calls.append(type(exc).__name__)
+                raise
+            calls.append("applied")
+            return outcomes
 
-    monkeypatch.setitem(handlers.BATCH_HANDLERS, "delivery.reported", spy)
+        return spying
+
+    for name, original in list(handlers.BATCH_HANDLERS.items()):
+        monkeypatch.setitem(handlers.BATCH_HANDLERS, name, spy(original))
     return calls
 
 
@@ -230,3 +237,46 @@ def test_concurrent_batches_on_the_same_vouchers_never_go_over_nor_deadlock(
     assert used == [Decimal(20)] * 3
     # Set-based until the vouchers were full (a batch with a rejection is applied one by one).
     assert "applied" in bulk_calls and set(bulk_calls) <= {"applied", "RuleBroken"}, bulk_calls
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["new", "new", "new", "before", "again"]), min_size=2, max_size=10))
+def test_a_batch_of_grants_applies_exactly_as_one_at_a_time(
+    engine: Engine, bulk_calls: list[str], kinds: list[str]
+) -> None:
+    base = uid("G")
+    sides: dict[str, list[uuid.UUID]] = {"A": [], "B": []}
+    for side, ids in sides.items():
+        apply(engine, stored(engine, granted(f"{base}-{side}-before")), 1)
+        for k, kind in enumerate(kinds):
+            number = {"new": f"{base}-{side}-{k}", "before": f"{base}-{side}-before"}.get(kind)
+            if number is None:  # the same voucher as a grant earlier in this batch, or a new one
+                earlier = [j for j in range(k) if kinds[j] == "new"]
+                number = f"{base}-{side}-{earlier[-1] if earlier else k}"
+            ids.append(stored(engine, granted(number, quantity=str(10 + k))))
+    bulk_calls.clear()
+    results = apply_batch(engine, list(reversed(sides["A"])), 1)
+    one_at_a_time: dict[uuid.UUID, Result | Exception] = {}
+    for hub_id in lock_order(engine, sides["B"]):
+        one_at_a_time[hub_id] = apply(engine, hub_id, 1)
+
+    def text(outcome: Result | Exception, side: str) -> str:
+        assert isinstance(outcome, Result)
+        return f"{outcome.status}: {outcome.detail}".replace(f"-{side}-", "-X-")
+
+    assert [text(results[a], "A") for a in sides["A"]] == [text(one_at_a_time[b], "B") for b in sides["B"]]
+    with engine.connect() as conn:
+        granted_rows = {
+            side: [
+                (r.voucher_number.replace(f"-{side}-", "-X-"), r.quantity, r.status, r.version)
+                for r in conn.execute(
+                    select(vouchers)
+                    .where(vouchers.c.voucher_number.like(f"{base}-{side}-%"))
+                    .order_by(vouchers.c.voucher_number)
+                )
+            ]
+            for side in sides
+        }
+    assert granted_rows["A"] == granted_rows["B"]
+    if all(kind == "new" for kind in kinds):
+        assert bulk_calls == ["applied"]
