@@ -124,7 +124,9 @@ def parse_message(raw: object, *, today: date | None = None) -> Envelope:
         errors.extend(payload_errors)
     if errors or header is None or payload is None:
         raise ValidationFailed(_scrubbed(errors))
-    return Envelope(
+    # Every field is validated above (the payload by the model its type names): one validation,
+    # not a second pass over the same values (~8 us a message, a quarter of the header's cost).
+    return Envelope.model_construct(
         message_id=header.message_id,
         type=header.type,
         sent_at=header.sent_at,
