@@ -22,7 +22,7 @@ HANDLERS: dict[str, Handler] = {
 
 # The types whose batches (an AMQP message of nothing else) are applied set-based, all together:
 # the batch handler is the one-message handler's set-based twin (the same rules, the same
-# outcomes: tests/integration/test_batch_deliveries.py) and raises where that would not apply a
+# outcomes: tests/integration/test_batch_handlers.py) and raises where that would not apply a
 # message, so that the batch is applied one by one through HANDLERS.
 BATCH_HANDLERS: dict[str, BatchHandler] = {
     "voucher.granted": vouchers.granted_many,
