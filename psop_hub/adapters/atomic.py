@@ -2,18 +2,53 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+# What a document's bytes may come as: whole, or in chunks written one after the other (a
+# receipt or result of 100,000 records is tens of MB as one string, and as many again encoded).
+Data = bytes | Iterable[bytes]
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def json_chunks(
+    head: dict[str, Any], key: str, items: Iterable[Any], tail: dict[str, Any] | None = None
+) -> Iterator[bytes]:
+    """The document `head`, then `key` with the list of `items`, then `tail`, as
+    `json.dumps(..., indent=2, ensure_ascii=False)` writes it (the same bytes), one item at a
+    time: the items are never all in memory, as objects or as text."""
+    marker = f"<{uuid.uuid4().hex}>"  # a value no key or string of the document holds
+    before, after = json.dumps({**head, key: marker, **(tail or {})}, indent=2, ensure_ascii=False).split(
+        json.dumps(marker)
+    )
+    first = True
+    for item in items:
+        # Its lines one level deeper: every raw newline of the text is JSON's own (those within
+        # strings are escaped; textwrap would also split at U+2028, U+0085 and the like in them).
+        text = "    " + json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+        yield ((before + "[\n") if first else ",\n").encode() + text.encode()
+        first = False
+    yield ((before + "[]") if first else "\n  ]").encode() + after.encode()
+
+
+def _write(stream: Any, data: Data) -> None:
+    if isinstance(data, bytes):
+        stream.write(data)
+    else:
+        for chunk in data:
+            stream.write(chunk)
+
+
+def write_atomically(path: Path, data: Data) -> None:
     """Readers see the old file or the whole new one: temporary file, fsync, rename, fsync the dir."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with temporary.open("wb") as stream:
-            stream.write(data)
+            _write(stream, data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -27,7 +62,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
-def write_new(directory: Path, name: str, data: bytes, suffix: str = ".receipt.json") -> Path:
+def write_new(directory: Path, name: str, data: Data, suffix: str = ".receipt.json") -> Path:
     """Write `NAME.receipt.json`, or `NAME.2.receipt.json`, `NAME.3...` when the name is taken: an
     earlier file's receipt is never overwritten. Complete when it appears (a hard link of a synced
     temporary file), and claimed atomically, so two adapters never take one name."""
@@ -35,7 +70,7 @@ def write_new(directory: Path, name: str, data: bytes, suffix: str = ".receipt.j
     temporary = directory / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
         with temporary.open("wb") as stream:
-            stream.write(data)
+            _write(stream, data)
             stream.flush()
             os.fsync(stream.fileno())
         n = 1

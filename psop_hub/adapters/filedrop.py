@@ -16,7 +16,6 @@ file's mtime, renewed after every batch) has run out.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -33,7 +32,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
-from psop_hub.adapters.atomic import write_new
+from psop_hub.adapters.atomic import json_chunks, write_new
 from psop_hub.adapters.intake import submit_many
 from psop_hub.adapters.results import record_pending
 from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError
@@ -339,7 +338,7 @@ class FileDrop:
                 n += 1
                 target = destination / f"{name}.{n}"
         try:
-            written = write_new(receipts, name, json.dumps(body, indent=2, ensure_ascii=False).encode())
+            written = write_new(receipts, name, receipt_chunks(body))
         except OSError:
             target.unlink(missing_ok=True)
             raise
@@ -382,6 +381,14 @@ class FileDrop:
             len(receipt.rejected),
             f"; unreadable: {receipt.error}" if receipt.error else "",
         )
+
+
+def receipt_chunks(body: dict[str, Any]) -> Iterator[bytes]:
+    """A receipt document's bytes, its `messages` (one per accepted record) one at a time."""
+    keys = list(body)
+    at = keys.index("messages")
+    head = {k: body[k] for k in keys[:at]}
+    return json_chunks(head, "messages", body["messages"], {k: body[k] for k in keys[at + 1 :]})
 
 
 def _lock_key(envelope: Envelope) -> tuple[str, str]:

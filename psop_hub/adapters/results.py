@@ -16,9 +16,11 @@ that dies between writing and marking leaves it to be written again, alike but f
 
 from __future__ import annotations
 
-import json
+import heapq
+import itertools
 import logging
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from psop_hub.adapters.atomic import write_atomically
+from psop_hub.adapters.atomic import json_chunks, write_atomically
 from psop_hub.hub.database import unavailable_on_outage
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.store import FINAL_STATUSES
@@ -73,12 +75,14 @@ def record_pending(conn: Connection, root: Path, sender: str, receipt: str, body
         "hub_ids": sorted({uuid.UUID(m["hub_id"]) for m in listed}),
         "listing": {"messages": listed, "rejected": body.get("rejected", [])},
     }
+    stored = insert(file_results).values(sender=sender, receipt=receipt, **values)
+    # The new row's values again as EXCLUDED: bound once (the listing of 100,000 records is tens
+    # of MB as JSON, and was encoded twice).
+    again = {name: stored.excluded[name] for name in values}
     conn.execute(
-        insert(file_results)
-        .values(sender=sender, receipt=receipt, **values)
-        .on_conflict_do_update(
+        stored.on_conflict_do_update(
             constraint=file_results.primary_key,
-            set_={**values, "created_at": func.now(), "written_at": None},
+            set_={**again, "created_at": func.now(), "written_at": None},
         )
     )
 
@@ -110,12 +114,13 @@ def _write_one(engine: Engine, root: Path, sender: str, receipt: str) -> int:
         statuses = _statuses(conn, list(row.hub_ids))
         if any(s["status"] not in FINAL_STATUSES for s in statuses.values()):
             return 0  # replayed meanwhile: on its way again
-        body = result_document(row, statuses, conn.execute(select(func.now())).scalar_one())
+        body, entries = _result(row, statuses, conn.execute(select(func.now())).scalar_one())
         # Still under the row's lock: of two adapters, only this one writes it. Readers see no
         # result or the whole of it; one left by an adapter that died before its commit below,
         # or by an earlier receipt of this name that the sender took away, is replaced.
         try:
-            write_atomically(root / "outbox" / sender / "receipts" / result_name(receipt), _encode(body))
+            path = root / "outbox" / sender / "receipts" / result_name(receipt)
+            write_atomically(path, json_chunks(body, "results", entries))
         except OSError as exc:  # a full disk: the row stays unwritten and the next round tries again
             log.error(
                 "result %s of %s not written: %s; tried again next round", result_name(receipt), sender, exc
@@ -155,61 +160,80 @@ def _statuses(conn: Connection, hub_ids: list[uuid.UUID]) -> dict[str, dict[str,
 
 def result_document(row: Any, statuses: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
     """The result of one receipt: every record of the file with its final status, in file order."""
-    xml = row.file.lower().endswith(".xml")
-    entries: list[dict[str, Any]] = []
-    for m in row.listing["messages"]:
-        state = statuses[m["hub_id"]]
-        entry: dict[str, Any] = {
-            "record": m["record"],
-            "line": m["line"],
-            "message_id": m["message_id"],
-            "hub_id": m["hub_id"],
-            "duplicate": m["duplicate"],
-            "status": state["status"],
-        }
-        if m["duplicate"]:
-            entry["detail"] = (
-                "a duplicate: the same record was taken before (an earlier drop of the same "
-                "content); this is the status of that first copy"
-            )
-        if state["status"] in ("rejected", "failed"):
-            rules = [e["rule"] for e in state["errors"] if e.get("rule")]
-            if rules:
-                entry["rule"] = rules[0]
-            record_name = _RECORD_NAMES.get(state["type"].split(".")[0], "")
-            entry["errors"] = [
-                {
-                    "field": _field(e.get("field") or "", xml, record_name),
-                    "message": mask_text(e.get("message", "")),
-                }
-                for e in state["errors"]
-            ]
-        if "replaced_by" in state:
-            entry["replaced_by"] = state["replaced_by"]
-        entries.append(entry)
-    for r in row.listing["rejected"]:
-        # Refused at intake: listed in the receipt already, and final.
-        entries.append(
-            {
-                "record": r["record"],
-                "line": r["line"],
-                "status": "rejected",
-                "stage": "intake",
-                "errors": r["errors"],
-            }
-        )
-    entries.sort(key=lambda e: int(e["record"]))
-    counts = {k: sum(1 for e in entries if e["status"] == k) for k in COUNTED}
-    return {
+    head, entries = _result(row, statuses, now)
+    return {**head, "results": list(entries)}
+
+
+def _result(
+    row: Any, statuses: dict[str, dict[str, Any]], now: datetime
+) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """The result's members before `results`, and its entries (made one at a time, in record
+    order): a file of 100,000 records is never all in memory as entries or as text."""
+    listed: list[dict[str, Any]] = row.listing["messages"]
+    # Refused at intake: listed in the receipt already, and final.
+    refused = sorted(row.listing["rejected"], key=lambda r: int(r["record"]))
+    counts = dict.fromkeys(COUNTED, 0)
+    for m in listed:
+        status = statuses[m["hub_id"]]["status"]
+        if status in counts:
+            counts[status] += 1
+    counts["rejected"] += len(refused)
+    if any(int(a["record"]) > int(b["record"]) for a, b in itertools.pairwise(listed)):
+        listed = sorted(listed, key=lambda m: int(m["record"]))  # receipts list them in order
+    head = {
         "file": row.file,
         "sha256": row.sha256,
         "receipt": row.receipt,
         "records": row.records,
         **counts,
-        "duplicates": sum(1 for e in entries if e.get("duplicate")),
+        "duplicates": sum(1 for m in listed if m["duplicate"]),
         "completed_at": now.isoformat(),
-        "results": entries,
     }
+    xml = row.file.lower().endswith(".xml")
+    accepted = (_entry(m, statuses[m["hub_id"]], xml) for m in listed)
+    rejected = (
+        {
+            "record": r["record"],
+            "line": r["line"],
+            "status": "rejected",
+            "stage": "intake",
+            "errors": r["errors"],
+        }
+        for r in refused
+    )
+    return head, heapq.merge(accepted, rejected, key=lambda e: int(e["record"]))
+
+
+def _entry(m: dict[str, Any], state: dict[str, Any], xml: bool) -> dict[str, Any]:
+    """One accepted record's entry: where it was, its message, and the status it ended with."""
+    entry: dict[str, Any] = {
+        "record": m["record"],
+        "line": m["line"],
+        "message_id": m["message_id"],
+        "hub_id": m["hub_id"],
+        "duplicate": m["duplicate"],
+        "status": state["status"],
+    }
+    if m["duplicate"]:
+        entry["detail"] = (
+            "a duplicate: the same record was taken before (an earlier drop of the same "
+            "content); this is the status of that first copy"
+        )
+    if state["status"] in ("rejected", "failed"):
+        rules = [e["rule"] for e in state["errors"] if e.get("rule")]
+        if rules:
+            entry["rule"] = rules[0]
+        record_name = _RECORD_NAMES.get(state["type"].split(".")[0], "")
+        entry["errors"] = [
+            {
+                "field": _field(e.get("field") or "", xml, record_name),
+                "message": mask_text(e.get("message", "")),
+            }
+            for e in state["errors"]
+        ]
+    if "replaced_by" in state:
+        entry["replaced_by"] = state["replaced_by"]
+    return entry
 
 
 def _field(canonical: str, xml: bool, record_name: str) -> str:
@@ -218,7 +242,3 @@ def _field(canonical: str, xml: bool, record_name: str) -> str:
     if xml and record_name:
         return soap_field(record_name, canonical)
     return "" if canonical == "payload" else canonical.removeprefix("payload.")
-
-
-def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, indent=2, ensure_ascii=False).encode()
