@@ -158,17 +158,12 @@ def _statuses(conn: Connection, hub_ids: list[uuid.UUID]) -> dict[str, dict[str,
     return found
 
 
-def result_document(row: Any, statuses: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
-    """The result of one receipt: every record of the file with its final status, in file order."""
-    head, entries = _result(row, statuses, now)
-    return {**head, "results": list(entries)}
-
-
 def _result(
     row: Any, statuses: dict[str, dict[str, Any]], now: datetime
 ) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
-    """The result's members before `results`, and its entries (made one at a time, in record
-    order): a file of 100,000 records is never all in memory as entries or as text."""
+    """The result of one receipt, every record of the file with its final status in file order:
+    its members before `results`, and its entries (made one at a time, in record order: a file
+    of 100,000 records is never all in memory as entries or as text)."""
     listed: list[dict[str, Any]] = row.listing["messages"]
     # Refused at intake: listed in the receipt already, and final.
     refused = sorted(row.listing["rejected"], key=lambda r: int(r["record"]))
