@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from psop_hub.consumers.orders import require_order
@@ -50,40 +51,33 @@ RETURNING event_id
 # a voucher's or an order's quantity in the order they were received. One retried after an error
 # (a crash, not a wait) holds nothing up, nor does one entered in the inbox already (applied in
 # this very batch, its status written at the batch's end).
-EARLIER_WAITING = """
+_WAITING_BEHIND = """
 SELECT w.hub_id FROM messages m JOIN messages w
   ON w.status = 'retrying' AND w.organiser = m.organiser AND w.reference = m.reference
  AND w.type = 'delivery.reported' AND w.errors @> '[{"waiting": true}]'
  AND (w.payload->>'voucher_number') IS NOT DISTINCT FROM (m.payload->>'voucher_number')
  AND (w.received_at, w.hub_id) < (m.received_at, m.hub_id)
  AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.consumer = 'state' AND i.hub_id = w.hub_id)
-WHERE m.hub_id = %s
-ORDER BY w.received_at, w.hub_id
-LIMIT 1
 """
-# The same for a batch of new deliveries (`reported_many`).
-LOCK_VOUCHERS = f"""
-SELECT {column_list(vouchers)} FROM vouchers
-WHERE (organiser, voucher_number) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
-ORDER BY organiser, voucher_number
+EARLIER_WAITING = _WAITING_BEHIND + "WHERE m.hub_id = %s ORDER BY w.received_at, w.hub_id LIMIT 1"
+
+
+# The same for a batch of new deliveries (`reported_many`): whether any of them waits.
+ANY_EARLIER_WAITING = _WAITING_BEHIND + "WHERE m.hub_id = ANY(%s) LIMIT 1"
+
+
+def _lock_many(table: Table, number: str) -> str:
+    """Lock the rows of `table` named by (organiser, `number`) pairs, in the lock order."""
+    return f"""
+SELECT {column_list(table)} FROM {table.name}
+WHERE (organiser, {number}) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+ORDER BY organiser, {number}
 FOR UPDATE
 """
-LOCK_ORDERS = f"""
-SELECT {column_list(orders)} FROM orders
-WHERE (organiser, order_number) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
-ORDER BY organiser, order_number
-FOR UPDATE
-"""
-ANY_EARLIER_WAITING = """
-SELECT w.hub_id FROM messages m JOIN messages w
-  ON w.status = 'retrying' AND w.organiser = m.organiser AND w.reference = m.reference
- AND w.type = 'delivery.reported' AND w.errors @> '[{"waiting": true}]'
- AND (w.payload->>'voucher_number') IS NOT DISTINCT FROM (m.payload->>'voucher_number')
- AND (w.received_at, w.hub_id) < (m.received_at, m.hub_id)
- AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.consumer = 'state' AND i.hub_id = w.hub_id)
-WHERE m.hub_id = ANY(%s)
-LIMIT 1
-"""
+
+
+LOCK_VOUCHERS = _lock_many(vouchers, "voucher_number")
+LOCK_ORDERS = _lock_many(orders, "order_number")
 INSERT_DELIVERIES = """
 INSERT INTO deliveries (provider, event_id, organiser, voucher_number, order_number, service_date, unit,
                         quantity, price, unit_paid, voucher_share, client_share, status, version, hub_id,
