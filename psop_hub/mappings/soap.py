@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from lxml import etree
-
 from psop_hub.hub.errors import FieldError, ValidationFailed
 from psop_hub.mappings.canonical import Envelope, parse_message
 from psop_hub.mappings.xml import schema_errors
@@ -89,9 +87,15 @@ def _checked(
     return message
 
 
+def local_name(tag: str) -> str:
+    """The local name of a tag (`{urn:ns}Name` or `Name`): what etree.QName(tag).localname gives,
+    without building a QName object for every element of every call."""
+    return tag[tag.find("}") + 1 :]
+
+
 def _children(element: Any) -> dict[str, Any]:
     """An element's children by local name (comments and the like left out)."""
-    return {etree.QName(c).localname: c for c in element if isinstance(c.tag, str)}
+    return {local_name(c.tag): c for c in element if isinstance(c.tag, str)}
 
 
 def _text(children: dict[str, Any], name: str) -> str | None:
@@ -161,7 +165,7 @@ def _approval_payload(element: Any) -> dict[str, Any]:
     codes = [
         (c.text or "").strip()
         for c in element
-        if isinstance(c.tag, str) and etree.QName(c).localname == "ServiceCode"
+        if isinstance(c.tag, str) and local_name(c.tag) == "ServiceCode"
     ]
     if codes:
         payload["service_codes"] = codes

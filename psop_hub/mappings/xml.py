@@ -47,6 +47,18 @@ def hardened_parser() -> etree.XMLParser:
     return etree.XMLParser(dtd_validation=False, **HARDENED)
 
 
+_PARSERS = threading.local()
+
+
+def _thread_parser() -> etree.XMLParser:
+    """This thread's hardened parser, made once: a parser may parse one document after another
+    (its error log is the last parse's), just not in two threads at once."""
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = hardened_parser()
+    return parser
+
+
 def iterparse(stream: BinaryIO) -> Iterator[tuple[str, Any]]:
     """`start` and `end` events of a stream, with the same hardening as `parse_xml`."""
     return etree.iterparse(stream, events=("start", "end"), **HARDENED)
@@ -64,16 +76,23 @@ def parse_xml(body: bytes, max_nodes: int | None = None, max_depth: int | None =
     if re.search(rb"<!DOCTYPE", body[:4096], re.IGNORECASE) or b"<!ENTITY" in body:
         raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
     try:
-        root = etree.fromstring(body, hardened_parser())
+        root = etree.fromstring(body, _thread_parser())
     except etree.XMLSyntaxError as exc:
         raise XmlRejected(f"the body is not well-formed XML: {mask_text(str(exc))}") from None
     if root is None:
         raise XmlRejected("the body is empty")
     if root.getroottree().docinfo.doctype:  # past the byte check (UTF-16, a long prolog): still no
         raise XmlRejected("DTDs and entity declarations are not allowed in a SOAP message")
+    if max_nodes is not None and len(body) < _MIN_NODE_BYTES * max_nodes:
+        max_nodes = None  # too short to hold that many, whatever its encoding
     if max_nodes is not None or max_depth is not None:
         _check_limits(root, max_nodes, max_depth)
     return root
+
+
+# The fewest bytes an element (`<a/>`) or an attribute (` a=""`) takes in any encoding (one byte
+# or more a character): a body shorter than this many bytes a node cannot pass the node limit.
+_MIN_NODE_BYTES = 4
 
 
 # Elements and attributes of a parsed document, counted by libxml2 (the parser drops comments and

@@ -40,6 +40,20 @@ def test_a_document_at_the_node_limit_is_read_and_one_node_more_is_refused(limit
         parse_xml((f'<r xmlns="{NS}">' + "<e/>" * limit + "</r>").encode(), max_nodes=limit)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+@pytest.mark.parametrize("limit", [100, 1000])
+def test_the_densest_documents_one_node_over_the_limit_are_refused(limit: int, encoding: str) -> None:
+    # A body too short to hold more than the limit is not counted (parse_xml): the shortest
+    # documents that do hold one node more must still be counted and refused.
+    elements = "<r>" + "<e/>" * limit + "</r>"
+    attributes = "<r" + "".join(f" {chr(0x4E00 + i)}=''" for i in range(limit)) + "/>"
+    for text in (elements, attributes):
+        body = text.encode(encoding)
+        with pytest.raises(XmlRejected, match=f"more than {limit} XML elements and attributes"):
+            parse_xml(body, max_nodes=limit)
+        assert parse_xml(body, max_nodes=limit + 1) is not None
+
+
 def test_thousands_of_disallowed_attributes_are_reported_capped_and_counted_quickly() -> None:
     root = parse_xml(operation(5000), max_nodes=20_000)
     started = time.monotonic()
