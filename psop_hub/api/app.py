@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from psop_hub.api import (
@@ -28,6 +29,7 @@ from psop_hub.api import (
 )
 from psop_hub.api.accesslog import AccessLog
 from psop_hub.api.deps import Services
+from psop_hub.api.fastlane import Endpoint, FastLane
 from psop_hub.api.metrics import router as metrics_router
 
 
@@ -56,6 +58,10 @@ def create_app(services: Services) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
+    # Innermost of the hub's middleware (added first): the routes every message takes, answered
+    # without the router (api/fastlane.py); the exception handlers problems.install adds apply.
+    hot = {**_routes_of(messages.router, messages.post_message), **_routes_of(soap.router, soap.soap)}
+    app.add_middleware(FastLane, routes=hot, handlers=app.exception_handlers)
     problems.install(app)
     # The two routes every message comes through first: a request is matched against the routes
     # in this order (and SOAP is left out of the OpenAPI document, so the order does not show).
@@ -74,3 +80,13 @@ def create_app(services: Services) -> FastAPI:
     if services.settings.access_log:
         app.add_middleware(AccessLog)  # outermost: it sees the status and time of every answer
     return app
+
+
+def _routes_of(router: APIRouter, endpoint: Endpoint) -> dict[tuple[str, str], Endpoint]:
+    """(method, path) of the router's route to `endpoint`, as the router registered it."""
+    return {
+        (method, route.path): endpoint
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.endpoint is endpoint
+        for method in route.methods or ()
+    }
