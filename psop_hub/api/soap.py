@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import re
 import uuid
 from functools import partial
 from typing import Any
@@ -39,7 +38,17 @@ from psop_hub.hub.groupcommit import Intake
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.ratelimit import RateLimited, count_request
 from psop_hub.hub.senders import Sender, digest_of, may_read_message
-from psop_hub.mappings.soap import NS, PASSWORD_TEXT, SOAP11, SOAP12, WSSE, soap_errors, soap_text, to_message
+from psop_hub.mappings.soap import (
+    NS,
+    PASSWORD_TEXT,
+    SOAP11,
+    SOAP12,
+    WSSE,
+    local_name,
+    soap_errors,
+    soap_text,
+    to_message,
+)
 from psop_hub.mappings.xml import WSDL_FILE, XSD_FILE, XmlRejected, parse_xml
 
 log = logging.getLogger(__name__)
@@ -60,6 +69,8 @@ SUBMIT_OPERATIONS = {
     "SubmitProviderApproval": "ProviderApproval",
 }
 OPERATIONS = frozenset({*SUBMIT_OPERATIONS, "GetMessageStatus"})
+# The UsernameTokens of the Header's Security blocks, in document order (the first counts).
+_USERNAME_TOKENS = etree.ETXPath(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
 
 
 class SoapFault(Exception):
@@ -120,7 +131,7 @@ async def soap(request: Request) -> Response:
             # Gone while its body was read or parsed: validating it (up to HUB_MAX_XML_NODES
             # nodes, tens of ms of CPU) and storing it would answer nobody.
             raise ClientDisconnect
-        name = etree.QName(operation).localname
+        name = local_name(operation.tag)
         if name in SUBMIT_OPERATIONS:
             return await _submit(services, request, sender_hint, operation)
         sender = await run_in_threadpool(_authenticate_counted, services, request, sender_hint)
@@ -187,10 +198,10 @@ def _check_action(header: str | None, operation: Any) -> None:
     stack and the hub would disagree about what was called. Empty or absent is accepted (SOAP
     1.1 makes it optional), and so is the operation's name with or without the WSDL's prefix."""
     action = (header or "").strip().strip('"').strip()
-    name = etree.QName(operation).localname
+    name = local_name(operation.tag)
     if not action or name not in OPERATIONS:
         return
-    named = re.split(r"[#/:]", action)[-1]
+    named = action[max(action.rfind(c) for c in "#/:") + 1 :]  # after the last # / or :
     if named != name:
         raise SoapFault(
             "Client",
@@ -201,7 +212,8 @@ def _check_action(header: str | None, operation: Any) -> None:
 
 def _credentials(request: Request, header: Any) -> tuple[str, str]:
     """The client's name and secret: a WS-Security UsernameToken, else HTTP Basic."""
-    token = None if header is None else header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
+    tokens = [] if header is None else _USERNAME_TOKENS(header)
+    token = tokens[0] if tokens else None
     if token is not None:
         username = token.findtext(f"{{{WSSE}}}Username") or ""
         password = token.find(f"{{{WSSE}}}Password")
@@ -236,7 +248,7 @@ async def _submit(services: Services, request: Request, header: Any, operation: 
     group commit, in the transaction that stores the message; a call that is not valid is
     judged after its client, so that who is not a client hears `authentication failed` first."""
     client, secret = _credentials(request, header)
-    name = etree.QName(operation).localname
+    name = local_name(operation.tag)
     root_name = SUBMIT_OPERATIONS[name]
     try:
         envelope = to_message(root_name, operation)

@@ -46,6 +46,19 @@ APPROVAL_FIELDS = ("Organiser", "Provider", "Version", "ValidFrom", "ValidTo")
 ENVELOPE_FIELDS = ("MessageId", "SentAt", "CorrelationId")
 
 
+# A decision or an order record: the element naming its kind, the one naming its number, and
+# what each kind is; then the elements each kind may hold.
+_RECORDS = {
+    "VoucherDecision": ("DecisionType", "VoucherNumber", DECISIONS),
+    "ServiceOrder": ("OrderType", "OrderNumber", ORDERS),
+}
+_ALLOWED = {
+    (root_name, kind): frozenset({*ENVELOPE_FIELDS, kind_field, number_field, "Organiser", *fields})
+    for root_name, (kind_field, number_field, table) in _RECORDS.items()
+    for kind, (_, fields) in table.items()
+}
+
+
 def to_message(root_name: str, operation: Any, now: datetime | None = None) -> Envelope:
     """Validate a SOAP operation element (XSD, then the canonical rules) into a canonical message.
 
@@ -125,15 +138,11 @@ def to_canonical(
     """
     if root_name == "ProviderApproval":
         return _message_dict(_approval_payload(element), APPROVAL_TYPE, _children(element), now, message_id)
-    kind_field, number_field, table = (
-        ("DecisionType", "VoucherNumber", DECISIONS)
-        if root_name == "VoucherDecision"
-        else ("OrderType", "OrderNumber", ORDERS)
-    )
+    kind_field, number_field, table = _RECORDS[root_name]
     children = _children(element)
     kind = _text(children, kind_field) or ""
     message_type, fields = table[kind]
-    allowed = {*ENVELOPE_FIELDS, kind_field, number_field, "Organiser", *fields}
+    allowed = _ALLOWED[root_name, kind]
     unused = [
         FieldError(f"{root_name}/{name}", f"is not used with {kind_field} {kind}")
         for name in children
