@@ -19,6 +19,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -68,6 +69,9 @@ class FastLane:
         await response(scope, receive, send)
 
     def _handler_for(self, exc: Exception) -> Callable[[Request, Exception], Any] | None:
+        # As Starlette looks: an HTTPException's status code first, then the class and its bases.
+        if isinstance(exc, HTTPException) and exc.status_code in self.handlers:
+            return self.handlers[exc.status_code]
         for cls in type(exc).__mro__:
             if cls in self.handlers:
                 return self.handlers[cls]
