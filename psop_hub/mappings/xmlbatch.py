@@ -20,6 +20,7 @@ A child of any other name or namespace is listed as a rejected record, never ski
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from copy import deepcopy
 from typing import Any, BinaryIO
@@ -42,6 +43,17 @@ BATCHES = {
 RECORD_NAMESPACES = (FILE_NS, NS)
 _ROOT_NAMES = ", ".join(etree.QName(tag).localname for tag in BATCHES)
 _FILE_PREFIX = f"{{{FILE_NS}}}"
+
+
+DTD_REFUSED = "DTDs and entity declarations are not allowed in a batch file"
+# The bytes of a file searched for a DOCTYPE before it is parsed (one after a longer prolog is
+# still refused, when the parser reaches the root), written in ASCII or UTF-16 either way round.
+PROLOG_BYTES = 65536
+_DOCTYPES = [
+    re.compile(re.escape("<!DOCTYPE".encode(encoding)), re.IGNORECASE)
+    for encoding in ("ascii", "utf-16-le", "utf-16-be")
+]
+_LIBXML2_DEPTH = "Excessive depth in document"
 
 
 def read_batch(
@@ -83,7 +95,7 @@ def _top_level(
                 root = element
                 # Any encoding, anywhere before the root: the parser saw the DOCTYPE, if any.
                 if element.getroottree().docinfo.doctype:
-                    raise UnreadableFile("DTDs and entity declarations are not allowed in a batch file")
+                    raise UnreadableFile(DTD_REFUSED)
             if depth == 2:
                 nodes, line = 0, element.sourceline
             if max_depth is not None and depth > max_depth:
@@ -115,6 +127,13 @@ def _check(
     the record name."""
     record_name = None
     records = 0
+    start = stream.tell()
+    head = stream.read(PROLOG_BYTES)
+    stream.seek(start)
+    if any(doctype.search(head) for doctype in _DOCTYPES):
+        # Before the parser: libxml2 may refuse the DTD's entities (an amplification) before
+        # iterparse hands over the root, and then the DTD would go unnamed.
+        raise UnreadableFile(DTD_REFUSED)
     etree.clear_error_log()  # the thread's log: what an error names is then this file's
     try:
         for root, _ in _top_level(stream, max_nodes, max_depth):
@@ -131,7 +150,11 @@ def _check(
                     "split it into several files"
                 )
     except etree.XMLSyntaxError as exc:
-        # libxml2's own words: "Excessive depth in document: 256", "Entity 'xxe' not defined".
+        if max_depth is not None and str(exc).startswith(_LIBXML2_DEPTH):
+            # libxml2's own limit (256 levels, never less than HUB_MAX_XML_DEPTH), met before
+            # iterparse handed over the elements that pass ours: ours is the one to name.
+            raise UnreadableFile(depth_text(f"the element on line {exc.lineno}", max_depth)) from None
+        # libxml2's own words: "Entity 'xxe' not defined".
         detail = str(exc)
         last = exc.error_log.last_error if exc.error_log else None
         if detail.startswith("no element found") and last is not None and last.line > 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -291,6 +292,30 @@ def test_entities_and_dtds_are_refused_unexpanded(prolog: str) -> None:
     body = batch(granted("&xxe;&b;")).split(b"\n", 1)[1]
     reason = unreadable(b'<?xml version="1.0"?>\n' + prolog.encode() + b"\n" + body)
     assert "DTD" in reason and "root:" not in reason
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_dtd_is_refused_in_utf16_too(encoding: str) -> None:
+    # A billion laughs: libxml2 refuses its amplification before iterparse hands over the root
+    # (lxml 6.2), so the DTD is found in the bytes before the parser.
+    body = batch(granted("&l9;")).split(b"\n", 1)[1].decode()
+    entities = "".join(f'<!ENTITY l{n} "{("&l" + str(n - 1) + ";") * 10}">' for n in range(1, 10))
+    prolog = f'<!DOCTYPE b [<!ENTITY l0 "lol">{entities}]>'
+    bom = "\ufeff"
+    reason = unreadable((bom + '<?xml version="1.0" encoding="UTF-16"?>\n' + prolog + body).encode(encoding))
+    assert reason == "DTDs and entity declarations are not allowed in a batch file"
+
+
+def test_libxml2s_own_depth_limit_met_first_is_named_as_the_hubs() -> None:
+    # 300 levels in the first few hundred bytes: lxml 6.2's iterparse hands over none of the
+    # chunk in which libxml2 refuses its 257th level (6.1 handed over the 33rd first); either
+    # way the hub's own limit is what the refusal names.
+    with pytest.raises(UnreadableFile) as caught:
+        read_batch(io.BytesIO(batch(granted("V-1", Extra="<v:X>" * 300 + "</v:X>" * 300))), max_depth=32)
+    assert re.fullmatch(
+        r"the (record|element) on line \d+ nests XML elements deeper than 32 levels, the XML depth limit",
+        caught.value.reason,
+    ), caught.value.reason
 
 
 def test_deeper_than_libxml2_allows_is_not_well_formed() -> None:
