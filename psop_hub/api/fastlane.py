@@ -19,6 +19,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -64,16 +65,19 @@ class FastLane:
             handler = self._handler_for(exc)
             if handler is None:
                 raise  # ProblemOnCrash logs it and answers 500, as for any route
-            answer = handler(request, exc)
-            response = await answer if inspect.isawaitable(answer) else answer
+            if inspect.iscoroutinefunction(handler):
+                response = await handler(request, exc)
+            else:  # as Starlette runs a plain function handler: off the loop
+                response = await run_in_threadpool(handler, request, exc)
         await response(scope, receive, send)
 
     def _handler_for(self, exc: Exception) -> Callable[[Request, Exception], Any] | None:
-        # As Starlette looks: an HTTPException's status code first, then the class and its bases.
-        if isinstance(exc, HTTPException) and exc.status_code in self.handlers:
+        # As Starlette's ExceptionMiddleware looks: an HTTPException's status code first, then
+        # the class and its bases; a handler for 500 or Exception is the outermost middleware's.
+        if isinstance(exc, HTTPException) and exc.status_code != 500 and exc.status_code in self.handlers:
             return self.handlers[exc.status_code]
         for cls in type(exc).__mro__:
-            if cls in self.handlers:
+            if cls is not Exception and cls in self.handlers:
                 return self.handlers[cls]
         return None
 

@@ -45,7 +45,7 @@ async def inner(scope: Any, receive: Any, send: Any) -> None:
 LANE = FastLane(
     inner,
     routes={("POST", "/api/v1/messages"): endpoint},
-    handlers={ValueError: by_class, 418: by_status, HTTPException: by_class},
+    handlers={ValueError: by_class, 418: by_status, HTTPException: by_class, Exception: by_class},
 )
 
 
@@ -91,5 +91,6 @@ def test_an_exception_gets_its_handler_by_status_code_then_by_class() -> None:
 
 
 def test_an_exception_without_a_handler_goes_on_to_the_middleware_outside() -> None:
+    # A handler for Exception is the outermost middleware's (Starlette's ServerErrorMiddleware).
     with pytest.raises(RuntimeError, match="boom"):
         call("POST", "/api/v1/messages", {"x-raise": "crash"})
