@@ -70,6 +70,9 @@ MAX_XML_ERRORS = 100
 
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+# The fewest bytes an element (`<a/>`) or an attribute (` a=""`) takes in any encoding (one byte
+# or more a character): a body shorter than this many bytes a node cannot pass the node limit.
+_MIN_NODE_BYTES = 4
 
 
 def parse_xml(body: bytes, max_nodes: int | None = None, max_depth: int | None = None) -> Any:
@@ -91,11 +94,6 @@ def parse_xml(body: bytes, max_nodes: int | None = None, max_depth: int | None =
     if max_nodes is not None or max_depth is not None:
         _check_limits(root, max_nodes, max_depth)
     return root
-
-
-# The fewest bytes an element (`<a/>`) or an attribute (` a=""`) takes in any encoding (one byte
-# or more a character): a body shorter than this many bytes a node cannot pass the node limit.
-_MIN_NODE_BYTES = 4
 
 
 # Elements and attributes of a parsed document, counted by libxml2 (the parser drops comments and

@@ -55,7 +55,10 @@ def apps(settings: Settings, engine: Engine) -> Iterator[Apps]:
         yield Apps(lane, router, name, secret)
 
 
-def answer(response: Any, *made: str) -> tuple[int, dict[str, str], str]:
+Answer = tuple[int, dict[str, str], str]
+
+
+def answer(response: Any, *made: str) -> Answer:
     """Status, headers (but the length, which follows the ids) and body, the ids replaced."""
     text = _UUID.sub("<uuid>", response.text)
     for value in made:
@@ -92,14 +95,20 @@ def rest_cases() -> dict[str, Rest]:
     }
 
 
-@pytest.mark.parametrize("case", list(rest_cases()))
-def test_rest_answers_are_the_routers(apps: Apps, case: str) -> None:
-    make = rest_cases()[case]
+def both(apps: Apps, path: str, request: Callable[[str], tuple[dict[str, str], bytes]]) -> list[Answer]:
+    """The same kind of request (made for a fresh message id) answered by the lane and by the router."""
     seen = []
     for client in (apps.lane, apps.router):
         message_id = uid("m")
-        headers, content = make(apps.secret, message_id)
-        seen.append(answer(client.post("/api/v1/messages", content=content, headers=headers), message_id))
+        headers, content = request(message_id)
+        seen.append(answer(client.post(path, content=content, headers=headers), message_id))
+    return seen
+
+
+@pytest.mark.parametrize("case", list(rest_cases()))
+def test_rest_answers_are_the_routers(apps: Apps, case: str) -> None:
+    make = rest_cases()[case]
+    seen = both(apps, "/api/v1/messages", lambda message_id: make(apps.secret, message_id))
     assert seen[0] == seen[1]
     assert (
         seen[0][0]
@@ -118,7 +127,7 @@ def test_rest_answers_are_the_routers(apps: Apps, case: str) -> None:
 
 def test_rest_duplicates_and_conflicts_are_the_routers(apps: Apps) -> None:
     headers = {"Authorization": f"Bearer {apps.secret}", "Content-Type": "application/json"}
-    seen: list[list[tuple[int, dict[str, str], str]]] = []
+    seen: list[list[Answer]] = []
     for client in (apps.lane, apps.router):
         message_id, number = uid("m"), uid("v")
         first = json.dumps({**granted(number), "message_id": message_id}).encode()
@@ -156,11 +165,7 @@ def soap_cases() -> dict[str, Soap]:
 @pytest.mark.parametrize("case", list(soap_cases()))
 def test_soap_answers_are_the_routers(apps: Apps, case: str) -> None:
     make = soap_cases()[case]
-    seen = []
-    for client in (apps.lane, apps.router):
-        message_id = uid("soap")
-        headers, content = make((apps.client, apps.secret), message_id)
-        seen.append(answer(client.post("/soap/v1", content=content, headers=headers), message_id))
+    seen = both(apps, "/soap/v1", lambda message_id: make((apps.client, apps.secret), message_id))
     assert seen[0] == seen[1]
     assert seen[0][0] == (200 if case == "accepted" else 500)
 
