@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+import time
 import tokenize
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import (
@@ -39,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import DefaultClause
 
 import psop_hub
-from psop_hub.hub.migrator import alembic_config, migrate
+from psop_hub.hub.migrator import downgrade, migrate
 from psop_hub.hub.tables import metadata
 from tests.conftest import fresh_database
 
@@ -178,6 +181,147 @@ def test_every_constraint_index_and_sequence_has_the_metadata_name(engine: Engin
         assert catalog(conn) == named_in(metadata)
 
 
+PREDICATES = """
+    SELECT c.relname, pg_get_expr(i.indpred, i.indrelid)
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    WHERE c.relnamespace = current_schema()::regnamespace AND i.indpred IS NOT NULL
+"""
+
+
+def predicates(conn: Connection) -> dict[str, str]:
+    """Each partial index in the database and its predicate, as PostgreSQL prints it back."""
+    return {name: predicate for name, predicate in conn.exec_driver_sql(PREDICATES)}
+
+
+def predicates_in(conn: Connection, target: MetaData) -> dict[str, str]:
+    """The same for `target`'s partial indexes, printed back by PostgreSQL after building each on
+    an empty copy of its table (in a transaction rolled back), so that both sides read alike."""
+    wanted = {
+        i: t
+        for t in target.tables.values()
+        for i in t.indexes
+        if i.dialect_options["postgresql"]["where"] is not None
+    }
+    out = {}
+    with conn.begin_nested() as scratch:
+        for k, (index, table) in enumerate(wanted.items()):
+            where = index.dialect_options["postgresql"]["where"]
+            copy = f"predicate_{k}"
+            conn.exec_driver_sql(f"CREATE TEMP TABLE {copy} (LIKE {table.name})")
+            columns = ", ".join(e.text if hasattr(e, "text") else e.name for e in index.expressions)
+            conn.exec_driver_sql(f"CREATE INDEX {copy}_ix ON {copy} ({columns}) WHERE {where.text}")
+            out[str(index.name)] = conn.exec_driver_sql(
+                "SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = %s::regclass",
+                (f"{copy}_ix",),
+            ).scalar_one()
+        scratch.rollback()
+    return out
+
+
+def test_every_partial_index_has_the_metadata_predicate(engine: Engine) -> None:
+    # Alembic's comparison does not look at an index's WHERE clause.
+    with engine.connect() as conn:
+        found = predicates(conn)
+        assert found == predicates_in(conn, metadata)
+    assert set(found) == {
+        "ix_messages_waiting",
+        "ix_messages_correlation",
+        "ix_messages_provider_received",
+        "ix_messages_event_id",
+        "ix_messages_replay_of",
+    }
+
+
+def test_the_predicate_comparison_reports_a_wrong_metadata(engine: Engine) -> None:
+    wrong = _copy()
+    index = next(i for i in wrong.tables["messages"].indexes if i.name == "ix_messages_replay_of")
+    index.dialect_options["postgresql"]["where"] = text("replay_of IS NULL")
+    with engine.connect() as conn:
+        found, expected = predicates(conn), predicates_in(conn, wrong)
+    assert {k for k in found if found[k] != expected.get(k)} == {"ix_messages_replay_of"}
+
+
+def test_migrations_started_at_once_both_succeed_one_after_the_other(run_id: str) -> None:
+    with fresh_database(f"psop_test_{run_id}_twice") as url:
+        eng = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                reports = sorted(pool.map(lambda _: migrate(eng), range(2)), key=str)
+            head = reports[1][1]
+            # One built everything (including 0014's concurrent index builds); the other waited
+            # for its lock, then found nothing to do. Neither waited for the other in a cycle.
+            assert reports == [(head, head), (None, head)]
+            with eng.connect() as conn:
+                assert differences(conn, metadata) == []
+                assert predicates(conn) == predicates_in(conn, metadata)
+        finally:
+            eng.dispose()
+
+
+FILL = """
+INSERT INTO messages (hub_id, sender, message_id, type, sent_at, payload, payload_sha256, organiser,
+                      reference, channel, status)
+SELECT gen_random_uuid(), 'old', 'm-' || g, 'voucher.granted', now(),
+       jsonb_build_object('voucher_number', 'V-' || g), repeat('0', 64), '2077474-0', 'V-' || g,
+       'rest', 'applied'
+FROM generate_series(1, %s) g
+"""
+WRITE = """
+INSERT INTO messages (hub_id, sender, message_id, type, sent_at, payload, payload_sha256, provider,
+                      reference, channel, status)
+VALUES (gen_random_uuid(), 'writer', %s, 'delivery.reported', now(), jsonb_build_object('event_id', %s::text),
+        repeat('0', 64), '1572860-0', 'V-1', 'rest', 'accepted')
+"""
+
+
+def test_the_partial_indexes_are_built_while_the_hub_goes_on_writing(run_id: str) -> None:
+    """0014 on a store of 100,000 messages while another session inserts messages: no insert ever
+    waits for a lock (each would fail after 100 ms: a plain CREATE INDEX holds the table's write
+    lock for its whole build), and what was written meanwhile is in the new indexes."""
+    with fresh_database(f"psop_test_{run_id}_online") as url:
+        eng = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            migrate(eng)
+            downgrade(eng, "0014-1")
+            with eng.begin() as conn:
+                conn.exec_driver_sql(FILL, (100_000,))
+            done = threading.Event()
+            written: list[str] = []
+
+            def writer() -> None:
+                with psycopg.connect(url, autocommit=True) as db:
+                    db.execute("SET lock_timeout = '100ms'")
+                    while not done.is_set() or len(written) < 20:
+                        key = f"w-{len(written)}"
+                        db.execute(WRITE, (key, key))
+                        written.append(key)
+
+            with ThreadPoolExecutor(1) as pool:
+                writing = pool.submit(writer)
+                try:
+                    while len(written) < 5 and not writing.done():
+                        time.sleep(0.01)
+                    before = len(written)
+                    assert migrate(eng) == ("0013", "0014")
+                    during = len(written) - before
+                finally:
+                    done.set()
+                writing.result(timeout=60)  # raises LockNotAvailable had an insert waited 100 ms
+            assert during > 0
+            with eng.connect() as conn:
+                assert predicates(conn) == predicates_in(conn, metadata)
+                conn.exec_driver_sql("SET enable_seqscan = off")
+                explain = "EXPLAIN SELECT count(*) FROM messages WHERE payload ->> 'event_id' = %s"
+                plan = "\n".join(r[0] for r in conn.exec_driver_sql(explain, (written[0],)))
+                assert "ix_messages_event_id" in plan
+                found = conn.exec_driver_sql(
+                    "SELECT count(*) FROM messages WHERE payload ->> 'event_id' = ANY(%s)", (written,)
+                ).scalar_one()
+            assert found == len(written)
+        finally:
+            eng.dispose()
+
+
 def test_no_constraint_or_index_is_named_by_postgresql_defaults(engine: Engine) -> None:
     with engine.connect() as conn:
         found = catalog(conn)
@@ -248,6 +392,13 @@ RESULT_TABLES = {"file_results"}
 RESULT_INDEXES = {"file_results", "messages"}
 RESULT_COLUMNS = {("settlement_rows", "service_month")}
 RESULT_OPS = {"add_table", "add_index", "add_column"}
+# What 0014 makes partial.
+SPARSE_INDEXES = {
+    "ix_messages_correlation",
+    "ix_messages_provider_received",
+    "ix_messages_event_id",
+    "ix_messages_replay_of",
+}
 # What 0013 changes: clients.organiser (one business ID) becomes clients.organisers (an array).
 ORGANISERS_OPS = {"add_column", "remove_column"}
 
@@ -257,10 +408,7 @@ def _columns(diff: list[Any], operation: str) -> set[tuple[str, str]]:
 
 
 def _migrate_to(engine: Engine, revision: str) -> None:
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
+    downgrade(engine, revision)
 
 
 def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
@@ -271,6 +419,17 @@ def test_the_migrations_go_down_and_up_again(run_id: str) -> None:
             with eng.connect() as conn:
                 assert differences(conn, metadata) == []
                 assert catalog(conn) == named_in(metadata)
+                partial = predicates(conn)
+
+            # The revision before 0014 indexes every message by its sparse keys (no predicate).
+            _migrate_to(eng, "0014-1")
+            with eng.connect() as conn:
+                assert differences(conn, metadata) == []
+                assert catalog(conn) == named_in(metadata)
+                assert set(partial) - set(predicates(conn)) == SPARSE_INDEXES
+            migrate(eng)
+            with eng.connect() as conn:
+                assert predicates(conn) == partial == predicates_in(conn, metadata)
 
             # The revision before 0013 has clients.organiser instead of clients.organisers; its
             # clients keep their one organiser as an array of one, and a downgrade keeps the first.

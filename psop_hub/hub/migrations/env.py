@@ -15,7 +15,11 @@ def run_migrations_online() -> None:
     """Run the migrations on a live connection (given by the caller, or built from the URL)."""
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata)
+        # One transaction per revision (hub.migrator): a revision may leave its transaction for a
+        # concurrent index build.
+        context.configure(
+            connection=connection, target_metadata=target_metadata, transaction_per_migration=True
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
