@@ -11,7 +11,7 @@ of its database, so the two would wait for each other.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,20 +64,22 @@ def migrate(engine: Engine) -> tuple[str | None, str | None]:
 
     Returns the revision before and after, for a one-line report (Alembic's own INFO lines are
     left to HUB_LOG_LEVEL=DEBUG)."""
-    return _run(engine, "upgrade", "head")
+    return _run(engine, command.upgrade, "head")
 
 
 def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     """Take the schema back to `revision` (tests, and an operator undoing a release)."""
-    return _run(engine, "downgrade", revision)
+    return _run(engine, command.downgrade, revision)
 
 
-def _run(engine: Engine, direction: str, revision: str) -> tuple[str | None, str | None]:
+def _run(
+    engine: Engine, direction: Callable[[Config, str], None], revision: str
+) -> tuple[str | None, str | None]:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.connect() as conn, _locked(conn):
         before = _revision(conn)
         config.attributes["connection"] = conn
-        getattr(command, direction)(config, revision)
+        direction(config, revision)
         conn.commit()
         after = _revision(conn)
     return before, after

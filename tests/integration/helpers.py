@@ -37,3 +37,15 @@ def voucher_row(engine: Engine, voucher_number: str) -> Any:
                 vouchers.c.organiser == ORGANISER, vouchers.c.voucher_number == voucher_number
             )
         ).one()
+
+
+# `%s` applied voucher.granted messages `m-1`, `m-2`, ... (vouchers `V-1`, ...) written straight
+# into the store, without journeys: a store of some size for index and migration tests.
+STORED_GRANTS = """
+INSERT INTO messages (hub_id, sender, message_id, type, sent_at, payload, payload_sha256, organiser,
+                      reference, channel, status)
+SELECT gen_random_uuid(), 'old', 'm-' || g, 'voucher.granted', now(),
+       jsonb_build_object('voucher_number', 'V-' || g), repeat('0', 64), '2077474-0', 'V-' || g,
+       'rest', 'applied'
+FROM generate_series(1, %s) g
+"""

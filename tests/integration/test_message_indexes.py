@@ -21,15 +21,8 @@ from psop_hub.hub.migrator import migrate
 from psop_hub.hub.purge import CANDIDATES, RESOLVED
 from psop_hub.hub.search import MessageFilter, load_detail, search_in
 from tests.conftest import fresh_database
+from tests.integration.helpers import STORED_GRANTS
 
-FILL = """
-INSERT INTO messages (hub_id, sender, message_id, type, sent_at, payload, payload_sha256, organiser,
-                      reference, channel, status)
-SELECT gen_random_uuid(), 'county', 'm-' || g, 'voucher.granted', now(),
-       jsonb_build_object('voucher_number', 'V-' || g), repeat('0', 64), '2077474-0', 'V-' || g,
-       'rest', 'applied'
-FROM generate_series(1, 30000) g
-"""
 # 100 each with a correlation_id, a provider and an event_id, and 100 copies of replays.
 KEYED = """
 INSERT INTO messages (hub_id, sender, message_id, type, sent_at, correlation_id, payload, payload_sha256,
@@ -49,7 +42,7 @@ def store(run_id: str) -> Iterator[Engine]:
         try:
             migrate(eng)
             with eng.begin() as conn:
-                conn.exec_driver_sql(FILL)
+                conn.exec_driver_sql(STORED_GRANTS, (30_000,))
                 conn.exec_driver_sql(KEYED)
             with eng.connect() as conn:
                 conn.exec_driver_sql("COMMIT")

@@ -45,6 +45,7 @@ import psop_hub
 from psop_hub.hub.migrator import downgrade, migrate
 from psop_hub.hub.tables import metadata
 from tests.conftest import fresh_database
+from tests.integration.helpers import STORED_GRANTS
 
 
 def differences(conn: Connection, target: MetaData) -> list[Any]:
@@ -258,14 +259,6 @@ def test_migrations_started_at_once_both_succeed_one_after_the_other(run_id: str
             eng.dispose()
 
 
-FILL = """
-INSERT INTO messages (hub_id, sender, message_id, type, sent_at, payload, payload_sha256, organiser,
-                      reference, channel, status)
-SELECT gen_random_uuid(), 'old', 'm-' || g, 'voucher.granted', now(),
-       jsonb_build_object('voucher_number', 'V-' || g), repeat('0', 64), '2077474-0', 'V-' || g,
-       'rest', 'applied'
-FROM generate_series(1, %s) g
-"""
 WRITE = """
 INSERT INTO messages (hub_id, sender, message_id, type, sent_at, payload, payload_sha256, provider,
                       reference, channel, status)
@@ -284,7 +277,7 @@ def test_the_partial_indexes_are_built_while_the_hub_goes_on_writing(run_id: str
             migrate(eng)
             downgrade(eng, "0014-1")
             with eng.begin() as conn:
-                conn.exec_driver_sql(FILL, (100_000,))
+                conn.exec_driver_sql(STORED_GRANTS, (100_000,))
             done = threading.Event()
             written: list[str] = []
 
