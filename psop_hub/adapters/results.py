@@ -16,24 +16,21 @@ that dies between writing and marking leaves it to be written again, alike but f
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import json
 import logging
-import uuid
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+import psycopg
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 
 from psop_hub.adapters.atomic import json_chunks, write_atomically
-from psop_hub.hub.database import unavailable_on_outage
+from psop_hub.hub.database import raw, unavailable_on_outage
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.store import FINAL_STATUSES
-from psop_hub.hub.tables import file_results
 from psop_hub.mappings.soap import soap_field
 
 log = logging.getLogger(__name__)
@@ -62,29 +59,57 @@ def result_name(receipt: str) -> str:
     return receipt.removesuffix(RECEIPT_SUFFIX) + RESULT_SUFFIX
 
 
-def record_pending(conn: Connection, root: Path, sender: str, receipt: str, body: dict[str, Any]) -> None:
-    """Note a receipt just written (`body` is its document) so that its result follows; in the
-    caller's transaction. A receipt's name is taken again only after the sender took that receipt
-    away: the result then belongs to the new receipt of that name, so the row is replaced."""
-    listed = body.get("messages", [])
-    values = {
-        "data_dir": str(root),
-        "file": body["file"],
-        "sha256": body["sha256"],
-        "records": body["records"],
-        "hub_ids": sorted({uuid.UUID(m["hub_id"]) for m in listed}),
-        "listing": {"messages": listed, "rejected": body.get("rejected", [])},
-    }
-    stored = insert(file_results).values(sender=sender, receipt=receipt, **values)
-    # The new row's values again as EXCLUDED: bound once (the listing of 100,000 records is tens
-    # of MB as JSON, and was encoded twice).
-    again = {name: stored.excluded[name] for name in values}
-    conn.execute(
-        stored.on_conflict_do_update(
-            constraint=file_results.primary_key,
-            set_={**again, "created_at": func.now(), "written_at": None},
-        )
+# The row of a receipt just written: its hub_ids are taken from the listing by PostgreSQL, which
+# gets the listing as one JSON text (bound once, also for the update of a name taken again).
+RECORD_PENDING = """
+INSERT INTO file_results (sender, receipt, data_dir, file, sha256, records, hub_ids, listing)
+SELECT %(sender)s, %(receipt)s, %(data_dir)s, %(file)s, %(sha256)s, %(records)s,
+       ARRAY(SELECT DISTINCT (e->>'hub_id')::uuid FROM jsonb_array_elements(l.doc->'messages') AS e
+             ORDER BY 1),
+       l.doc
+FROM (SELECT %(listing)t AS doc) AS l
+ON CONFLICT ON CONSTRAINT pk_file_results DO UPDATE SET
+    data_dir = EXCLUDED.data_dir, file = EXCLUDED.file, sha256 = EXCLUDED.sha256,
+    records = EXCLUDED.records, hub_ids = EXCLUDED.hub_ids, listing = EXCLUDED.listing,
+    created_at = now(), written_at = NULL
+"""
+
+
+def record_pending(conn: Connection, root: Path, sender: str, receipt: str, body: Mapping[str, Any]) -> None:
+    """Note a receipt just written (`body` is its document; its `messages` may be any iterable,
+    read once) so that its result follows; in the caller's transaction. A receipt's name is taken
+    again only after the sender took that receipt away: the result then belongs to the new
+    receipt of that name, so the row is replaced."""
+    raw(conn).execute(
+        RECORD_PENDING,
+        {
+            "sender": sender,
+            "receipt": receipt,
+            "data_dir": str(root),
+            "file": body["file"],
+            "sha256": body["sha256"],
+            "records": body["records"],
+            # in text form (%t): psycopg sends the buffer as it is
+            "listing": Jsonb((body.get("messages", ()), body.get("rejected", [])), dumps=listing_json),
+        },
     )
+
+
+def listing_json(listing: tuple[Iterable[Mapping[str, Any]], Sequence[Any]]) -> bytes:
+    """`{"messages": [...], "rejected": [...]}` of (messages, rejected) as JSON, written one message
+    at a time into one buffer: for a file of 100,000 records ~16 MB, never also a list of 100,000
+    objects or of their texts (a StringIO holds 4 bytes a character)."""
+    messages, rejected = listing
+    out = bytearray(b'{"messages": [')
+    separator = b""
+    for message in messages:
+        out += separator
+        out += json.dumps(message).encode()
+        separator = b", "
+    out += b'], "rejected": '
+    out += json.dumps(rejected).encode()
+    out += b"}"
+    return cast(bytes, out)  # psycopg's dumper takes any buffer: no copy into bytes
 
 
 def write_ready(engine: Engine, root: Path, limit: int = 20) -> int:
@@ -99,135 +124,149 @@ def write_ready(engine: Engine, root: Path, limit: int = 20) -> int:
 
 
 def _write_one(engine: Engine, root: Path, sender: str, receipt: str) -> int:
+    key = {"sender": sender, "receipt": receipt}
     with unavailable_on_outage(), engine.begin() as conn:
-        row = conn.execute(
-            select(file_results)
-            .where(
-                file_results.c.sender == sender,
-                file_results.c.receipt == receipt,
-                file_results.c.written_at.is_(None),
-            )
-            .with_for_update(skip_locked=True)
-        ).one_or_none()
+        cur = raw(conn)
+        row = cur.execute(LOCK_RESULT, key).fetchone()
         if row is None:
             return 0  # another adapter has it in hand, or wrote it a moment ago
-        statuses = _statuses(conn, list(row.hub_ids))
-        if any(s["status"] not in FINAL_STATUSES for s in statuses.values()):
+        if cur.execute(STILL_MOVING, key).fetchone() is not None:
             return 0  # replayed meanwhile: on its way again
-        body, entries = _result(row, statuses, conn.execute(select(func.now())).scalar_one())
+        head = _head(row, cur.execute(COUNTS, key).fetchall())
         # Still under the row's lock: of two adapters, only this one writes it. Readers see no
         # result or the whole of it; one left by an adapter that died before its commit below,
-        # or by an earlier receipt of this name that the sender took away, is replaced.
-        try:
-            path = root / "outbox" / sender / "receipts" / result_name(receipt)
-            write_atomically(path, json_chunks(body, "results", entries))
-        except OSError as exc:  # a full disk: the row stays unwritten and the next round tries again
-            log.error(
-                "result %s of %s not written: %s; tried again next round", result_name(receipt), sender, exc
-            )
-            return 0
-        conn.execute(
-            update(file_results)
-            .where(file_results.c.sender == sender, file_results.c.receipt == receipt)
-            .values(written_at=func.now())
-        )
-    counts = ", ".join(f"{body[k]} {k}" for k in COUNTED if body[k])
+        # or by an earlier receipt of this name that the sender took away, is replaced. The
+        # entries come from a server-side cursor: a file of 100,000 records is never all in
+        # memory, as rows, entries or text.
+        xml = row.file.lower().endswith(".xml")
+        with _driver(conn).cursor(name="hub_result", row_factory=namedtuple_row) as entries:
+            entries.itersize = 2000
+            entries.execute(ENTRIES, key)
+            try:
+                path = root / "outbox" / sender / "receipts" / result_name(receipt)
+                write_atomically(path, json_chunks(head, "results", (_entry(e, xml) for e in entries)))
+            except OSError as exc:  # a full disk: the row stays unwritten and the next round tries again
+                name = result_name(receipt)
+                log.error("result %s of %s not written: %s; tried again next round", name, sender, exc)
+                return 0
+        cur.execute(MARK_WRITTEN, key)
+    counts = ", ".join(f"{head[k]} {k}" for k in COUNTED if head[k])
     log.info("result %s of %s written: %s", result_name(receipt), sender, counts or "no records")
     return 1
 
 
-STATUSES_OF = "SELECT hub_id, type, status, errors FROM messages WHERE hub_id = ANY(%(ids)s)"
-COPIES_OF = "SELECT replay_of, hub_id FROM messages WHERE replay_of = ANY(%(ids)s)"
+LOCK_RESULT = """
+SELECT file, sha256, receipt, records, jsonb_array_length(listing->'rejected') AS refused, now() AS now
+FROM file_results
+WHERE sender = %(sender)s AND receipt = %(receipt)s AND written_at IS NULL
+FOR UPDATE SKIP LOCKED
+"""
+STILL_MOVING = f"""
+SELECT 1 FROM file_results r JOIN messages m ON m.hub_id = ANY(r.hub_ids)
+WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
+  AND m.status NOT IN ({", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))})
+LIMIT 1
+"""
+MARK_WRITTEN = """
+UPDATE file_results SET written_at = now() WHERE sender = %(sender)s AND receipt = %(receipt)s
+"""
+# The records the receipt listed as accepted, by the status they ended with. A message removed
+# from the store by an operator (retention) is not final here, and never will be: `failed`.
+LISTED = """
+FROM file_results r
+CROSS JOIN LATERAL jsonb_to_recordset(r.listing->'messages')
+     AS l(record int, line int, message_id text, hub_id uuid, duplicate boolean)
+LEFT JOIN messages m ON m.hub_id = l.hub_id
+WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
+"""
+COUNTS = f"""
+SELECT coalesce(m.status, 'failed') AS status, count(*) AS n,
+       count(*) FILTER (WHERE l.duplicate) AS duplicates
+{LISTED}
+GROUP BY 1
+"""
+# Every record of the file in record order: the accepted ones with their message's final status
+# (a replaced one with its newest copy: an aggregate, so that the planner looks the copies up by
+# replay_of and does not walk received_at), and those refused at intake, final since then.
+ENTRIES = f"""
+SELECT l.record, l.line, l.message_id, l.hub_id::text AS hub_id, l.duplicate,
+       m.hub_id IS NOT NULL AS stored, m.type, m.status, m.errors,
+       (SELECT (array_agg(c.hub_id::text ORDER BY c.received_at DESC))[1] FROM messages c
+        WHERE m.status = 'replaced' AND c.replay_of = m.hub_id) AS replaced_by,
+       NULL::jsonb AS refused
+{LISTED}
+UNION ALL
+SELECT (e->>'record')::int, (e->>'line')::int, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e->'errors'
+FROM file_results r CROSS JOIN LATERAL jsonb_array_elements(r.listing->'rejected') AS e
+WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
+ORDER BY 1
+"""
 
 
-def _statuses(conn: Connection, hub_ids: list[uuid.UUID]) -> dict[str, dict[str, Any]]:
-    rows = conn.exec_driver_sql(STATUSES_OF, {"ids": hub_ids}).all()
-    found: dict[str, dict[str, Any]] = {
-        str(r.hub_id): {"type": r.type, "status": r.status, "errors": r.errors} for r in rows
-    }
-    if any(s["status"] == "replaced" for s in found.values()):
-        for original, copy in conn.exec_driver_sql(COPIES_OF, {"ids": hub_ids}).all():
-            found[str(original)]["replaced_by"] = str(copy)
-    for hub_id in {str(h) for h in hub_ids} - set(found):
-        # Removed from the store by an operator (retention): not final here, and never will be.
-        found[hub_id] = {
-            "type": "",
-            "status": "failed",
-            "errors": [{"field": "", "message": "no longer stored"}],
-        }
-    return found
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
 
 
-def _result(
-    row: Any, statuses: dict[str, dict[str, Any]], now: datetime
-) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
-    """The result of one receipt, every record of the file with its final status in file order:
-    its members before `results`, and its entries (made one at a time, in record order: a file
-    of 100,000 records is never all in memory as entries or as text)."""
-    listed: list[dict[str, Any]] = row.listing["messages"]
-    # Refused at intake: listed in the receipt already, and final.
-    refused = sorted(row.listing["rejected"], key=lambda r: int(r["record"]))
+def _head(row: Any, counted: Sequence[Any]) -> dict[str, Any]:
+    """The result's members before `results`: the file, and how many records ended how."""
     counts = dict.fromkeys(COUNTED, 0)
-    for m in listed:
-        status = statuses[m["hub_id"]]["status"]
-        if status in counts:
-            counts[status] += 1
-    counts["rejected"] += len(refused)
-    if any(int(a["record"]) > int(b["record"]) for a, b in itertools.pairwise(listed)):
-        listed = sorted(listed, key=lambda m: int(m["record"]))  # receipts list them in order
-    head = {
+    for c in counted:
+        if c.status in counts:
+            counts[c.status] += c.n
+    counts["rejected"] += row.refused  # refused at intake: listed in the receipt already, and final
+    return {
         "file": row.file,
         "sha256": row.sha256,
         "receipt": row.receipt,
         "records": row.records,
         **counts,
-        "duplicates": sum(1 for m in listed if m["duplicate"]),
-        "completed_at": now.isoformat(),
+        "duplicates": sum(c.duplicates for c in counted),
+        "completed_at": row.now.isoformat(),
     }
-    xml = row.file.lower().endswith(".xml")
-    accepted = (_entry(m, statuses[m["hub_id"]], xml) for m in listed)
-    rejected = (
-        {
-            "record": r["record"],
-            "line": r["line"],
+
+
+def _entry(e: Any, xml: bool) -> dict[str, Any]:
+    """One record's entry: where it was, its message, and the status it ended with."""
+    if e.refused is not None:
+        return {
+            "record": e.record,
+            "line": e.line,
             "status": "rejected",
             "stage": "intake",
-            "errors": r["errors"],
+            "errors": e.refused,
         }
-        for r in refused
-    )
-    return head, heapq.merge(accepted, rejected, key=lambda e: int(e["record"]))
-
-
-def _entry(m: dict[str, Any], state: dict[str, Any], xml: bool) -> dict[str, Any]:
-    """One accepted record's entry: where it was, its message, and the status it ended with."""
+    stored = e.stored
+    status = e.status if stored else "failed"
+    errors = e.errors if stored else [{"field": "", "message": "no longer stored"}]
     entry: dict[str, Any] = {
-        "record": m["record"],
-        "line": m["line"],
-        "message_id": m["message_id"],
-        "hub_id": m["hub_id"],
-        "duplicate": m["duplicate"],
-        "status": state["status"],
+        "record": e.record,
+        "line": e.line,
+        "message_id": e.message_id,
+        "hub_id": e.hub_id,
+        "duplicate": e.duplicate,
+        "status": status,
     }
-    if m["duplicate"]:
+    if e.duplicate:
         entry["detail"] = (
             "a duplicate: the same record was taken before (an earlier drop of the same "
             "content); this is the status of that first copy"
         )
-    if state["status"] in ("rejected", "failed"):
-        rules = [e["rule"] for e in state["errors"] if e.get("rule")]
+    if status in ("rejected", "failed"):
+        rules = [x["rule"] for x in errors if x.get("rule")]
         if rules:
             entry["rule"] = rules[0]
-        record_name = _RECORD_NAMES.get(state["type"].split(".")[0], "")
+        record_name = _RECORD_NAMES.get((e.type or "").split(".")[0], "")
         entry["errors"] = [
             {
-                "field": _field(e.get("field") or "", xml, record_name),
-                "message": mask_text(e.get("message", "")),
+                "field": _field(x.get("field") or "", xml, record_name),
+                "message": mask_text(x.get("message", "")),
             }
-            for e in state["errors"]
+            for x in errors
         ]
-    if "replaced_by" in state:
-        entry["replaced_by"] = state["replaced_by"]
+    if e.replaced_by is not None:
+        entry["replaced_by"] = e.replaced_by
     return entry
 
 

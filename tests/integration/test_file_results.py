@@ -67,3 +67,112 @@ def test_a_receipt_name_taken_again_replaces_its_pending_result(engine: Engine, 
         "stage": "intake",
         "errors": [{"field": "quantity", "message": "puuttuu"}],
     }
+
+
+# A message of the file's in the store, with its final status (and what made it so).
+STORED = """
+INSERT INTO messages (hub_id, sender, message_id, type, sent_at, payload, payload_sha256, organiser,
+                      reference, channel, status, errors, replay_of, received_at)
+VALUES (%(hub_id)s, %(sender)s, %(message_id)s, %(type)s, now(), '{}', repeat('0', 64), '2077474-0',
+        'V-1', %(channel)s, %(status)s, %(errors)s::jsonb, %(replay_of)s,
+        now() + make_interval(secs => %(later)s))
+"""
+
+
+def test_each_record_ends_with_its_messages_final_status(engine: Engine, tmp_path: Path) -> None:
+    """Applied, rejected by a rule (the field in the file's own names), replaced by a replay's
+    copy, gone from the store, a duplicate, refused at intake: each entry as the result says it,
+    the counts beside them, the listing in record order whatever order the receipt had."""
+    sender = f"prov-{uuid.uuid4().hex[:8]}"
+    ids = [uuid.uuid4() for _ in range(5)]
+    copies = [uuid.uuid4(), uuid.uuid4()]
+    rule = [{"field": "payload.quantity", "message": "yli myönnetyn", "rule": "within_grant"}]
+
+    def row(hub_id: uuid.UUID, n: int, status: str, **more: Any) -> dict[str, Any]:
+        values = {"hub_id": hub_id, "sender": sender, "message_id": f"m-{n}", "type": "delivery.reported"}
+        return {
+            **values,
+            "channel": "file",
+            "status": status,
+            "errors": "[]",
+            "replay_of": None,
+            "later": 0,
+            **more,
+        }
+
+    with engine.begin() as conn:
+        for values in (
+            row(ids[0], 1, "applied"),
+            row(ids[1], 2, "rejected", errors=json.dumps(rule)),
+            row(ids[2], 3, "replaced"),
+            row(copies[0], 90, "failed", channel="replay", replay_of=ids[2], later=1),
+            row(copies[1], 91, "applied", channel="replay", replay_of=ids[2], later=2),  # the newest
+            row(ids[4], 6, "applied"),  # the first copy of record 6, from an earlier drop
+        ):
+            conn.exec_driver_sql(STORED, values)
+    # record 4's message is gone (ids[3]); record 5 was refused at intake
+    listed = [
+        (6, ids[4], True),
+        (1, ids[0], False),
+        (2, ids[1], False),
+        (3, ids[2], False),
+        (4, ids[3], False),
+    ]
+    document = body("toteumat.csv", 6, [], [5])
+    document["messages"] = (
+        {"record": n, "line": n + 1, "message_id": f"m-{n}", "hub_id": str(h), "duplicate": d}
+        for n, h, d in listed
+    )
+    with engine.begin() as conn:
+        record_pending(conn, tmp_path, sender, "toteumat.csv.receipt.json", document)
+    assert write_ready(engine, tmp_path) >= 1
+    result = json.loads((tmp_path / "outbox" / sender / "receipts" / "toteumat.csv.result.json").read_text())
+
+    assert {k: result[k] for k in ("records", "applied", "rejected", "replaced", "failed", "duplicates")} == {
+        "records": 6,
+        "applied": 2,
+        "rejected": 2,
+        "replaced": 1,
+        "failed": 1,
+        "duplicates": 1,
+    }
+    mine = {"line", "message_id", "duplicate"}
+    entries = [{k: v for k, v in e.items() if k not in mine} for e in result["results"]]
+    assert entries == [
+        {"record": 1, "hub_id": str(ids[0]), "status": "applied"},
+        {
+            "record": 2,
+            "hub_id": str(ids[1]),
+            "status": "rejected",
+            "rule": "within_grant",
+            "errors": [{"field": "quantity", "message": "yli myönnetyn"}],
+        },
+        {"record": 3, "hub_id": str(ids[2]), "status": "replaced", "replaced_by": str(copies[1])},
+        {
+            "record": 4,
+            "hub_id": str(ids[3]),
+            "status": "failed",
+            "errors": [{"field": "", "message": "no longer stored"}],
+        },
+        {
+            "record": 5,
+            "status": "rejected",
+            "stage": "intake",
+            "errors": [{"field": "quantity", "message": "puuttuu"}],
+        },
+        {
+            "record": 6,
+            "hub_id": str(ids[4]),
+            "status": "applied",
+            "detail": "a duplicate: the same record was taken before (an earlier drop of the same "
+            "content); this is the status of that first copy",
+        },
+    ]
+    assert [(e["record"], e["line"], e.get("message_id"), e.get("duplicate")) for e in result["results"]] == [
+        (1, 2, "m-1", False),
+        (2, 3, "m-2", False),
+        (3, 4, "m-3", False),
+        (4, 5, "m-4", False),
+        (5, 6, None, None),
+        (6, 7, "m-6", True),
+    ]

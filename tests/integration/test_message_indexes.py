@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 
-from psop_hub.adapters.results import COPIES_OF
+from psop_hub.adapters.results import ENTRIES, record_pending
 from psop_hub.hub.migrator import migrate
 from psop_hub.hub.purge import CANDIDATES, RESOLVED
 from psop_hub.hub.search import MessageFilter, load_detail, search_in
@@ -121,10 +122,19 @@ def test_a_messages_replay_copies_are_found_by_the_partial_index(store: Engine) 
 
 def test_the_copies_of_replaced_records_use_the_partial_index(store: Engine) -> None:
     sql = "SELECT replay_of FROM messages WHERE message_id = 'k-{}'"
-    originals = [uuid.UUID(str(_value(store, sql.format(k)))) for k in (1, 2)]
+    originals = [str(_value(store, sql.format(k))) for k in (1, 2)]
+    key = {"sender": "provider", "receipt": "toteumat.csv.receipt.json"}
+    listed = [
+        {"record": n, "line": n + 1, "message_id": f"m-{n}", "hub_id": hub_id, "duplicate": False}
+        for n, hub_id in enumerate(originals, start=1)
+    ]
+    with store.begin() as conn:
+        body = {"file": "toteumat.csv", "sha256": "0" * 64, "records": 2, "rejected": [], "messages": listed}
+        record_pending(conn, Path("/data"), key["sender"], key["receipt"], body)
     with store.connect() as conn:
-        used = _explained(conn, COPIES_OF, {"ids": originals})
-    assert used == {"ix_messages_replay_of"}
+        used = _explained(conn, ENTRIES, key)
+    assert "ix_messages_replay_of" in used
+    assert "Seq Scan messages" not in used
 
 
 def test_the_purge_looks_for_copies_by_the_partial_index(store: Engine) -> None:
