@@ -14,24 +14,40 @@ from typing import Any
 Data = bytes | Iterable[bytes]
 
 
+class Streamed:
+    """A list member of a `json_document`: its items, made and written one at a time."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items
+
+
+def json_document(document: dict[str, Any]) -> Iterator[bytes]:
+    """`document` as `json.dumps(..., indent=2, ensure_ascii=False)` writes it (the same bytes),
+    each member that is `Streamed` one item at a time: its items are never all in memory, as
+    objects or as text."""
+    # A value no key or string of the document holds, in place of each streamed list.
+    markers = {key: f"<{uuid.uuid4().hex}>" for key, value in document.items() if isinstance(value, Streamed)}
+    rest = json.dumps({k: markers.get(k, v) for k, v in document.items()}, indent=2, ensure_ascii=False)
+    for key, marker in markers.items():
+        before, rest = rest.split(json.dumps(marker), 1)
+        value = document[key]
+        assert isinstance(value, Streamed)
+        first = True
+        for item in value.items:
+            # Its lines one level deeper: every raw newline of the text is JSON's own (those within
+            # strings are escaped; textwrap would also split at U+2028, U+0085 and the like in them).
+            text = "    " + json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+            yield ((before + "[\n") if first else ",\n").encode() + text.encode()
+            first = False
+        yield ((before + "[]") if first else "\n  ]").encode()
+    yield rest.encode()
+
+
 def json_chunks(
     head: dict[str, Any], key: str, items: Iterable[Any], tail: dict[str, Any] | None = None
 ) -> Iterator[bytes]:
-    """The document `head`, then `key` with the list of `items`, then `tail`, as
-    `json.dumps(..., indent=2, ensure_ascii=False)` writes it (the same bytes), one item at a
-    time: the items are never all in memory, as objects or as text."""
-    marker = f"<{uuid.uuid4().hex}>"  # a value no key or string of the document holds
-    before, after = json.dumps({**head, key: marker, **(tail or {})}, indent=2, ensure_ascii=False).split(
-        json.dumps(marker)
-    )
-    first = True
-    for item in items:
-        # Its lines one level deeper: every raw newline of the text is JSON's own (those within
-        # strings are escaped; textwrap would also split at U+2028, U+0085 and the like in them).
-        text = "    " + json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    ")
-        yield ((before + "[\n") if first else ",\n").encode() + text.encode()
-        first = False
-    yield ((before + "[]") if first else "\n  ]").encode() + after.encode()
+    """The document `head`, then `key` with the list of `items`, then `tail` (`json_document`)."""
+    return json_document({**head, key: Streamed(items), **(tail or {})})
 
 
 def _write(stream: Any, data: Data) -> None:

@@ -16,6 +16,7 @@ file's mtime, renewed after every batch) has run out.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -33,7 +34,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
-from psop_hub.adapters.atomic import json_chunks, write_new
+from psop_hub.adapters.atomic import Streamed, json_document, write_new
 from psop_hub.adapters.intake import submit_many
 from psop_hub.adapters.results import record_pending
 from psop_hub.hub.errors import ConflictError, FieldError, PermanentError, TransientError
@@ -68,7 +69,6 @@ class Receipt:
     records: int = 0
     accepted: int = 0
     duplicates: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     # Per accepted record, in columns: where it was (line -1: none), its hub_id (16 bytes) and
     # whether it was a duplicate; 33 bytes a record, against ~400 for a dict of five values (40 MB
@@ -79,22 +79,35 @@ class Receipt:
     _hub_ids: bytearray = field(default_factory=bytearray, repr=False)
     _duplicate: bytearray = field(default_factory=bytearray, repr=False)
     _message_ids: dict[int, str] = field(default_factory=dict, repr=False)
+    # Per refused record: its entry (where it was, its errors) as compact JSON, and its record
+    # number; a dict of dicts a refusal was ~2 KB (a file of 100,000 bad records: 200 MB).
+    _refused: list[bytes] = field(default_factory=list, repr=False)
+    _refused_records: array[int] = field(default_factory=lambda: array("q"), repr=False)
+
+    @property
+    def refused(self) -> int:
+        """How many records were refused."""
+        return len(self._refused)
 
     def head(self) -> dict[str, Any]:
-        """The receipt document's members before `messages`."""
+        """The receipt document's members before `rejected`."""
         return {
             "file": self.file,
             "sha256": self.sha256,
             "records": self.records,
             "accepted": self.accepted,
             "duplicates": self.duplicates,
-            # in record order: a batch's refusals by the store come after later records' own
-            "rejected": sorted(self.rejected, key=lambda r: int(r["record"])),
         }
 
     def tail(self) -> dict[str, Any]:
         """The receipt document's members after `messages`."""
         return {} if self.error is None else {"error": self.error}
+
+    def refusals(self) -> Iterator[dict[str, Any]]:
+        """Each refused record's entry, in record order (a batch's refusals by the store come
+        after later records' own); made one at a time."""
+        for n in sorted(range(len(self._refused)), key=self._refused_records.__getitem__):
+            yield json.loads(self._refused[n])
 
     def messages(self) -> Iterator[dict[str, Any]]:
         """Per accepted record, in the order accepted: where it was, the message_id it got and
@@ -111,11 +124,23 @@ class Receipt:
 
     def as_json(self) -> dict[str, Any]:
         """The receipt document, whole."""
-        return {**self.head(), "messages": list(self.messages()), **self.tail()}
+        return {
+            **self.head(),
+            "rejected": list(self.refusals()),
+            "messages": list(self.messages()),
+            **self.tail(),
+        }
 
     def chunks(self) -> Iterator[bytes]:
-        """The receipt document's bytes, as `as_json` written with indent 2, a message at a time."""
-        return json_chunks(self.head(), "messages", self.messages(), self.tail())
+        """The receipt document's bytes, as `as_json` written with indent 2, a record at a time."""
+        return json_document(
+            {
+                **self.head(),
+                "rejected": Streamed(self.refusals()),
+                "messages": Streamed(self.messages()),
+                **self.tail(),
+            }
+        )
 
     def accept(
         self, record: int, line: int | None, message_id: str, hub_id: uuid.UUID, duplicate: bool
@@ -132,7 +157,9 @@ class Receipt:
 
     def reject(self, record: int, line: int | None, errors: list[FieldError]) -> None:
         """List one record as rejected."""
-        self.rejected.append({"record": record, "line": line, "errors": [e.as_dict() for e in errors]})
+        entry = {"record": record, "line": line, "errors": [e.as_dict() for e in errors]}
+        self._refused.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode())
+        self._refused_records.append(record)
 
 
 SAFE_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -379,7 +406,7 @@ class FileDrop:
                     name=mask_text(name),  # a sender's file name can hold a HETU (paatos_<HETU>.xml)
                     records=receipt.records,
                     accepted=receipt.accepted,
-                    rejected=len(receipt.rejected),
+                    rejected=receipt.refused,
                     outcome="unreadable" if receipt.error else "done",
                 )
                 # The same file (name and content) dropped again is one row, its last outcome.
@@ -402,7 +429,7 @@ class FileDrop:
                     self.root,
                     client,
                     written.name,
-                    {**receipt.head(), "messages": receipt.messages()},
+                    {**receipt.head(), "rejected": receipt.refusals(), "messages": receipt.messages()},
                 )
         log.info(
             "file %s of %s: %d records, %d accepted (%d duplicates), %d rejected%s",
@@ -411,7 +438,7 @@ class FileDrop:
             receipt.records,
             receipt.accepted,
             receipt.duplicates,
-            len(receipt.rejected),
+            receipt.refused,
             f"; unreadable: {receipt.error}" if receipt.error else "",
         )
 

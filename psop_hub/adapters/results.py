@@ -76,10 +76,10 @@ ON CONFLICT ON CONSTRAINT pk_file_results DO UPDATE SET
 
 
 def record_pending(conn: Connection, root: Path, sender: str, receipt: str, body: Mapping[str, Any]) -> None:
-    """Note a receipt just written (`body` is its document; its `messages` may be any iterable,
-    read once) so that its result follows; in the caller's transaction. A receipt's name is taken
-    again only after the sender took that receipt away: the result then belongs to the new
-    receipt of that name, so the row is replaced."""
+    """Note a receipt just written (`body` is its document; its `messages` and `rejected` may be
+    any iterables, read once) so that its result follows; in the caller's transaction. A
+    receipt's name is taken again only after the sender took that receipt away: the result then
+    belongs to the new receipt of that name, so the row is replaced."""
     raw(conn).execute(
         RECORD_PENDING,
         {
@@ -95,20 +95,20 @@ def record_pending(conn: Connection, root: Path, sender: str, receipt: str, body
     )
 
 
-def listing_json(listing: tuple[Iterable[Mapping[str, Any]], Sequence[Any]]) -> bytes:
-    """`{"messages": [...], "rejected": [...]}` of (messages, rejected) as JSON, written one message
+def listing_json(listing: tuple[Iterable[Mapping[str, Any]], Iterable[Mapping[str, Any]]]) -> bytes:
+    """`{"messages": [...], "rejected": [...]}` of (messages, rejected) as JSON, written one entry
     at a time into one buffer: for a file of 100,000 records ~16 MB, never also a list of 100,000
     objects or of their texts (a StringIO holds 4 bytes a character)."""
     messages, rejected = listing
-    out = bytearray(b'{"messages": [')
-    separator = b""
-    for message in messages:
-        out += separator
-        out += json.dumps(message).encode()
-        separator = b", "
-    out += b'], "rejected": '
-    out += json.dumps(rejected).encode()
-    out += b"}"
+    out = bytearray()
+    for opening, entries in ((b'{"messages": [', messages), (b'], "rejected": [', rejected)):
+        out += opening
+        separator = b""
+        for entry in entries:
+            out += separator
+            out += json.dumps(entry).encode()
+            separator = b", "
+    out += b"]}"
     return cast(bytes, out)  # psycopg's dumper takes any buffer: no copy into bytes
 
 

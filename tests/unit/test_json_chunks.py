@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from psop_hub.adapters.atomic import json_chunks, write_atomically, write_new
+from psop_hub.adapters.atomic import Streamed, json_chunks, json_document, write_atomically, write_new
 
 ITEMS: list[Any] = [
     {"record": 1, "line": 2, "message_id": "ä-1", "errors": [{"field": "quantity", "message": 'ei\n"ok"'}]},
@@ -47,3 +47,11 @@ def test_chunked_writes_give_the_whole_document(tmp_path: Path) -> None:
     written = write_new(tmp_path, "x.xml", json_chunks(head, "messages", iter(ITEMS)))
     assert json.loads((tmp_path / "r.json").read_text()) == {**head, "results": ITEMS}
     assert json.loads(written.read_text()) == {**head, "messages": ITEMS}
+
+
+@pytest.mark.parametrize("counts", [(0, 0), (2, 0), (0, 3), (2, len(ITEMS))])
+def test_a_document_of_several_streamed_lists_is_the_bytes_of_json_dumps(counts: tuple[int, int]) -> None:
+    refused, listed = (ITEMS[: counts[0]], ITEMS[: counts[1]])
+    document = {"file": "x.csv", "rejected": refused, "records": 4, "messages": listed, "error": "ä"}
+    streamed = {**document, "rejected": Streamed(iter(refused)), "messages": Streamed(iter(listed))}
+    assert b"".join(json_document(streamed)) == json.dumps(document, indent=2, ensure_ascii=False).encode()

@@ -14,21 +14,27 @@ SHA = "ab" * 32
 
 
 def test_the_receipt_lists_each_accepted_record_as_it_was_accepted() -> None:
-    receipt = Receipt(file="päätökset.xml", sha256=SHA, records=4)
+    receipt = Receipt(file="päätökset.xml", sha256=SHA, records=5)
     ids = [uuid.uuid4() for _ in range(3)]
     receipt.accept(3, 14, record_message_id(SHA, 3), ids[0], False)
     receipt.accept(1, None, record_message_id(SHA, 1), ids[1], True)  # an XML record has no line
     receipt.accept(4, 20, "not-the-files-own", ids[2], False)  # kept as given, not derived
     receipt.reject(2, 9, [FieldError("Hetu", "tarkiste ei täsmää")])
+    receipt.reject(0, 3, [FieldError("", "a\nb"), FieldError("x", "y")])  # refused by the store later
     document = receipt.as_json()
     assert document == {
         "file": "päätökset.xml",
         "sha256": SHA,
-        "records": 4,
+        "records": 5,
         "accepted": 3,
         "duplicates": 1,
         "rejected": [
-            {"record": 2, "line": 9, "errors": [{"field": "Hetu", "message": "tarkiste ei täsmää"}]}
+            {
+                "record": 0,
+                "line": 3,
+                "errors": [{"field": "", "message": "a\nb"}, {"field": "x", "message": "y"}],
+            },
+            {"record": 2, "line": 9, "errors": [{"field": "Hetu", "message": "tarkiste ei täsmää"}]},
         ],
         "messages": [
             {
@@ -56,6 +62,7 @@ def test_the_receipt_lists_each_accepted_record_as_it_was_accepted() -> None:
     }
     assert list(document) == ["file", "sha256", "records", "accepted", "duplicates", "rejected", "messages"]
     assert b"".join(receipt.chunks()) == json.dumps(document, indent=2, ensure_ascii=False).encode()
+    assert receipt.refused == 2
 
 
 def test_an_unreadable_files_receipt_ends_with_the_reason() -> None:
