@@ -3,6 +3,8 @@ validated field by field like the others."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from psop_hub.mappings.canonical import parse_message
 from psop_hub.mappings.payloads import MESSAGE_TYPES, PAYLOAD_MODELS, ProviderApproved
 from psop_hub.mappings.soap import APPROVAL_TYPE, DECISIONS, ORDERS
 from tests.messages import approval
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_list_of_message_types_names_the_same_types() -> None:
@@ -90,3 +94,13 @@ def test_every_type_is_reachable_from_some_transport_and_sendable_by_someone() -
     files = {layout.message_type for layout in Layout}
     # REST takes every type; SOAP and files take what client systems and ERPs send in bulk.
     assert soap | files | {"delivery.corrected", "delivery.cancelled"} == set(PAYLOAD_MODELS)
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples" / "rest").glob("*.json")), ids=lambda p: p.name)
+def test_the_reference_keys_are_the_payloads_identifiers(example: Path) -> None:
+    """Every voucher, order, event and settlement identifier of each example message, and no other."""
+    raw = json.loads(example.read_text())
+    payload = parse_message(raw).payload
+    identifiers = ("voucher_number", "order_number", "event_id", "settlement_id")
+    expected = {k: v for k, v in raw["payload"].items() if k in identifiers and isinstance(v, str)}
+    assert payload.reference_keys == expected
