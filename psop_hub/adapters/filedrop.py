@@ -74,15 +74,15 @@ class Receipt:
     # whether it was a duplicate; 33 bytes a record, against ~400 for a dict of five values (40 MB
     # for a file of 100,000 records). Its message_id is the file's own for that position
     # (`record_message_id`) unless `_message_ids` holds another.
-    _records: array[int] = field(default_factory=lambda: array("q"), repr=False)
-    _lines: array[int] = field(default_factory=lambda: array("q"), repr=False)
-    _hub_ids: bytearray = field(default_factory=bytearray, repr=False)
-    _duplicate: bytearray = field(default_factory=bytearray, repr=False)
-    _message_ids: dict[int, str] = field(default_factory=dict, repr=False)
+    _records: array[int] = field(default_factory=lambda: array("q"), init=False, repr=False)
+    _lines: array[int] = field(default_factory=lambda: array("q"), init=False, repr=False)
+    _hub_ids: bytearray = field(default_factory=bytearray, init=False, repr=False)
+    _duplicate: bytearray = field(default_factory=bytearray, init=False, repr=False)
+    _message_ids: dict[int, str] = field(default_factory=dict, init=False, repr=False)
     # Per refused record: its entry (where it was, its errors) as compact JSON, and its record
     # number; a dict of dicts a refusal was ~2 KB (a file of 100,000 bad records: 200 MB).
-    _refused: list[bytes] = field(default_factory=list, repr=False)
-    _refused_records: array[int] = field(default_factory=lambda: array("q"), repr=False)
+    _refused: list[bytes] = field(default_factory=list, init=False, repr=False)
+    _refused_records: array[int] = field(default_factory=lambda: array("q"), init=False, repr=False)
 
     @property
     def refused(self) -> int:
@@ -158,7 +158,8 @@ class Receipt:
     def reject(self, record: int, line: int | None, errors: list[FieldError]) -> None:
         """List one record as rejected."""
         entry = {"record": record, "line": line, "errors": [e.as_dict() for e in errors]}
-        self._refused.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode())
+        # compact ASCII JSON (\u escapes): the errors come back from it as they were
+        self._refused.append(json.dumps(entry, separators=(",", ":")).encode("ascii"))
         self._refused_records.append(record)
 
 

@@ -22,13 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection, Engine
 
 from psop_hub.adapters.atomic import json_chunks, write_atomically
-from psop_hub.hub.database import raw, unavailable_on_outage
+from psop_hub.hub.database import driver, raw, unavailable_on_outage
 from psop_hub.hub.privacy import mask_text
 from psop_hub.hub.store import FINAL_STATUSES
 from psop_hub.mappings.soap import soap_field
@@ -139,7 +138,7 @@ def _write_one(engine: Engine, root: Path, sender: str, receipt: str) -> int:
         # entries come from a server-side cursor: a file of 100,000 records is never all in
         # memory, as rows, entries or text.
         xml = row.file.lower().endswith(".xml")
-        with _driver(conn).cursor(name="hub_result", row_factory=namedtuple_row) as entries:
+        with driver(conn).cursor(name="hub_result", row_factory=namedtuple_row) as entries:
             entries.itersize = 2000
             entries.execute(ENTRIES, key)
             try:
@@ -201,12 +200,6 @@ FROM file_results r CROSS JOIN LATERAL jsonb_array_elements(r.listing->'rejected
 WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
 ORDER BY 1
 """
-
-
-def _driver(conn: Connection) -> psycopg.Connection[Any]:
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    return driver
 
 
 def _head(row: Any, counted: Sequence[Any]) -> dict[str, Any]:

@@ -128,6 +128,11 @@ def raw(conn: Connection) -> psycopg.Cursor[Any]:
     Core statement costs ~0.25 ms of CPU against ~0.08 ms here, and the CPU per message is what
     bounds throughput on two cores.
     """
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    return driver.cursor(row_factory=namedtuple_row)
+    return driver(conn).cursor(row_factory=namedtuple_row)
+
+
+def driver(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under a SQLAlchemy connection (a server-side cursor is made on it)."""
+    found = conn.connection.driver_connection
+    assert isinstance(found, psycopg.Connection)
+    return found
