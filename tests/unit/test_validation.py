@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import copy
+import random
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from stdnum.exceptions import InvalidChecksum, InvalidComponent
+from stdnum.exceptions import ValidationError as StdnumInvalid
+from stdnum.fi import hetu as stdnum_hetu
+from stdnum.fi import ytunnus as stdnum_ytunnus
 
 from psop_hub.hub.errors import FieldError, ValidationFailed
 from psop_hub.hub.identifiers import (
@@ -170,6 +175,81 @@ def test_hetu_birth_date_today_is_accepted_but_tomorrow_is_not() -> None:
     assert check_hetu("010130A1235", date(2030, 1, 1)) == "010130A1235"
     with pytest.raises(ValueError, match="future"):
         check_hetu("010130A1235", date(2029, 12, 31))
+
+
+def _stdnum_verdict(value: str, today: date) -> str:
+    """python-stdnum's verdict on a HETU, in the hub's words (how check_hetu read it before it
+    checked the code itself): the oracle for `test_hetu_verdicts_are_stdnums`."""
+    if not value.isascii():
+        return "format"
+    number = stdnum_hetu.compact(value)
+    try:
+        stdnum_hetu.validate(number, allow_temporary=True)
+    except InvalidChecksum:
+        return "has a wrong check character"
+    except InvalidComponent:
+        return "has an invalid individual number" if int(number[7:10]) < 2 else "has an invalid birth date"
+    except StdnumInvalid:
+        return "format"
+    if not stdnum_hetu.is_valid(number):
+        return "is a temporary identity code (900-999), which is not accepted"
+    century = {"+": 1800, **dict.fromkeys("-YXWVU", 1900), **dict.fromkeys("ABCDEF", 2000)}[number[6]]
+    if date(century + int(number[4:6]), int(number[2:4]), int(number[0:2])) > today:
+        return "has a birth date in the future"
+    return number
+
+
+def _hub_verdict(value: str, today: date) -> str:
+    try:
+        return check_hetu(value, today)
+    except ValueError as exc:
+        text = str(exc)
+        return "format" if "not a valid personal identity code" in text else text
+
+
+def _hetu_candidates() -> list[str]:
+    """Valid codes of every century sign, each position of them mutated, padded, cut, lower-cased,
+    with other scripts' digits; days and months at and over their ends, leap days, every
+    individual-number range."""
+    rng = random.Random(20261204)
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefyxwvu+-_ .\t\n٣"
+    control = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+    found = ["", " ", "131052-308T", " 131052-308t\n", "290200-101P", "290200A101P", "290204A101P"]
+    for _ in range(3000):
+        day, month, year = rng.randint(0, 39), rng.randint(0, 19), rng.randint(0, 99)
+        sign = rng.choice("+-YXWVUABCDEF")
+        individual = rng.choice([0, 1, 2, rng.randint(2, 899), 899, 900, rng.randint(900, 999)])
+        base = f"{day:02d}{month:02d}{year:02d}"
+        code = f"{base}{sign}{individual:03d}{control[int(f'{base}{individual:03d}') % 31]}"
+        found.append(code)
+        at = rng.randrange(len(code))
+        found.append(code[:at] + rng.choice(alphabet) + code[at + 1 :])
+        found.append(
+            rng.choice([code[:-1], code + "X", code.lower(), f"  {code} ", code.replace("-", "\u2013")])
+        )
+    return found
+
+
+def test_hetu_verdicts_are_stdnums() -> None:
+    for today in (TODAY, date(2005, 1, 1)):
+        for value in _hetu_candidates():
+            assert _hub_verdict(value, today) == _stdnum_verdict(value, today), value
+
+
+def test_business_id_verdicts_are_stdnums() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        seven = f"{rng.randrange(10**7):07d}"
+        for check in "0123456789":
+            value = f"{seven}-{check}"
+            assert (_business_id_ok(value)) == stdnum_ytunnus.is_valid(value), value
+
+
+def _business_id_ok(value: str) -> bool:
+    try:
+        return check_business_id(value) == value
+    except ValueError:
+        return False
 
 
 def test_mask_hetu() -> None:
