@@ -160,6 +160,10 @@ def _timestamp(value: object) -> datetime:
 
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # exactly the characters of category Cc
+# The control characters free text must not hold: category Cc but for _FREE_TEXT_CONTROLS.
+_FREE_TEXT_FORBIDDEN = re.compile(
+    "[" + "".join(re.escape(chr(n)) for n in range(0x20) if chr(n) not in _FREE_TEXT_CONTROLS) + "\x7f-\x9f]"
+)
 
 
 def _no_controls(value: str) -> str:
@@ -175,7 +179,7 @@ def _identifier(value: str) -> str:
     # Format characters (category Cf: right-to-left overrides, zero-width spaces and joiners, the
     # BOM) are invisible: with them two ids that look alike differ, or one looks like another.
     value = _no_controls(value)
-    if any(unicodedata.category(c) == "Cf" for c in value):
+    if not value.isascii() and any(unicodedata.category(c) == "Cf" for c in value):  # none is ASCII
         raise _error(
             "format_character",
             "must not contain invisible formatting characters (such as a zero-width space "
@@ -185,7 +189,7 @@ def _identifier(value: str) -> str:
 
 
 def _free_text(value: str) -> str:
-    if any(unicodedata.category(c) == "Cc" and c not in _FREE_TEXT_CONTROLS for c in value):
+    if _FREE_TEXT_FORBIDDEN.search(value):
         raise _error("control_character", "must not contain control characters")
     return value
 

@@ -61,6 +61,8 @@ _REFERENCE_KEYS = ("voucher_number", "order_number", "event_id", "settlement_id"
 
 
 def _day_or_none(value: object) -> date | None:
+    if value is None:  # an optional date not given: no exception raised and caught
+        return None
     try:
         return parse_day(value)
     except PydanticCustomError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+import unicodedata
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,7 @@ from psop_hub.hub.identifiers import (
 )
 from psop_hub.hub.privacy import mask_hetu
 from psop_hub.mappings.canonical import MESSAGE_TYPES, Envelope, parse_message, parse_payload, payload_model
-from psop_hub.mappings.fields import MAX_QUANTITY, MAX_UNIT_AMOUNT
+from psop_hub.mappings.fields import _FREE_TEXT_FORBIDDEN, MAX_QUANTITY, MAX_UNIT_AMOUNT
 from psop_hub.mappings.payloads import DeliveryReported, PaymentConfirmed, VoucherGranted
 
 TODAY = date(2026, 11, 2)
@@ -614,3 +615,13 @@ def test_unknown_keys_are_named_cut_short() -> None:
     raw["payload"]["x" * 10_000] = 1
     fields = error_fields(raw)
     assert fields["payload." + "x" * 40 + "…"] == "unknown field"
+
+
+def test_the_character_classes_are_unicodes() -> None:
+    """Free text refuses exactly the control characters (category Cc) but tab, newline and
+    carriage return; no ASCII character is a format character (Cf), so identifiers of ASCII only
+    are not looked at character by character."""
+    every = [chr(n) for n in range(0x110000) if not 0xD800 <= n <= 0xDFFF]
+    refused = {c for c in every if _FREE_TEXT_FORBIDDEN.search(c)}
+    assert refused == {c for c in every if unicodedata.category(c) == "Cc" and c not in "\t\n\r"}
+    assert not [c for c in map(chr, range(128)) if unicodedata.category(c) == "Cf"]
