@@ -45,7 +45,7 @@ def check_hetu(value: str, today: date | None = None) -> str:
     the two to the same verdict."""
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    # isascii: a regular expression's digits would also be other scripts' digits.
+    # ASCII only, before upper(): it makes ASCII letters of some others (U+0131 -> I, U+017F -> S).
     if not value.isascii():
         raise ValueError(_HETU_FORMAT)
     number = value.strip().upper()
