@@ -16,9 +16,10 @@ that dies between writing and marking leaves it to be written again, alike but f
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -129,21 +130,24 @@ def _write_one(engine: Engine, root: Path, sender: str, receipt: str) -> int:
         row = cur.execute(LOCK_RESULT, key).fetchone()
         if row is None:
             return 0  # another adapter has it in hand, or wrote it a moment ago
-        if cur.execute(STILL_MOVING, key).fetchone() is not None:
-            return 0  # replayed meanwhile: on its way again
-        head = _head(row, cur.execute(COUNTS, key).fetchall())
         # Still under the row's lock: of two adapters, only this one writes it. Readers see no
         # result or the whole of it; one left by an adapter that died before its commit below,
         # or by an earlier receipt of this name that the sender took away, is replaced. The
-        # entries come from a server-side cursor: a file of 100,000 records is never all in
-        # memory, as rows, entries or text.
+        # entries come from a server-side cursor (a file of 100,000 records is never all in
+        # memory, as rows, entries or text), each with the counts of the whole file: one
+        # statement, one snapshot, so the counts are those of the entries written.
         xml = row.file.lower().endswith(".xml")
         with driver(conn).cursor(name="hub_result", row_factory=namedtuple_row) as entries:
             entries.itersize = 2000
             entries.execute(ENTRIES, key)
+            first: Any = entries.fetchone()
+            if first is not None and first.moving:
+                return 0  # replayed meanwhile: on its way again
+            head = _head(row, first)
+            listed: Iterator[Any] = itertools.chain([first], entries) if first is not None else iter(())
             try:
                 path = root / "outbox" / sender / "receipts" / result_name(receipt)
-                write_atomically(path, json_chunks(head, "results", (_entry(e, xml) for e in entries)))
+                write_atomically(path, json_chunks(head, "results", (_entry(e, xml) for e in listed)))
             except OSError as exc:  # a full disk: the row stays unwritten and the next round tries again
                 name = result_name(receipt)
                 log.error("result %s of %s not written: %s; tried again next round", name, sender, exc)
@@ -155,67 +159,56 @@ def _write_one(engine: Engine, root: Path, sender: str, receipt: str) -> int:
 
 
 LOCK_RESULT = """
-SELECT file, sha256, receipt, records, jsonb_array_length(listing->'rejected') AS refused, now() AS now
-FROM file_results
+SELECT file, sha256, receipt, records, now() AS now FROM file_results
 WHERE sender = %(sender)s AND receipt = %(receipt)s AND written_at IS NULL
 FOR UPDATE SKIP LOCKED
-"""
-STILL_MOVING = f"""
-SELECT 1 FROM file_results r JOIN messages m ON m.hub_id = ANY(r.hub_ids)
-WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
-  AND m.status NOT IN ({", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))})
-LIMIT 1
 """
 MARK_WRITTEN = """
 UPDATE file_results SET written_at = now() WHERE sender = %(sender)s AND receipt = %(receipt)s
 """
-# The records the receipt listed as accepted, by the status they ended with. A message removed
-# from the store by an operator (retention) is not final here, and never will be: `failed`.
-LISTED = """
-FROM file_results r
-CROSS JOIN LATERAL jsonb_to_recordset(r.listing->'messages')
-     AS l(record int, line int, message_id text, hub_id uuid, duplicate boolean)
-LEFT JOIN messages m ON m.hub_id = l.hub_id
-WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
-"""
-COUNTS = f"""
-SELECT coalesce(m.status, 'failed') AS status, count(*) AS n,
-       count(*) FILTER (WHERE l.duplicate) AS duplicates
-{LISTED}
-GROUP BY 1
-"""
-# Every record of the file in record order: the accepted ones with their message's final status
-# (a replaced one with its newest copy: an aggregate, so that the planner looks the copies up by
-# replay_of and does not walk received_at), and those refused at intake, final since then.
+_FINAL = ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))
+# Every record of the file in record order, with the status it ended with: an accepted one its
+# message's (`failed` for a message an operator removed from the store: not final here, and never
+# will be; a replaced one with its newest copy, found by an aggregate so that the planner looks
+# the copies up by replay_of and does not walk received_at), one refused at intake `rejected`.
+# Each row also carries the file's counts (`moving`: records whose message is on its way again).
 ENTRIES = f"""
-SELECT l.record, l.line, l.message_id, l.hub_id::text AS hub_id, l.duplicate,
-       m.hub_id IS NOT NULL AS stored, m.type, m.status, m.errors,
-       (SELECT (array_agg(c.hub_id::text ORDER BY c.received_at DESC))[1] FROM messages c
-        WHERE m.status = 'replaced' AND c.replay_of = m.hub_id) AS replaced_by,
-       NULL::jsonb AS refused
-{LISTED}
-UNION ALL
-SELECT (e->>'record')::int, (e->>'line')::int, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, e->'errors'
-FROM file_results r CROSS JOIN LATERAL jsonb_array_elements(r.listing->'rejected') AS e
-WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
-ORDER BY 1
+WITH entries AS (
+    SELECT l.record, l.line, l.message_id, l.hub_id::text AS hub_id, l.duplicate,
+           m.hub_id IS NOT NULL AS stored, m.type, coalesce(m.status, 'failed') AS status, m.errors,
+           (SELECT (array_agg(c.hub_id::text ORDER BY c.received_at DESC))[1] FROM messages c
+            WHERE m.status = 'replaced' AND c.replay_of = m.hub_id) AS replaced_by,
+           NULL::jsonb AS refused
+    FROM file_results r
+    CROSS JOIN LATERAL jsonb_to_recordset(r.listing->'messages')
+         AS l(record int, line int, message_id text, hub_id uuid, duplicate boolean)
+    LEFT JOIN messages m ON m.hub_id = l.hub_id
+    WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
+    UNION ALL
+    SELECT (e->>'record')::int, (e->>'line')::int, NULL, NULL, false, true, NULL, 'rejected', NULL, NULL,
+           e->'errors'
+    FROM file_results r CROSS JOIN LATERAL jsonb_array_elements(r.listing->'rejected') AS e
+    WHERE r.sender = %(sender)s AND r.receipt = %(receipt)s
+)
+SELECT entries.*,
+       {", ".join(f"count(*) FILTER (WHERE status = '{s}') OVER () AS {s}" for s in COUNTED)},
+       count(*) FILTER (WHERE duplicate) OVER () AS duplicates,
+       count(*) FILTER (WHERE status NOT IN ({_FINAL})) OVER () AS moving
+FROM entries
+ORDER BY record
 """
 
 
-def _head(row: Any, counted: Sequence[Any]) -> dict[str, Any]:
-    """The result's members before `results`: the file, and how many records ended how."""
-    counts = dict.fromkeys(COUNTED, 0)
-    for c in counted:
-        if c.status in counts:
-            counts[c.status] += c.n
-    counts["rejected"] += row.refused  # refused at intake: listed in the receipt already, and final
+def _head(row: Any, first: Any) -> dict[str, Any]:
+    """The result's members before `results`: the file, and how many records ended how (the
+    counts every entry carries; none without entries)."""
     return {
         "file": row.file,
         "sha256": row.sha256,
         "receipt": row.receipt,
         "records": row.records,
-        **counts,
-        "duplicates": sum(c.duplicates for c in counted),
+        **{k: 0 if first is None else getattr(first, k) for k in COUNTED},
+        "duplicates": 0 if first is None else first.duplicates,
         "completed_at": row.now.isoformat(),
     }
 
@@ -230,9 +223,8 @@ def _entry(e: Any, xml: bool) -> dict[str, Any]:
             "stage": "intake",
             "errors": e.refused,
         }
-    stored = e.stored
-    status = e.status if stored else "failed"
-    errors = e.errors if stored else [{"field": "", "message": "no longer stored"}]
+    status = e.status
+    errors = e.errors if e.stored else [{"field": "", "message": "no longer stored"}]
     entry: dict[str, Any] = {
         "record": e.record,
         "line": e.line,

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
+from psop_hub.adapters import results
 from psop_hub.adapters.results import record_pending, write_ready
 from psop_hub.hub.tables import file_results
 
@@ -176,3 +177,43 @@ def test_each_record_ends_with_its_messages_final_status(engine: Engine, tmp_pat
         (5, 6, None, None),
         (6, 7, "m-6", True),
     ]
+
+
+def test_a_result_whose_message_moved_again_is_not_written(engine: Engine, tmp_path: Path) -> None:
+    """Between the look for ready receipts and the writing, a record's message went on its way
+    again (a replay): the entries' own statement sees it, nothing is written, the row waits."""
+    sender, hub_id = f"prov-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            STORED,
+            {
+                "hub_id": hub_id,
+                "sender": sender,
+                "message_id": "m-1",
+                "type": "delivery.reported",
+                "channel": "file",
+                "status": "retrying",
+                "errors": "[]",
+                "replay_of": None,
+                "later": 0,
+            },
+        )
+        document = body("toteumat.csv", 1, [], [])
+        document["messages"] = [
+            {"record": 1, "line": 2, "message_id": "m-1", "hub_id": str(hub_id), "duplicate": False}
+        ]
+        record_pending(conn, tmp_path, sender, "toteumat.csv.receipt.json", document)
+    assert results._write_one(engine, tmp_path, sender, "toteumat.csv.receipt.json") == 0
+    assert not (tmp_path / "outbox" / sender / "receipts" / "toteumat.csv.result.json").exists()
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                select(file_results.c.written_at).where(file_results.c.sender == sender)
+            ).scalar_one()
+            is None
+        )
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE messages SET status = 'applied' WHERE hub_id = %(h)s", {"h": hub_id})
+    assert results._write_one(engine, tmp_path, sender, "toteumat.csv.receipt.json") == 1
+    result = json.loads((tmp_path / "outbox" / sender / "receipts" / "toteumat.csv.result.json").read_text())
+    assert result["applied"] == 1 and [e["status"] for e in result["results"]] == ["applied"]
